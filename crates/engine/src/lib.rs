@@ -1,0 +1,7 @@
+//! maskgate's masking engine: detectors for AWS identifiers, the placeholder grammar, request masking (text and
+//! JSON), the leak check, and response unmasking (buffered and streaming). Pure: no I/O, no async runtime.
+
+pub mod placeholder;
+pub mod resolve;
+
+pub use resolve::{RequestMap, Resolver, UnmaskStats};
