@@ -11,5 +11,6 @@ pub mod kinds;
 pub use detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 pub mod json;
 pub mod mask;
+mod skip;
 
 pub use mask::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry};
