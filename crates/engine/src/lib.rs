@@ -9,6 +9,7 @@ pub mod detect;
 pub mod kinds;
 
 pub use detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
+mod classify;
 pub mod json;
 pub mod mask;
 mod skip;
