@@ -12,6 +12,7 @@ pub use detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, 
 mod classify;
 pub mod json;
 pub mod mask;
+mod needles;
 mod skip;
 
 pub use mask::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry};

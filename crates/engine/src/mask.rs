@@ -6,11 +6,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
 use crate::kinds::KindId;
+use crate::needles::Needles;
 use crate::placeholder;
 use crate::resolve::RequestMap;
 
@@ -98,15 +97,26 @@ pub struct Plan {
 
 #[derive(Default)]
 struct EntryTable {
-    index: HashMap<(KindId, String), usize>,
+    /// Original → its first entry's kind and index; other kinds of the same text in `more`.
+    index: HashMap<String, (KindId, usize)>,
+    more: HashMap<(KindId, String), usize>,
     entries: Vec<PlanEntry>,
     kind_ids: Vec<KindId>,
 }
 
 impl EntryTable {
     fn add(&mut self, detector: &Detector, kind: KindId, original: &str) -> usize {
-        if let Some(&i) = self.index.get(&(kind, original.to_string())) {
-            return i;
+        match self.index.get(original) {
+            Some(&(k, i)) if k == kind => return i,
+            Some(_) => {
+                if let Some(&i) = self.more.get(&(kind, original.to_string())) {
+                    return i;
+                }
+                self.more.insert((kind, original.to_string()), self.entries.len());
+            }
+            None => {
+                self.index.insert(original.to_string(), (kind, self.entries.len()));
+            }
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
@@ -115,7 +125,6 @@ impl EntryTable {
             original: original.to_string(),
         });
         self.kind_ids.push(kind);
-        self.index.insert((kind, original.to_string()), self.entries.len() - 1);
         self.entries.len() - 1
     }
 }
@@ -200,46 +209,41 @@ impl Masker {
             for f in &findings {
                 table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
             }
-            per_seg.push(findings.clone());
+            per_seg.push(std::mem::take(&mut findings));
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
         // a bucket name repeated in another message. An occurrence inside a larger word masks that word.
         if !table.entries.is_empty() {
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(table.entries.iter().map(|e| e.original.as_bytes()))
-                .ok();
-            if let Some(ac) = ac {
-                for (si, (seg, _)) in segs.iter().enumerate() {
-                    let text = seg.text.as_bytes();
-                    let mut extra = Vec::new();
-                    for m in ac.find_iter(text) {
-                        let (mut s, mut e) = (m.start(), m.end());
-                        while s > 0 && placeholder::is_word_byte(text[s - 1]) {
-                            s -= 1;
-                        }
-                        while e < text.len() && placeholder::is_word_byte(text[e]) {
-                            e += 1;
-                        }
-                        let covered = per_seg[si].iter().any(|f| f.start < e && s < f.end);
-                        if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
-                            let kind = table.kind_ids[m.pattern().as_usize()];
-                            extra.push(Finding { start: s, end: e, kind });
-                        }
+            let needles = Needles::new(table.entries.iter().map(|e| e.original.as_bytes()).collect());
+            for (si, (seg, _)) in segs.iter().enumerate() {
+                let text = seg.text.as_bytes();
+                let mut extra = Vec::new();
+                for m in needles.leftmost_longest(text) {
+                    let (mut s, mut e) = (m.start, m.end);
+                    while s > 0 && placeholder::is_word_byte(text[s - 1]) {
+                        s -= 1;
                     }
-                    if !extra.is_empty() {
-                        let fs = &mut per_seg[si];
-                        fs.extend(extra);
-                        fs.sort_by_key(|f| f.start);
-                        let mut last = 0;
-                        fs.retain(|f| {
-                            let keep = f.start >= last;
-                            if keep {
-                                last = f.end;
-                            }
-                            keep
-                        });
+                    while e < text.len() && placeholder::is_word_byte(text[e]) {
+                        e += 1;
                     }
+                    let covered = per_seg[si].iter().any(|f| f.start < e && s < f.end);
+                    if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                        let kind = table.kind_ids[m.needle];
+                        extra.push(Finding { start: s, end: e, kind });
+                    }
+                }
+                if !extra.is_empty() {
+                    let fs = &mut per_seg[si];
+                    fs.extend(extra);
+                    fs.sort_by_key(|f| f.start);
+                    let mut last = 0;
+                    fs.retain(|f| {
+                        let keep = f.start >= last;
+                        if keep {
+                            last = f.end;
+                        }
+                        keep
+                    });
                 }
             }
         }
@@ -299,7 +303,6 @@ impl Plan {
         let mut out = Vec::with_capacity(self.body.len() + self.body.len() / 8);
         let mut counts = vec![0u64; self.entries.len()];
         let mut last = 0;
-        let mut piece = String::new();
         let mut skipped_out = Vec::with_capacity(self.skipped.len());
         let mut sk = self.skipped.iter().peekable();
         for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
@@ -313,33 +316,33 @@ impl Plan {
                 sk.next();
             }
             out.extend_from_slice(&self.body[last..*raw_start]);
-            let text: &str = match owned {
-                Some(t) => t,
-                None => {
-                    let inner = if *is_json {
-                        &self.body[raw_start + 1..raw_end - 1]
-                    } else {
-                        &self.body[*raw_start..*raw_end]
-                    };
-                    // Borrowed segments were validated as UTF-8 when planned.
-                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?
+            // The segment's text (validated as UTF-8 when planned), its hits replaced; a JSON string escaped
+            // (piece by piece: escaping is per character, and placeholders need none).
+            let text: &[u8] = match owned {
+                Some(t) => t.as_bytes(),
+                None if *is_json => &self.body[raw_start + 1..raw_end - 1],
+                None => &self.body[*raw_start..*raw_end],
+            };
+            let emit = |part: &[u8], out: &mut Vec<u8>| {
+                if *is_json {
+                    json::escape_bytes_into(part, out);
+                } else {
+                    out.extend_from_slice(part);
                 }
             };
-            piece.clear();
+            if *is_json {
+                out.push(b'"');
+            }
             let mut at = 0;
             for &(s, e, entry) in &self.hits[hits.clone()] {
-                piece.push_str(&text[at..s]);
-                piece.push_str(&placeholders[entry]);
+                emit(&text[at..s], &mut out);
+                out.extend_from_slice(placeholders[entry].as_bytes());
                 counts[entry] += 1;
                 at = e;
             }
-            piece.push_str(&text[at..]);
+            emit(&text[at..], &mut out);
             if *is_json {
                 out.push(b'"');
-                json::escape_into(&piece, &mut out);
-                out.push(b'"');
-            } else {
-                out.extend_from_slice(piece.as_bytes());
             }
             last = *raw_end;
         }
@@ -373,29 +376,46 @@ pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)])
     if entries.is_empty() {
         return Ok(());
     }
-    let mut needles: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
+    // Each original, and its JSON-escaped form when that differs.
+    let escaped: Vec<Option<Vec<u8>>> = entries
+        .iter()
+        .map(|e| {
+            let b = e.original.as_bytes();
+            b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20).then(|| {
+                let mut esc = Vec::new();
+                json::escape_into(&e.original, &mut esc);
+                esc
+            })
+        })
+        .collect();
+    let mut needles: Vec<&[u8]> = Vec::with_capacity(entries.len());
     let mut owner: Vec<usize> = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        needles.push(e.original.as_bytes().to_vec());
+    for (i, (e, esc)) in entries.iter().zip(&escaped).enumerate() {
+        needles.push(e.original.as_bytes());
         owner.push(i);
-        let mut esc = Vec::new();
-        json::escape_into(&e.original, &mut esc);
-        if esc != e.original.as_bytes() {
+        if let Some(esc) = esc {
             needles.push(esc);
             owner.push(i);
         }
     }
-    let ac = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .build(&needles)
-        .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
-    for m in ac.find_overlapping_iter(out) {
-        let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start() && m.end() <= b);
+    // The first match `find_overlapping_iter` of an Aho-Corasick automaton would report: by end, then the
+    // longest, then the first needle.
+    let index = Needles::new(needles);
+    let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
+    index.occurrences(out, |m| {
+        let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start && m.end <= b);
         if !inside_skipped {
-            return Err(MaskError::Leak {
-                kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
-            });
+            let key = (m.end, std::cmp::Reverse(m.end - m.start), m.needle);
+            if first.is_none_or(|f| key < f) {
+                first = Some(key);
+            }
         }
+        true
+    });
+    if let Some((_, _, needle)) = first {
+        return Err(MaskError::Leak {
+            kind: entries[owner[needle]].kind.clone(),
+        });
     }
     Ok(())
 }
