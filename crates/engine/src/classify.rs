@@ -261,6 +261,15 @@ impl Classifier {
         }
     }
 
+    /// The portable code only (to test it on machines with AVX2).
+    #[cfg(test)]
+    pub(crate) fn portable() -> Classifier {
+        Classifier {
+            #[cfg(target_arch = "x86_64")]
+            avx2: false,
+        }
+    }
+
     /// Whether the CPU has AVX2, BMI1/2, LZCNT and POPCNT.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn fast(&self) -> bool {

@@ -1118,14 +1118,17 @@ impl Detector {
                 return;
             }
         }
-        let cls = Classifier::new();
-        if text.len() <= 8 * 64 {
-            self.scan::<12>(&cls, text, out);
-        } else {
-            self.scan::<SEGMENT_BLOCKS>(&cls, text, out);
-        }
+        self.scan_with(&Classifier::new(), text, out);
         if let Some((re, ids)) = &self.custom {
             self.merge_custom(text, re, ids, first, out);
+        }
+    }
+
+    fn scan_with(&self, cls: &Classifier, text: &[u8], out: &mut Vec<Finding>) {
+        if text.len() <= 8 * 64 {
+            self.scan::<12>(cls, text, out);
+        } else {
+            self.scan::<SEGMENT_BLOCKS>(cls, text, out);
         }
     }
 
@@ -2173,13 +2176,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn both(d: &Detector, text: &[u8]) -> (Vec<Finding>, Vec<Finding>) {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        d.find(text, KeyContext::default(), &mut a);
-        d.find_reference(text, KeyContext::default(), &mut b);
-        (a, b)
-    }
-
     /// The regex path of `patterns`, for comparison with the IPv4 shortcut.
     fn patterns_regex(d: &Detector, hay: &[u8]) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -2236,15 +2232,182 @@ mod tests {
         }
     }
 
+    /// `find` with the portable code (no AVX2) and with the best the CPU has, against `find_reference`.
+    fn assert_same(d: &Detector, text: &[u8]) {
+        let mut want = Vec::new();
+        d.find_reference(text, KeyContext::default(), &mut want);
+        let mut got = Vec::new();
+        d.find(text, KeyContext::default(), &mut got);
+        let show = |v: &[Finding]| -> Vec<String> {
+            v.iter()
+                .map(|f| {
+                    format!(
+                        "{}={}",
+                        d.kind(f.kind).name,
+                        String::from_utf8_lossy(&text[f.start..f.end])
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(show(&got), show(&want), "in {:?}", String::from_utf8_lossy(text));
+        let mut portable = Vec::new();
+        d.scan_with(&Classifier::portable(), text, &mut portable);
+        assert_eq!(
+            show(&portable),
+            show(&want),
+            "portable, in {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+
     #[test]
     fn fast_scan_equals_reference_on_seed_samples() {
         let d = Detector::default();
         let corpus = include_str!("../tests/data/seed-samples.txt");
         for line in corpus.lines() {
-            let (a, b) = both(&d, line.as_bytes());
-            assert_eq!(a, b, "{line}");
+            assert_same(&d, line.as_bytes());
         }
-        let (a, b) = both(&d, corpus.as_bytes());
-        assert_eq!(a, b);
+        assert_same(&d, corpus.as_bytes());
+        // Every alignment against the block and segment boundaries.
+        let mut shifted = String::new();
+        for k in 0..70 {
+            shifted.clear();
+            shifted.push_str(&" ".repeat(k));
+            shifted.push_str(corpus);
+            assert_same(&d, shifted.as_bytes());
+        }
+    }
+
+    /// Pieces of text the detector reacts to: identifiers, near misses, keywords, keys, flags, separators.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // identifiers and near misses
+            "(i|vpc|sg|subnet|ami|vol|eni|r|o|p|h|ou|j|d|e|db|mrk|da2)-[0-9a-f]{4,18}",
+            "(AKIA|ASIA|AIDA|AROA|ABSK|IQoJb3|ZX|E)[A-Z0-9]{6,20}",
+            "arn:aws(-cn)?:(iam|s3|lambda|kms)::?[0-9]{12}?:(role|key|function)?/?[a-z0-9-]{0,12}",
+            "arn%3Aaws%3Aiam%3A%3A[0-9]{12}%3Arole%2F[a-z]{3}",
+            "(10|172|192|127|54|3)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(/[0-9]{1,2})?",
+            "[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,8}(/[0-9]{2})?",
+            "[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4}|[0-9]{1,20}",
+            "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[0-9a-f]{2}(:[0-9a-f]{2}){5}",
+            "[A-Za-z0-9/+]{40}|[0-9a-f]{64}|[a-z0-9]{10}",
+            "(s3|s3a|https?)://[a-z0-9.-]{3,20}(\\.s3\\.amazonaws\\.com)?/[a-z]{0,5}",
+            "[a-z0-9-]{1,12}\\.(us-east-1\\.)?(rds|elb|cache|execute-api|vpce|s3)?\\.?amazonaws\\.com(\\.cn)?",
+            "(ip|ec2)-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}(\\.ec2\\.internal)?",
+            "d[a-z0-9]{13}\\.cloudfront\\.net|[a-z-]{3,8}\\.elasticbeanstalk\\.com",
+            "us-east-1_[A-Za-z0-9]{9}|us-west-2:[0-9a-f-]{36}|alias/[A-Za-z]{3,8}|/aws/lambda/[a-z-]{3,9}",
+            "AWS_[A-Z0-9_]{2,8}_[0-9]{2,4}|aws_[a-z]{2,6}|X-Amz-(Credential|Signature)=[A-Za-z0-9%]{4,20}",
+            // keywords, keys and flags
+            "(account|owner|kms|key|secret|zone|hostedzone|distribution|cloudfront|restapi|apigw|macaddress|principal)",
+            "(bucket|buckets|s3|rds|lambda|dynamodb|redshift|sqs|sns|ecr|eks|ecs|glue|cloudformation|function|table|queue|cluster|instance|db|repo|stack|logs|topic|job)",
+            "(Bucket|S3|RDS|Lambda|AccountId|OwnerId|KeyId|HostedZoneId|SecretAccessKey|RestApiId|BucketName|FunctionName|StackName|RoleName)[:=]?",
+            "--(bucket|owner-ids|account-id|key-id|function-name|rest-api-id|hosted-zone-id|verbose)(=[a-z0-9-]{1,12})?",
+            "[a-z_]{1,10}_(bucket|stackname|dbinstance)",
+            // ordinary text
+            "[A-Za-z]{1,12}|[a-z]{1,6}[.:/=_-][a-z0-9]{1,8}|[0-9]{1,4}[.:/-][0-9]{1,4}([.:/-][0-9]{1,4})?",
+            "2024-06-15T10:30:4[0-9]\\.[0-9]{3}Z|v?[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}(\\.[0-9])?",
+            // separators
+            "[ ,;:=\"'()\\[\\]{}<>|\t\n]{1,3}|\\\\[ntrbf/]|  and | or |, and |[.!?]{1,2}|한국어|—|\u{1F600}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        /// The fast scan finds what the reference finds, on text built from pieces the detector reacts to.
+        #[test]
+        fn fast_scan_equals_reference(parts in proptest::collection::vec((piece(), "[ \t\n,]{0,2}"), 0..40)) {
+            let text: String = parts.iter().map(|(p, sep)| format!("{p}{sep}")).collect();
+            let d = Detector::default();
+            assert_same(&d, text.as_bytes());
+        }
+
+        /// And on arbitrary bytes.
+        #[test]
+        fn fast_scan_equals_reference_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let d = Detector::default();
+            assert_same(&d, &bytes);
+        }
+    }
+
+    /// Cases the random tests are unlikely to build.
+    #[test]
+    fn fast_scan_equals_reference_on_edge_cases() {
+        let d = Detector::default();
+        let cases = [
+            "2600:1f18:47d3:8c00:1:2:3:4",
+            "addr 2600:1f18:47d3:8c00:0000:0000:0000:0001/64 and fd12:3456:789a:1:2:3:4:5",
+            "02:58:f5:ef:4b:06 and \"MacAddress\": \"02:58:f5:ef:4b:06\"",
+            "x\\nmy-bucket-1 and S3 bucket\\nmy-bucket-2 and \\/aws/lambda/fn-1",
+            "foo>:bar Bucket>:my-bucket-1 --bucket>=my-bucket-2",
+            "Bucket:\nmy-bucket-3",
+            "buckets: my-a-1, my-b-2 and my-c-3, and my-d-4 or my-e-5",
+            "--bucket my-bucket-4 --owner-ids 123456789012 210987654321 --account-id=123456789012",
+            "s3_logs_bucket = my-logs-5; AccountId: 123456789012; KeyId=1234abcd-12ab-34cd-56ef-1234567890ab",
+            "/hostedzone/Z1D633PJN98FT9 hostedzone Z3M3LMPEXAMPLE1 CloudFront distribution EDFDVBD6EXAMPLE",
+            "restapi a1b2c3d4e5 and apigw 1a2b3c4d5e",
+            "secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY AKIAIOSFODNN7EXAMPLE",
+            "owner 79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
+            "us-east-1_EXAMPLE12 us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE r-ab12 x:r-ab12 ou-ab12-cd34ef56",
+            "sgw-12345678 sgw-ABCDEFAB p-AB_CD_EF_12 s3a://my-bucket-9/x s3n://b1c/x",
+            "a1.b2.c3.d4:r-ab12 1.2.3.4:s3a://bkt-1/k 10.0.0.1/8.1 v1.2.3.4 Kong 3.9.0.1",
+        ];
+        for c in cases {
+            assert_same(&d, c.as_bytes());
+        }
+    }
+
+    /// Matches of every rule of the pattern table (generated from the rule, without its `\\b`), alone and in
+    /// contexts: what the fast scan's anchors and checks must let through. Every rule's pattern must be one
+    /// the generator understands (a new rule with a construct it does not is a test failure to look at).
+    #[test]
+    fn fast_scan_equals_reference_on_every_rule() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let d = Detector::default();
+        let mut runner = TestRunner::deterministic();
+        let contexts: &[(&str, &str)] = &[
+            ("", ""),
+            (" ", " "),
+            ("x", "x"),
+            ("(", ")."),
+            ("key: ", ","),
+            ("--id=", ""),
+            ("\"a\": \"", "\""),
+            ("account ", " "),
+            ("1.2.", ".3"),
+            ("-", "-"),
+        ];
+        for rule in rules() {
+            let pattern = rule.pattern.replace("\\b", "");
+            let gen = proptest::string::string_regex(&pattern)
+                .unwrap_or_else(|e| panic!("the generator does not take {pattern}: {e}"));
+            for _ in 0..150 {
+                let m = gen.new_tree(&mut runner).map(|t| t.current()).unwrap_or_default();
+                for (pre, post) in contexts {
+                    assert_same(&d, format!("{pre}{m}{post}").as_bytes());
+                }
+            }
+        }
+    }
+
+    /// Long texts: runs and flags across 64-byte blocks and 8 KiB segments, every alignment of a few.
+    #[test]
+    fn fast_scan_equals_reference_on_long_text() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let d = Detector::default();
+        let mut runner = TestRunner::deterministic();
+        let strategy = proptest::collection::vec((piece(), "[ \n]{1}"), 800..1600);
+        for round in 0..6 {
+            let parts = strategy.new_tree(&mut runner).map(|t| t.current()).unwrap_or_default();
+            let text: String = parts.iter().map(|(p, sep)| format!("{p}{sep}")).collect();
+            let pad = " ".repeat(round * 13);
+            assert_same(&d, format!("{pad}{text}").as_bytes());
+            // A token longer than a block, a run longer than two.
+            let long = format!("{pad}{}{text}{}", "x".repeat(150), "AKIA".repeat(60));
+            assert_same(&d, long.as_bytes());
+        }
     }
 }

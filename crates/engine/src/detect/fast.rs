@@ -501,9 +501,8 @@ fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 3] {
     let anu2 = word & word.back(p.word, 1);
     let anu4 = anu2 & anu2.back(p.anu2, 2);
     let anu8 = anu4 & anu4.back(p.anu4, 4);
+    // (A Cognito user pool, `us-east-1_AbC123xyz`, has eleven of them after its region's last `-`.)
     pat = pat | (anu8 & c.dash.back(p.dash, 8));
-    // `-<digit>_` (Cognito user pools).
-    pat = pat | (c.us & c.d.back(p.d, 1) & c.dash.back(p.dash, 2));
     // Sixteen capitals or digits (access keys, unique ids).
     let u2 = ud & ud.back(p.ud, 1);
     let u4 = u2 & u2.back(p.u2, 2);
@@ -526,16 +525,15 @@ fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 3] {
     // run); `--` (flags). (A `>` right after the run is added by the caller.)
     let key = op.andnot(c.d.back(p.d, 1)) | (c.dash & c.dash.back(p.dash, 1));
 
-    // Shapes. Twelve digits, `dddd-dddd-dddd` (account ids); the dashes of a UUID (KMS keys).
+    // Shapes. `dddd-dddd-dddd` (account ids; twelve digits are ten lower-case letters or digits, below); the
+    // dashes of a UUID (KMS keys).
     let d2 = c.d & c.d.back(p.d, 1);
     let d4 = d2 & d2.back(p.d2, 2);
-    let d8 = d4 & d4.back(p.d4, 4);
-    let mut shape = d8 & d4.back(p.d4, 8);
-    shape = shape | (d4 & c.dash.back(p.dash, 4) & d4.back(p.d4, 5) & c.dash.back(p.dash, 9));
+    let mut shape = d4 & c.dash.back(p.dash, 4) & d4.back(p.d4, 5) & c.dash.back(p.dash, 9);
     shape = shape | (c.dash & c.dash.back(p.dash, 5) & c.dash.back(p.dash, 10) & c.dash.back(p.dash, 15));
     // A capital starting a value, then seven more capitals or digits (hosted zones, CloudFront ids).
     shape = shape | (u8 & c.u.back(p.u, 7)).andnot(an.back(p.an, 8));
-    // Ten lower-case letters or digits in a row (API Gateway ids).
+    // Ten lower-case letters or digits in a row (API Gateway ids, account ids).
     let ld2 = ld & ld.back(p.ld, 1);
     let ld4 = ld2 & ld2.back(p.ld2, 2);
     let ld8 = ld4 & ld4.back(p.ld4, 4);
@@ -1202,4 +1200,115 @@ pub(super) fn prose_word_maybe(raw: &[u8]) -> bool {
     };
     let lengths = PROSE_LENGTHS[pair_index(f)][pair_index(l)];
     lengths != 0 && lengths >> raw.iter().filter(|c| c.is_ascii_alphanumeric()).count() & 1 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The masks of `text` (at most 512 bytes), and the `One`/`Two` window of `[s, e)`.
+    fn with_masks<R>(text: &[u8], s: usize, e: usize, f: impl FnOnce(&Masks<12>, usize, usize, bool) -> R) -> R {
+        let mut m = Masks::<12>::new();
+        m.fill(&Classifier::new(), text, 0);
+        let k = ((s as isize - m.start(0)) / 64) as usize;
+        let kl = ((e.max(s + 1) - 1) as isize - m.start(0)) as usize / 64;
+        f(&m, k, m.start(k) as usize, kl == k + 1)
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9:./=_%@+#~*&?!$-]{0,40}",
+            "(aws|AWS|amz|alias/|s3|S3|ip|int|internal|cloudfront|CLOUDFRONT|beanstalk|IQoJb3|ABSK|r-|ou-|da2-|x|-|_|:|\\.|[0-9]{1,4}|[A-Z0-9]{4,8}|[a-z]{1,5}){1,8}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// `interesting_exact` on the masks is `interesting` on the bytes, wherever the token sits.
+        #[test]
+        fn interesting_exact_is_interesting(tok in token(), pad in 0usize..70) {
+            let text = format!("{}{tok} ", " ".repeat(pad));
+            let (s, e) = (pad, pad + tok.len());
+            let got = with_masks(text.as_bytes(), s, e, |m, k, org, two| {
+                if two {
+                    interesting_exact(&text.as_bytes()[s..e], Two(m, k), <u128 as Bits>::below(e - org) & !<u128 as Bits>::below(s - org), org, s)
+                } else {
+                    interesting_exact(&text.as_bytes()[s..e], One(m, k), <u64 as Bits>::below(e - org) & !<u64 as Bits>::below(s - org), org, s)
+                }
+            });
+            prop_assert_eq!(got, interesting(tok.as_bytes()), "{:?}", tok);
+        }
+
+        /// `key_known` is the table lookup of `key_then_value`.
+        #[test]
+        fn key_known_is_the_lookup(raw in "(--|_|-|:)?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|[a-zA-Z0-9]{1,3})([-_.]?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|identifier|distribution|rest|api|mac|address|source|principal|registry|target|master|cache|replication|group|role|user|queue|topic|repository|parameter)){0,4}") {
+            let mut norm = Vec::new();
+            normalize(raw.as_bytes(), &mut norm);
+            let want = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm)).is_some();
+            prop_assert_eq!(key_known(raw.as_bytes()), want, "{:?}", raw);
+        }
+
+        /// `prose_word_maybe` holds for every word `context` compares with `norm_eq`.
+        #[test]
+        fn prose_word_maybe_is_a_superset(raw in "[A-Za-z0-9_:=.-]{0,20}|(--)?(bucket|buckets|s3|S3|rds|RDS|lambda|logs|db|instance|cluster|function|table|repo|repository|stack|job|topic|queue|cloudformation)[:=._-]{0,3}") {
+            let b = raw.as_bytes();
+            let hit = PROSE_NAMES.iter().any(|(kw, fillers, _, _)| norm_eq(b, kw) || fillers.iter().any(|f| norm_eq(b, f)));
+            if hit {
+                prop_assert!(prose_word_maybe(b), "{:?}", raw);
+            }
+        }
+
+        /// `shape_maybe` holds for every value `shape_of` gives a shape.
+        #[test]
+        fn shape_maybe_is_a_superset(v in "[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Za-z0-9/+]{40}|[0-9a-f]{64}|[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}|[a-z0-9]{10}|E[A-Z0-9]{12,14}|Z[A-Z0-9]{7,32}|[A-Za-z0-9/+=%]{100,120}|[A-Za-z0-9:./_-]{0,40}") {
+            let text = format!(" {v} ");
+            let (s, e) = (1, 1 + v.len());
+            if shape_of(v.as_bytes()).is_some() {
+                let maybe = with_masks(text.as_bytes(), s, e, |m, k, org, two| {
+                    if two {
+                        shape_maybe(v.as_bytes(), <u128 as Bits>::below(e - org) & !<u128 as Bits>::below(s - org), Two(m, k))
+                    } else {
+                        shape_maybe(v.as_bytes(), <u64 as Bits>::below(e - org) & !<u64 as Bits>::below(s - org), One(m, k))
+                    }
+                });
+                prop_assert!(maybe, "{:?}", v);
+            }
+        }
+    }
+
+    /// `KEY_LAST` holds the last letter of every key.
+    #[test]
+    fn key_last_letters() {
+        let mut keys: Vec<&str> = KEYED.iter().map(|(k, _, _)| *k).collect();
+        keys.extend([
+            "owneridsowner",
+            "accountids",
+            "functionname",
+            "dbinstanceidentifier",
+            "dbclusteridentifier",
+            "distributionid",
+        ]);
+        keys.extend([
+            "bucket",
+            "rdsinstance",
+            "dbinstance",
+            "rdscluster",
+            "redshift",
+            "redshiftcluster",
+            "elasticache",
+            "elasticachecluster",
+            "gluejob",
+            "lambdafunction",
+            "dynamodbtable",
+            "eksclustername",
+            "ecsclustername",
+            "stackname",
+        ]);
+        for k in keys {
+            assert!(KEY_LAST.contains(k.as_bytes().last().unwrap()), "{k}");
+            assert!(key_known(k.as_bytes()), "{k}");
+        }
+    }
 }
