@@ -3,5 +3,10 @@
 
 pub mod placeholder;
 pub mod resolve;
+pub mod sse;
+pub mod stream;
+pub mod unmask;
 
 pub use resolve::{RequestMap, Resolver, UnmaskStats};
+pub use stream::{StreamError, StreamFormat, StreamUnmasker};
+pub use unmask::{unmask_json, unmask_text, TextStream, UnmaskError};
