@@ -352,6 +352,17 @@ impl<'a> Event<'a> {
     }
 }
 
+impl Event<'_> {
+    /// Writes the event without its `data:` lines.
+    pub fn write_without_data(&self, out: &mut Vec<u8>) {
+        for l in self.lines().filter(|l| !l.is_data()) {
+            out.extend_from_slice(l.lead);
+            out.extend_from_slice(l.text);
+            out.extend_from_slice(l.term);
+        }
+    }
+}
+
 /// Writes `data` as `data:` lines; a line break inside `data` (`\n`, `\r\n` or `\r`) starts a new line.
 fn write_data_lines(data: &[u8], space: bool, term: &[u8], out: &mut Vec<u8>) {
     let mid_term: &[u8] = if term.is_empty() { b"\n" } else { term };

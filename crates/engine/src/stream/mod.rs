@@ -255,6 +255,9 @@ impl Framing {
     }
 }
 
+/// Largest event kept as the template of a flush event.
+const MAX_TEMPLATE: usize = 64 << 10;
+
 /// The last event that left text held in a block: the shape for the event that flushes it.
 #[derive(Debug, Default)]
 pub(crate) struct Template {
@@ -289,11 +292,21 @@ impl Block {
         out: &mut String,
     ) {
         self.ts.push(piece, cx.r, cx.stats, out);
-        if !self.ts.held().is_empty() {
-            self.tpl.event.clear();
+        if self.ts.held().is_empty() {
+            return;
+        }
+        self.tpl.event.clear();
+        self.tpl.data.clear();
+        if event.len() + data.len() <= MAX_TEMPLATE {
             self.tpl.event.extend_from_slice(event);
-            self.tpl.data.clear();
             self.tpl.data.push_str(data);
+        } else {
+            // Too large to keep: the flush event gets this event's other lines and a minimal payload.
+            Event::new(event).write_without_data(&mut self.tpl.event);
+        }
+        // An event of a `\r\n` stream emitted at its last `\r` (the `\n` was in the next chunk).
+        if self.tpl.event.ends_with(b"\r") && memchr::memmem::find(&self.tpl.event, b"\r\n").is_some() {
+            self.tpl.event.push(b'\n');
         }
     }
 
@@ -346,25 +359,26 @@ pub(crate) fn whole<R: Resolver + ?Sized>(cx: &mut Ctx<'_, R>, data: &str, new: 
     }
 }
 
-/// Collects the new values of streamed strings of one event.
+/// The streamed strings of one event and their new values.
 #[derive(Default)]
-pub(crate) struct Edits(Vec<(usize, String)>);
+pub(crate) struct Edits(Vec<(usize, Option<String>)>);
 
 impl Edits {
-    /// Records that the string at `at` becomes `new`, unless it is unchanged.
+    /// Records that the string at `at`, whose value was `old`, becomes `new` (kept as it is when equal).
     pub fn set(&mut self, at: usize, old: &str, new: String) {
-        if new != old {
-            self.0.push((at, new));
-        }
+        self.0.push((at, (new != old).then_some(new)));
     }
 
-    /// Writes `data` with the edits applied and everything else unmasked whole.
+    /// Writes `data` with the edits applied and every other string unmasked whole.
     pub fn apply<R: Resolver + ?Sized>(mut self, cx: &mut Ctx<'_, R>, data: &str, new: &mut String) -> bool {
         self.0.sort_by_key(|e| e.0);
         let ov: Vec<crate::unmask::Override<'_>> = self
             .0
             .iter()
-            .map(|(at, text)| crate::unmask::Override { at: *at, text })
+            .map(|(at, text)| crate::unmask::Override {
+                at: *at,
+                text: text.as_deref(),
+            })
             .collect();
         rewrite_json(data, &ov, cx.r, cx.stats, new)
     }

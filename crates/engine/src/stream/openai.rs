@@ -277,7 +277,7 @@ struct RespStream {
 
 impl RespStream {
     fn flush<R: Resolver + ?Sized>(&mut self, cx: &mut Ctx<'_, R>, fr: &mut Framing, out: &mut Vec<u8>) {
-        let prefix = &self.prefix;
+        let (prefix, item, sub) = (&self.prefix, &self.item, self.sub);
         self.block.flush(cx, fr, out, |tpl, text, data| {
             let mut delta = String::new();
             push_str_lit(&mut delta, text);
@@ -290,6 +290,18 @@ impl RespStream {
                 None => {
                     data.push_str("{\"type\":");
                     push_str_lit(data, &format!("{prefix}.delta"));
+                    if let Some(id) = &item.id {
+                        data.push_str(",\"item_id\":");
+                        push_str_lit(data, id);
+                    }
+                    if let Some(i) = item.index {
+                        data.push_str(&format!(",\"output_index\":{i}"));
+                    }
+                    match sub {
+                        Some((0, i)) => data.push_str(&format!(",\"content_index\":{i}")),
+                        Some((_, i)) => data.push_str(&format!(",\"summary_index\":{i}")),
+                        None => {}
+                    }
                     data.push_str(",\"delta\":");
                     data.push_str(&delta);
                     data.push('}');
