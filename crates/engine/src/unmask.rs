@@ -11,7 +11,9 @@
 //! placeholder is judged on the *decoded* characters: in `"\nAWS_EC2_001"` the `n` belongs to the escape `\n`, so
 //! the placeholder has a boundary on its left, while in `"\\nAWS_EC2_001"` the `n` is a literal letter and there is
 //! no boundary; `\u0041` next to a placeholder is the letter `A`. A placeholder that is itself spelled with `\u`
-//! escapes is not recognised (providers do not escape ASCII letters). Restored originals are JSON-escaped.
+//! escapes is not recognised (providers do not escape ASCII letters). Restored originals are JSON-escaped; the
+//! value of an `arguments` member (tool-call arguments: JSON text inside a JSON string) is unmasked as JSON text,
+//! so originals there are escaped for the inner document too.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -795,6 +797,29 @@ pub(crate) mod tests {
         let chars: Vec<String> = doc.chars().map(String::from).collect();
         let pieces: Vec<&str> = chars.iter().map(String::as_str).collect();
         assert_eq!(stream(&pieces, true), want);
+    }
+
+    #[test]
+    fn json_fragment_escapes_across_pieces() {
+        // Escapes cut anywhere still decide boundaries; nothing but a placeholder is ever held back.
+        let doc = r#"["AWS_EC2_001\u0041", "\u0041AWS_EC2_001", "\u002cAWS_EC2_001\u002c", "AWS_EC2_001\\", "\\AWS_EC2_001", "\uD83D\uDE00AWS_EC2_001\n", "\\\"AWS_EC2_001\"", "\x\uZ AWS_EC2_001"]"#;
+        let want = (
+            r#"["AWS_EC2_001\u0041", "\u0041AWS_EC2_001", "\u002ci-0abc123def4567890\u002c", "i-0abc123def4567890\\", "\\i-0abc123def4567890", "\uD83D\uDE00i-0abc123def4567890\n", "\\\"i-0abc123def4567890\"", "\x\uZ i-0abc123def4567890"]"#
+                .to_owned(),
+            UnmaskStats { resolved: 6, misses: 0 },
+        );
+        let m = map();
+        let cuts = char_splits(doc);
+        for &a in &cuts {
+            for &b in cuts.iter().filter(|&&b| b >= a) {
+                assert_eq!(stream(&[&doc[..a], &doc[a..b], &doc[b..]], true), want, "split {a} {b}");
+                // What is written before the end of a piece never waits for anything but a placeholder.
+                let mut ts = TextStream::json_fragment();
+                let mut out = String::new();
+                ts.push(&doc[..a], &m, &mut UnmaskStats::default(), &mut out);
+                assert!(ts.held().is_empty() || ts.held().starts_with('A'), "{:?}", ts.held());
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `message_delta`, `message_stop`, `error`, or the end of the stream). Everything else is unmasked whole.
 
 use super::rawjson::{object_with, Val};
-use super::{json_object, push_str_lit, whole, Block, Ctx, Edits, Framing};
+use super::{json_object, push_str_lit, single_edit, whole, Block, Ctx, Framing};
 use crate::resolve::Resolver;
 use crate::unmask::Mode;
 
@@ -85,6 +85,7 @@ impl ContentBlock {
 #[derive(Debug, Default)]
 pub(crate) struct Anthropic {
     blocks: Vec<ContentBlock>,
+    scratch: String,
 }
 
 impl Anthropic {
@@ -100,12 +101,13 @@ impl Anthropic {
         let Some(root) = json_object(data) else {
             return whole(cx, data, new);
         };
-        let Some(ty) = root.get_str("type").and_then(|t| t.str_raw()) else {
+        let [ty, index, delta] = root.pick(["type", "index", "delta"]);
+        let Some(ty) = ty.and_then(|t| t.str_raw()) else {
             return whole(cx, data, new);
         };
-        let index = root.get("index").and_then(|v| v.as_u64());
+        let index = index.and_then(|v| v.as_u64());
         match (ty, index) {
-            ("content_block_delta", Some(index)) => self.delta(cx, fr, root, index, event, data, new, out),
+            ("content_block_delta", Some(index)) => self.delta(cx, fr, delta, index, event, data, new, out),
             ("content_block_stop" | "content_block_start", Some(index)) => {
                 self.flush(cx, fr, index, out);
                 whole(cx, data, new)
@@ -123,17 +125,18 @@ impl Anthropic {
         &mut self,
         cx: &mut Ctx<'_, R>,
         fr: &mut Framing,
-        root: Val<'_>,
+        delta: Option<Val<'_>>,
         index: u64,
         event: &[u8],
         data: &str,
         new: &mut String,
         out: &mut Vec<u8>,
     ) -> bool {
-        let Some(delta) = root.get("delta").filter(Val::is_obj) else {
+        let Some(delta) = delta.filter(Val::is_obj) else {
             return whole(cx, data, new);
         };
-        let dtype = delta.get_str("type").and_then(|t| t.str_raw());
+        let [dtype, text, partial_json, thinking] = delta.pick(["type", "text", "partial_json", "thinking"]);
+        let dtype = dtype.and_then(|t| t.str_raw());
         if dtype == Some("signature_delta") {
             // The signature closes the thinking it signs; it passes untouched.
             self.flush(cx, fr, index, out);
@@ -142,7 +145,12 @@ impl Anthropic {
         let Some(kind) = dtype.and_then(Kind::from_type) else {
             return whole(cx, data, new);
         };
-        let Some(sv) = delta.get_str(kind.field()) else {
+        let sv = match kind {
+            Kind::Text => text,
+            Kind::InputJson => partial_json,
+            Kind::Thinking => thinking,
+        };
+        let Some(sv) = sv.filter(Val::is_str) else {
             return whole(cx, data, new);
         };
         let Some(text) = sv.str() else {
@@ -166,11 +174,12 @@ impl Anthropic {
                 self.blocks.len() - 1
             }
         };
-        let mut emitted = String::with_capacity(text.len());
+        let mut emitted = std::mem::take(&mut self.scratch);
+        emitted.clear();
         self.blocks[pos].block.push(cx, &text, event, data, &mut emitted);
-        let mut edits = Edits::default();
-        edits.set(sv.start, &text, emitted);
-        edits.apply(cx, data, new)
+        let changed = single_edit(cx, data, sv.start, &text, &emitted, new);
+        self.scratch = emitted;
+        changed
     }
 
     fn flush<R: Resolver + ?Sized>(&mut self, cx: &mut Ctx<'_, R>, fr: &mut Framing, index: u64, out: &mut Vec<u8>) {

@@ -77,18 +77,20 @@ impl Gemini {
         let mut present: Vec<(u64, u64)> = Vec::new();
         let mut closing: Vec<u64> = Vec::new();
         for (cpos, c) in cands.items().enumerate() {
-            let ci = c.get("index").and_then(|v| v.as_u64()).unwrap_or(cpos as u64);
-            let fin = c.get("finishReason").is_some_and(|v| !v.is_null());
+            let [index, finish_reason, content] = c.pick(["index", "finishReason", "content"]);
+            let ci = index.and_then(|v| v.as_u64()).unwrap_or(cpos as u64);
+            let fin = finish_reason.is_some_and(|v| !v.is_null());
             if fin {
                 closing.push(ci);
             }
-            let Some(parts) = c.get("content").and_then(|x| x.get("parts")).filter(Val::is_arr) else {
+            let Some(parts) = content.and_then(|x| x.get("parts")).filter(Val::is_arr) else {
                 continue;
             };
             for (pj, p) in parts.items().enumerate() {
                 let pj = pj as u64;
                 let pos = self.streams.iter().position(|s| s.cand == ci && s.part == pj);
-                let Some(tv) = p.get_str("text") else {
+                let [tv, thought] = p.pick(["text", "thought"]);
+                let Some(tv) = tv.filter(Val::is_str) else {
                     // A non-text part ends the text before it.
                     if let Some(pos) = pos {
                         self.streams.remove(pos).flush(cx, fr, out);
@@ -98,7 +100,7 @@ impl Gemini {
                 let Some(text) = tv.str() else {
                     continue;
                 };
-                let thought = p.get("thought").and_then(|v| v.as_bool()) == Some(true);
+                let thought = thought.and_then(|v| v.as_bool()) == Some(true);
                 let s = match pos {
                     Some(pos) if self.streams[pos].thought == thought => &mut self.streams[pos],
                     Some(pos) => {

@@ -189,7 +189,7 @@ impl<R: Resolver> StreamUnmasker<R> {
         let scratch = &mut self.scratch;
         let res = match &mut self.transport {
             Transport::Sse(f) => f
-                .feed(chunk, |raw| sse_event(handler, &mut cx, scratch, raw, out))
+                .feed(chunk, |raw| sse_event(handler, &mut cx, scratch, raw, true, out))
                 .map_err(StreamError::from),
             Transport::Array(a) => a.feed(handler, &mut cx, scratch, chunk, out),
         };
@@ -212,7 +212,7 @@ impl<R: Resolver> StreamUnmasker<R> {
         let scratch = &mut self.scratch;
         match &mut self.transport {
             Transport::Sse(f) => {
-                f.finish(|raw| sse_event(handler, &mut cx, scratch, raw, out));
+                f.finish(|raw| sse_event(handler, &mut cx, scratch, raw, false, out));
                 handler.flush_all(&mut cx, &mut Framing::Sse, out);
             }
             Transport::Array(a) => a.finish(handler, &mut cx, scratch, out),
@@ -384,6 +384,27 @@ impl Edits {
     }
 }
 
+/// Writes `data` with the streamed string at `at` (value `old`) replaced by `emitted`, every other string
+/// unmasked whole. False when nothing changed.
+pub(crate) fn single_edit<R: Resolver + ?Sized>(
+    cx: &mut Ctx<'_, R>,
+    data: &str,
+    at: usize,
+    old: &str,
+    emitted: &str,
+    new: &mut String,
+) -> bool {
+    let changed = emitted != old;
+    if !changed && !may_contain_placeholder(data.as_bytes()) {
+        return false;
+    }
+    let ov = [crate::unmask::Override {
+        at,
+        text: changed.then_some(emitted),
+    }];
+    rewrite_json(data, &ov, cx.r, cx.stats, new)
+}
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn push_str_lit(out: &mut String, s: &str) {
     crate::unmask::push_json_string(out, s);
@@ -441,6 +462,7 @@ fn sse_event<R: Resolver + ?Sized>(
     cx: &mut Ctx<'_, R>,
     scratch: &mut String,
     raw: &[u8],
+    terminated: bool,
     out: &mut Vec<u8>,
 ) {
     let ev = Event::new(raw);
@@ -453,7 +475,7 @@ fn sse_event<R: Resolver + ?Sized>(
         return;
     };
     scratch.clear();
-    let changed = if ev.is_terminated() {
+    let changed = if terminated {
         handler.on_data(cx, &mut Framing::Sse, raw, data, scratch, out)
     } else {
         // The tail of a stream cut short: everything held goes first, the tail is unmasked whole.

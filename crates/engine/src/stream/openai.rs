@@ -15,7 +15,7 @@
 //! (base64) passes untouched.
 
 use super::rawjson::{object_with, Val};
-use super::{json_object, push_str_lit, whole, Block, Ctx, Edits, Framing};
+use super::{json_object, push_str_lit, single_edit, whole, Block, Ctx, Edits, Framing};
 use crate::resolve::Resolver;
 use crate::unmask::Mode;
 
@@ -135,12 +135,13 @@ impl Chat {
         let mut present: Vec<(u64, ChatField)> = Vec::new();
         let mut closing: Vec<u64> = Vec::new();
         for (pos, ch) in choices.items().enumerate() {
-            let ci = ch.get("index").and_then(|v| v.as_u64()).unwrap_or(pos as u64);
-            let fin = ch.get("finish_reason").is_some_and(|v| !v.is_null());
+            let [index, finish_reason, delta] = ch.pick(["index", "finish_reason", "delta"]);
+            let ci = index.and_then(|v| v.as_u64()).unwrap_or(pos as u64);
+            let fin = finish_reason.is_some_and(|v| !v.is_null());
             if fin {
                 closing.push(ci);
             }
-            let Some(delta) = ch.get("delta").filter(Val::is_obj) else {
+            let Some(delta) = delta.filter(Val::is_obj) else {
                 continue;
             };
             for (k, v) in delta.fields() {
@@ -239,16 +240,21 @@ struct Item {
 }
 
 impl Item {
-    fn of(root: Val<'_>) -> Item {
-        let id = root
-            .get_str("item_id")
-            .or_else(|| root.get("item").and_then(|i| i.get_str("id")))
+    fn of(item_id: Option<Val<'_>>, item: Option<Val<'_>>, output_index: Option<Val<'_>>) -> Item {
+        let id = item_id
+            .filter(Val::is_str)
+            .or_else(|| item.and_then(|i| i.get_str("id")))
             .and_then(|v| v.str_raw())
             .map(str::to_owned);
         Item {
             id,
-            index: root.get("output_index").and_then(|v| v.as_u64()),
+            index: output_index.and_then(|v| v.as_u64()),
         }
+    }
+
+    /// True when this is the item `id` / `index` of an event.
+    fn is(&self, id: Option<&str>, index: Option<u64>) -> bool {
+        self.id.as_deref() == id && self.index == index
     }
 
     fn matches(&self, other: &Item) -> bool {
@@ -260,11 +266,11 @@ impl Item {
 }
 
 /// The part of an item: `(0, content_index)` or `(1, summary_index)`.
-fn sub_of(root: Val<'_>) -> Option<(u8, u64)> {
-    if let Some(i) = root.get("content_index").and_then(|v| v.as_u64()) {
+fn sub_of(content_index: Option<Val<'_>>, summary_index: Option<Val<'_>>) -> Option<(u8, u64)> {
+    if let Some(i) = content_index.and_then(|v| v.as_u64()) {
         return Some((0, i));
     }
-    root.get("summary_index").and_then(|v| v.as_u64()).map(|i| (1, i))
+    summary_index.and_then(|v| v.as_u64()).map(|i| (1, i))
 }
 
 #[derive(Debug)]
@@ -314,6 +320,7 @@ impl RespStream {
 #[derive(Debug, Default)]
 pub(crate) struct Responses {
     streams: Vec<RespStream>,
+    scratch: String,
 }
 
 impl Responses {
@@ -329,25 +336,35 @@ impl Responses {
         let Some(root) = json_object(data) else {
             return whole(cx, data, new);
         };
-        let Some(ty) = root.get_str("type").and_then(|t| t.str_raw()) else {
+        let [ty, delta, item_id, item, output_index, content_index, summary_index] = root.pick([
+            "type",
+            "delta",
+            "item_id",
+            "item",
+            "output_index",
+            "content_index",
+            "summary_index",
+        ]);
+        let Some(ty) = ty.and_then(|t| t.str_raw()) else {
             return whole(cx, data, new);
         };
+        let sub = sub_of(content_index, summary_index);
         if let Some(prefix) = ty.strip_suffix(".delta") {
             if prefix == "response.audio" {
                 return false;
             }
-            let Some(dv) = root.get_str("delta") else {
+            let Some(dv) = delta.filter(Val::is_str) else {
                 return whole(cx, data, new);
             };
             let Some(text) = dv.str() else {
                 return whole(cx, data, new);
             };
-            let item = Item::of(root);
-            let sub = sub_of(root);
+            let id = item_id.and_then(|v| v.str_raw());
+            let index = output_index.and_then(|v| v.as_u64());
             let pos = self
                 .streams
                 .iter()
-                .position(|s| s.prefix == prefix && s.item == item && s.sub == sub);
+                .position(|s| s.prefix == prefix && s.sub == sub && s.item.is(id, index));
             let s = match pos {
                 Some(p) => &mut self.streams[p],
                 None => {
@@ -358,22 +375,25 @@ impl Responses {
                     };
                     self.streams.push(RespStream {
                         prefix: prefix.to_owned(),
-                        item,
+                        item: Item {
+                            id: id.map(str::to_owned),
+                            index,
+                        },
                         sub,
                         block: Block::new(mode),
                     });
                     self.streams.last_mut().expect("just pushed")
                 }
             };
-            let mut emitted = String::with_capacity(text.len());
+            let mut emitted = std::mem::take(&mut self.scratch);
+            emitted.clear();
             s.block.push(cx, &text, event, data, &mut emitted);
-            let mut edits = Edits::default();
-            edits.set(dv.start, &text, emitted);
-            return edits.apply(cx, data, new);
+            let changed = single_edit(cx, data, dv.start, &text, &emitted, new);
+            self.scratch = emitted;
+            return changed;
         }
         if ty.ends_with(".done") {
-            let item = Item::of(root);
-            let sub = sub_of(root);
+            let item = Item::of(item_id, item, output_index);
             let mut i = 0;
             while i < self.streams.len() {
                 let s = &self.streams[i];

@@ -89,7 +89,6 @@ impl<'a> Val<'a> {
         self.first() == b'['
     }
 
-    /// True for a string, number or `true`/`false` (anything but `null`, objects and arrays).
     pub fn is_null(&self) -> bool {
         self.raw() == "null"
     }
@@ -146,6 +145,24 @@ impl<'a> Val<'a> {
     /// The value of the first field named `key` (raw comparison).
     pub fn get(&self, key: &str) -> Option<Val<'a>> {
         self.fields().find(|(k, _)| k.is(key)).map(|(_, v)| v)
+    }
+
+    /// The values of the first fields named `keys`, in one pass.
+    pub fn pick<const N: usize>(&self, keys: [&str; N]) -> [Option<Val<'a>>; N] {
+        let mut found = [None; N];
+        let mut left = N;
+        for (k, v) in self.fields() {
+            if let Some(i) = keys.iter().position(|key| k.is(key)) {
+                if found[i].is_none() {
+                    found[i] = Some(v);
+                    left -= 1;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// A string field.
