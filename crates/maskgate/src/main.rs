@@ -1,1 +1,44 @@
-fn main() {}
+//! maskgate: one binary, several roles.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod offline;
+
+#[derive(Parser)]
+#[command(
+    name = "maskgate",
+    version,
+    about = "Keeps AWS identifiers out of third-party LLM APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mask AWS identifiers in stdin and write the result to stdout (streaming, in-memory vault).
+    Mask(offline::MaskArgs),
+    /// Put the originals back into stdin, using a mappings file written by `mask --mappings`.
+    Unmask(offline::UnmaskArgs),
+    /// List the identifier kinds: name, placeholder prefix, tier.
+    Kinds,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mask(args) => offline::mask(args),
+        Command::Unmask(args) => offline::unmask(args),
+        Command::Kinds => offline::kinds(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("maskgate: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
