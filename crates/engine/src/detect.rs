@@ -373,7 +373,7 @@ fn rules() -> Vec<Rule> {
             Post::FixedDigit(k("cloudmap_id")),
         ),
         r(
-            r"\b(?:db|cluster)-[A-Z0-9]{26}\b".to_string(),
+            r"\b(?:db|cluster)-[A-Z0-9]{16,26}\b".to_string(),
             Post::FixedDigit(k("rds_resource_id")),
         ),
         r(r"\bsgw-[0-9A-F]{8}\b".to_string(), Post::Fixed(k("storage_gateway"))),
@@ -565,7 +565,8 @@ fn interesting(tok: &[u8]) -> bool {
     }
     let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
     let mut run = 0usize; // alphanumerics since the last '-'
-    let mut run_digit = false;
+    let mut run_digit = false; // the run holds a digit, or is all lower-case hex (`vpc-aaaabbbb` in docs)
+    let mut run_hex = true;
     let mut after_dash = false;
     let mut upper_run = 0usize; // [A-Z0-9] run: access keys, unique ids
     let mut placeholder_like = false;
@@ -587,6 +588,7 @@ fn interesting(tok: &[u8]) -> bool {
             }
             b'a'..=b'z' | b'A'..=b'Z' => {
                 run += 1;
+                run_hex &= matches!(c, b'a'..=b'f');
                 // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk".
                 if i + 3 < n {
                     let w = [c | 0x20, tok[i + 1] | 0x20, tok[i + 2] | 0x20];
@@ -629,16 +631,17 @@ fn interesting(tok: &[u8]) -> bool {
                 }
             }
             b'-' => {
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = true;
                 run = 0;
                 run_digit = false;
+                run_hex = true;
             }
             b'.' => {
                 dots += 1;
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
@@ -649,7 +652,7 @@ fn interesting(tok: &[u8]) -> bool {
                 }
                 colons += 1;
                 // Cognito identity pool: `us-east-1:uuid`.
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
@@ -659,20 +662,20 @@ fn interesting(tok: &[u8]) -> bool {
                 if i >= 2 && tok[i - 2] == b'-' && tok[i - 1].is_ascii_digit() {
                     return true;
                 }
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
             }
             _ => {
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
             }
         }
     }
-    if after_dash && run >= 8 && run_digit {
+    if after_dash && run >= 8 && (run_digit || run_hex) {
         return true;
     }
     (dots >= 3 && digits >= 4)
@@ -804,6 +807,10 @@ const PROSE_NAMES: &[(&str, &[&str], &str, ValueShape)] = &[
     ("cloudformation", &["stack"], "stack_name", ValueShape::Name),
 ];
 
+/// Keywords that name a value directly ("bucket my-logs", "RDS prod-db"); the others need their noun
+/// ("Lambda function my-fn": a bare "lambda x" is Python).
+const PROSE_DIRECT: &[&str] = &["bucket", "buckets", "rds", "elasticache", "redshift", "dynamodb"];
+
 fn keyed(key_norm: &[u8]) -> Option<(KindId, ValueShape)> {
     KEYED
         .iter()
@@ -831,7 +838,7 @@ fn is_bucket(v: &[u8]) -> bool {
 }
 
 /// A name in prose must look like an identifier, not a word: it holds `-`, `_` or a digit, and is not a number.
-fn looks_like_id(v: &[u8]) -> bool {
+pub(crate) fn looks_like_id(v: &[u8]) -> bool {
     v.iter().any(|c| matches!(c, b'-' | b'_') || c.is_ascii_digit())
         && !all(v, |c| c.is_ascii_digit() || c == b'.' || c == b'-')
         && v.iter().any(u8::is_ascii_alphabetic)
@@ -1262,6 +1269,10 @@ impl Detector {
         // Never a part of a larger token: `my-subnet-1a2b3c4d`, `x.i-…`.
         let dash_before = prev == b'-';
         match self.posts[pattern] {
+            Post::Fixed(kind) if kind == kinds::id("placeholder_literal") => {
+                // Exactly the response side's grammar: whatever it would resolve, the request must mask.
+                Some((kind, ms, me))
+            }
             Post::Fixed(kind) => {
                 if dash_before || prev == b'.' || is_word(next) {
                     return None;
@@ -1316,7 +1327,8 @@ impl Detector {
             }
             Post::S3Bucket => {
                 // The bucket is the last path segment matched (`https://s3…/bucket`) or the authority (`s3://bucket`).
-                if next == b'.' && next2.is_ascii_alphanumeric() {
+                // `s3://arn:aws:s3:…:accesspoint/…` holds an access point ARN, not a bucket named "arn".
+                if (next == b'.' && next2.is_ascii_alphanumeric()) || next == b':' {
                     return None;
                 }
                 let start = if m.starts_with(b"s3") {
@@ -1402,7 +1414,13 @@ impl Detector {
                 }
             }
         }
-        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1".
+        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1". A CamelCase word with a digit
+        // ("IPv4Address") is code, not a resource name.
+        let named =
+            v.iter().any(|&c| c == b'-' || c == b'_') || all(v, |c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !named {
+            return;
+        }
         let Some(p1) = prev_raw_token(text, s) else { return };
         let p0 = prev_raw_token(text, p1.0).unwrap_or((0, 0));
         let (p1, p0) = (
@@ -1410,7 +1428,7 @@ impl Detector {
             &text[p0.0..p0.1],
         );
         for (kw, fillers, kind, shape) in PROSE_NAMES {
-            let direct = norm_eq(p1, kw);
+            let direct = PROSE_DIRECT.contains(kw) && norm_eq(p1, kw);
             let filled = !direct && norm_eq(p0, kw) && fillers.iter().any(|f| norm_eq(p1, f));
             if (direct || filled) && value_fits(v, *shape) {
                 return found(kinds::id(kind), Some(*shape), st, out);

@@ -94,6 +94,19 @@ pub struct Plan {
     entries: Vec<PlanEntry>,
     /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them.
     skipped: Vec<(usize, usize)>,
+    /// Per entry: where else in the request it is masked, and so where the leak check looks for it.
+    reach: Vec<Reach>,
+}
+
+/// How far a found value reaches beyond where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Everywhere, also inside a larger word (which is then masked whole): distinctive values of 8+ bytes.
+    Anywhere,
+    /// Where it stands as a word of its own: short values ("r-ab12", "prod-db").
+    Word,
+    /// Nowhere else: a plain-word name (`--username admin`) would otherwise mask the word all over the text.
+    None,
 }
 
 #[derive(Default)]
@@ -147,6 +160,19 @@ impl Masker {
 
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    fn reach(&self, kind: KindId, original: &str) -> Reach {
+        use crate::kinds::Tier;
+        let plain_name =
+            self.detector.kind(kind).tier == Tier::Context && !crate::detect::looks_like_id(original.as_bytes());
+        if plain_name {
+            Reach::None
+        } else if original.len() >= 8 {
+            Reach::Anywhere
+        } else {
+            Reach::Word
+        }
     }
 
     /// Plans the masking of a text body.
@@ -203,28 +229,48 @@ impl Masker {
             per_seg.push(findings.clone());
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
-        // a bucket name repeated in another message. An occurrence inside a larger word masks that word.
-        if !table.entries.is_empty() {
+        // a bucket name repeated in another message. See `Reach` for which values and where.
+        let reach: Vec<Reach> = table
+            .entries
+            .iter()
+            .zip(&table.kind_ids)
+            .map(|(e, &k)| self.reach(k, &e.original))
+            .collect();
+        let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
+        if !spread.is_empty() {
             let ac = AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(table.entries.iter().map(|e| e.original.as_bytes()))
+                .build(spread.iter().map(|&i| table.entries[i].original.as_bytes()))
                 .ok();
             if let Some(ac) = ac {
                 for (si, (seg, _)) in segs.iter().enumerate() {
                     let text = seg.text.as_bytes();
                     let mut extra = Vec::new();
                     for m in ac.find_iter(text) {
+                        let entry = spread[m.pattern().as_usize()];
                         let (mut s, mut e) = (m.start(), m.end());
-                        while s > 0 && placeholder::is_word_byte(text[s - 1]) {
-                            s -= 1;
+                        let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
+                            && (e == text.len() || !placeholder::is_word_byte(text[e]));
+                        if !bounded {
+                            if reach[entry] != Reach::Anywhere {
+                                continue;
+                            }
+                            while s > 0 && placeholder::is_word_byte(text[s - 1]) {
+                                s -= 1;
+                            }
+                            while e < text.len() && placeholder::is_word_byte(text[e]) {
+                                e += 1;
+                            }
                         }
-                        while e < text.len() && placeholder::is_word_byte(text[e]) {
-                            e += 1;
-                        }
-                        let covered = per_seg[si].iter().any(|f| f.start < e && s < f.end);
+                        let fs = &per_seg[si];
+                        let i = fs.partition_point(|f| f.end <= s);
+                        let covered = fs.get(i).is_some_and(|f| f.start < e);
                         if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
-                            let kind = table.kind_ids[m.pattern().as_usize()];
-                            extra.push(Finding { start: s, end: e, kind });
+                            extra.push(Finding {
+                                start: s,
+                                end: e,
+                                kind: table.kind_ids[entry],
+                            });
                         }
                     }
                     if !extra.is_empty() {
@@ -262,11 +308,18 @@ impl Masker {
                 (s.raw_start, s.raw_end, owned, s.json, s.hits)
             })
             .collect();
+        let reach = table
+            .entries
+            .iter()
+            .zip(&table.kind_ids)
+            .map(|(e, &k)| self.reach(k, &e.original))
+            .collect();
         Plan {
             body: body.to_vec(),
             segments,
             hits,
             entries: table.entries,
+            reach,
             skipped: Vec::new(),
         }
     }
@@ -351,7 +404,7 @@ impl Plan {
         for (p, e) in placeholders.iter().zip(&self.entries) {
             map.insert(p.clone(), e.original.clone());
         }
-        leak_check(&out, &self.entries, &skipped_out)?;
+        leak_check(&out, &self.entries, &self.reach, &skipped_out)?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
@@ -367,15 +420,19 @@ impl Plan {
     }
 }
 
-/// Fails when any original (raw, or as it would be written inside a JSON string) is in `out`, outside the
-/// `skipped` spans (values that skip rules pass unchanged, such as `model` or base64 payloads).
-pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)]) -> Result<(), MaskError> {
+/// Fails when an original (raw, or as it would be written inside a JSON string) is still in `out`: anywhere for
+/// distinctive values, as a word of its own for short ones (see [`Reach`]); not inside our own placeholders, and
+/// not in the `skipped` spans (values that skip rules pass unchanged, such as `model` or base64 payloads).
+fn leak_check(out: &[u8], entries: &[PlanEntry], reach: &[Reach], skipped: &[(usize, usize)]) -> Result<(), MaskError> {
     if entries.is_empty() {
         return Ok(());
     }
     let mut needles: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
     let mut owner: Vec<usize> = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
+        if reach[i] == Reach::None {
+            continue;
+        }
         needles.push(e.original.as_bytes().to_vec());
         owner.push(i);
         let mut esc = Vec::new();
@@ -389,9 +446,24 @@ pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)])
         .match_kind(MatchKind::Standard)
         .build(&needles)
         .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
+    // Placeholders are ours: an original such as "AWS" or "EC2_001" inside one is not a leak.
+    let placeholders: Vec<(usize, usize)> = placeholder::find_all(out).collect();
+    let inside = |spans: &[(usize, usize)], s: usize, e: usize| {
+        let i = spans.partition_point(|&(_, b)| b < e);
+        spans.get(i).is_some_and(|&(a, b)| a <= s && e <= b)
+    };
+    if needles.is_empty() {
+        return Ok(());
+    }
     for m in ac.find_overlapping_iter(out) {
+        let entry = owner[m.pattern().as_usize()];
+        let bounded = (m.start() == 0 || !placeholder::is_word_byte(out[m.start() - 1]))
+            && (m.end() == out.len() || !placeholder::is_word_byte(out[m.end()]));
+        if reach[entry] == Reach::Word && !bounded {
+            continue;
+        }
         let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start() && m.end() <= b);
-        if !inside_skipped {
+        if !inside_skipped && !inside(&placeholders, m.start(), m.end()) {
             return Err(MaskError::Leak {
                 kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
             });

@@ -625,3 +625,14 @@ proptest! {
         prop_assert!(restored.starts_with(&request));
     }
 }
+
+#[test]
+fn an_original_inside_our_placeholders_is_not_a_leak() {
+    // `--username AWS` masks the name "AWS", which every placeholder contains.
+    let m = mask_text("docker login --username AWS --password-stdin; also --user-name EC2_001 here");
+    let out = String::from_utf8(m.body).unwrap();
+    assert_eq!(
+        out,
+        "docker login --username AWS_IAM_USER_NAME_001 --password-stdin; also --user-name AWS_IAM_USER_NAME_002 here"
+    );
+}
