@@ -5,3 +5,11 @@ pub mod placeholder;
 pub mod resolve;
 
 pub use resolve::{RequestMap, Resolver, UnmaskStats};
+pub mod detect;
+pub mod kinds;
+
+pub use detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
+pub mod json;
+pub mod mask;
+
+pub use mask::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry};

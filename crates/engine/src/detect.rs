@@ -1,0 +1,1730 @@
+//! Finding AWS identifiers in text: every detector in one pass.
+//!
+//! The text is cut into *tokens*: maximal runs of ASCII bytes that are not separators (whitespace, quotes,
+//! brackets, `,`, `;`, `|`, `\`, any non-ASCII byte). No identifier of the catalogue contains a separator, so no
+//! match can cross a token edge. Each token goes through a cheap byte-class filter; only tokens that can hold an
+//! identifier (a digit together with punctuation, a long upper-case run, a URL-ish shape) are searched with one
+//! multi-pattern regex (regex-automata, ASCII mode, leftmost-first with the patterns in priority order: ARNs
+//! and URLs before hostnames before bare ids). Every pattern is anchored on word boundaries and re-checked in
+//! code (`post`), so an id is never taken out of a larger token (`ami-…` never yields an EC2 id). Tokens the
+//! regex leaves alone are checked for the ambiguous shapes (12-digit account ids, UUIDs, 40-char secrets, …),
+//! which are accepted only with context: a keyword shortly before on the same line, a CLI flag, or the JSON
+//! key of the string (see [`KeyContext`]).
+
+use std::collections::HashSet;
+
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind};
+
+use crate::kinds::{self, KindId, KindInfo, Tier, BUILTIN};
+
+/// One identifier found in a text: a byte span and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub start: usize,
+    pub end: usize,
+    pub kind: KindId,
+}
+
+/// A custom pattern from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    /// Stable name, used in metrics and logs (`[a-z0-9_]+`).
+    pub name: String,
+    /// Regular expression (Rust `regex` syntax, ASCII mode).
+    pub regex: String,
+    /// Placeholder prefix, `AWS_` followed by upper-case segments (`AWS_CORP_PROJECT`).
+    pub prefix: String,
+}
+
+/// What the detector may use besides the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Kind names not to detect.
+    pub disabled_kinds: Vec<String>,
+    /// Extra patterns, each its own kind.
+    pub custom_patterns: Vec<CustomPattern>,
+    /// Values never to mask (exact match on the identifier).
+    pub allowlist: Vec<String>,
+}
+
+/// A configuration error; names the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The JSON key (and its parent's key) of the string being scanned: `{"OwnerId": "123456789012"}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyContext<'a> {
+    pub key: Option<&'a str>,
+    pub parent: Option<&'a str>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Byte classes
+
+const SEP: u8 = 1;
+const DIGIT: u8 = 2;
+const UPPER: u8 = 4;
+const LOWER: u8 = 8;
+const PUNCT: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b >= 0x80 {
+            SEP
+        } else if b.is_ascii_digit() {
+            DIGIT
+        } else if b.is_ascii_uppercase() {
+            UPPER
+        } else if b.is_ascii_lowercase() {
+            LOWER
+        } else {
+            match b {
+                b'-' | b'.' | b':' | b'/' | b'=' | b'%' | b'@' | b'_' | b'+' | b'#' | b'~' | b'*' | b'&' | b'?'
+                | b'!' | b'$' => PUNCT,
+                _ => SEP, // whitespace, control, quotes, brackets, , ; | \ ` < >
+            }
+        };
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The pattern table
+
+const REGION: &str = r"(?:[a-z]{2}|eusc)(?:-(?:gov|iso[bef]?|de))?-[a-z]+-[0-9]{1,2}";
+const PARTITION: &str = r"aws(?:-cn|-us-gov|-iso(?:-[bef])?|-eusc)?";
+
+/// Prefixes of `prefix-<hex>` ids, with the kind and the accepted hex lengths.
+/// `Lenient` = 8 to 17 hex (real ids are 8 or 17; documentation often shows the lengths in between) or an
+/// `EXAMPLE`-suffixed documentation id; `Exact(n, m)` = exactly n or m.
+#[derive(Clone, Copy)]
+enum HexLen {
+    Lenient,
+    Exact(usize, usize),
+    Range(usize, usize),
+}
+
+const HEX_PREFIXES: &[(&str, &str, HexLen)] = {
+    use HexLen::*;
+    &[
+        ("i", "ec2_instance", Lenient),
+        ("ami", "ami", Lenient),
+        ("aki", "ec2_resource", Exact(8, 17)),
+        ("ari", "ec2_resource", Exact(8, 17)),
+        ("vol", "ebs_volume", Lenient),
+        ("snap", "ebs_snapshot", Lenient),
+        ("sg", "security_group", Lenient),
+        ("sgr", "security_group_rule", Lenient),
+        ("subnet", "subnet", Lenient),
+        ("vpc", "vpc", Lenient),
+        ("igw", "internet_gateway", Lenient),
+        ("eigw", "egress_only_igw", Lenient),
+        ("nat", "nat_gateway", Lenient),
+        ("eni", "network_interface", Lenient),
+        ("eni-attach", "eni_attachment", Lenient),
+        ("rtb", "route_table", Lenient),
+        ("rtbassoc", "route_table_assoc", Lenient),
+        ("acl", "network_acl", Lenient),
+        ("aclassoc", "network_acl_assoc", Lenient),
+        ("eipalloc", "eip_allocation", Lenient),
+        ("eipassoc", "eip_association", Lenient),
+        ("vpce", "vpc_endpoint", Lenient),
+        ("vpce-svc", "vpc_endpoint_service", Lenient),
+        ("pcx", "vpc_peering", Lenient),
+        ("tgw", "transit_gateway", Lenient),
+        ("tgw-attach", "tgw_attachment", Lenient),
+        ("tgw-rtb", "tgw_route_table", Lenient),
+        ("tgw-mcast-domain", "tgw_multicast_domain", Lenient),
+        ("lt", "launch_template", Exact(8, 17)),
+        ("fl", "flow_log", Exact(8, 17)),
+        ("dopt", "dhcp_options", Lenient),
+        ("cgw", "customer_gateway", Lenient),
+        ("vgw", "vpn_gateway", Lenient),
+        ("vpn", "vpn_connection", Lenient),
+        ("sir", "spot_request", Exact(8, 17)),
+        ("cr", "capacity_reservation", Exact(8, 17)),
+        ("h", "dedicated_host", Exact(8, 17)),
+        ("key", "key_pair", Exact(8, 17)),
+        ("pl", "prefix_list", Exact(8, 17)),
+        ("pg", "placement_group", Exact(8, 17)),
+        ("r", "reservation", Exact(8, 17)),
+        ("lgw", "ec2_resource", Lenient),
+        ("lgw-rtb", "ec2_resource", Lenient),
+        ("eice", "ec2_resource", Lenient),
+        ("iip-assoc", "ec2_resource", Lenient),
+        ("ipam", "ec2_resource", Lenient),
+        ("ipam-pool", "ec2_resource", Lenient),
+        ("ipam-scope", "ec2_resource", Lenient),
+        ("ipam-res-disco", "ec2_resource", Lenient),
+        ("cvpn-endpoint", "ec2_resource", Lenient),
+        ("cvpn-assoc", "ec2_resource", Lenient),
+        ("tmf", "ec2_resource", Exact(17, 17)),
+        ("tmt", "ec2_resource", Exact(17, 17)),
+        ("tms", "ec2_resource", Exact(17, 17)),
+        ("tmfr", "ec2_resource", Exact(17, 17)),
+        ("vai", "ec2_resource", Exact(17, 17)),
+        ("vae", "ec2_resource", Exact(17, 17)),
+        ("vag", "ec2_resource", Exact(17, 17)),
+        ("vatp", "ec2_resource", Exact(17, 17)),
+        ("iew", "ec2_resource", Exact(17, 17)),
+        ("cagw", "ec2_resource", Exact(17, 17)),
+        ("bun", "ec2_resource", Exact(8, 17)),
+        ("import-ami", "ec2_resource", Lenient),
+        ("import-snap", "ec2_resource", Lenient),
+        ("import-i", "ec2_resource", Lenient),
+        ("export-i", "ec2_resource", Lenient),
+        ("export-ami", "ec2_resource", Lenient),
+        ("fcap", "ec2_resource", Exact(17, 17)),
+        ("fs", "efs_filesystem", Range(8, 40)),
+        ("fsmt", "efs_mount_target", Range(8, 40)),
+        ("fsap", "efs_access_point", Exact(17, 17)),
+        ("fsvol", "other_resource_id", Exact(17, 17)),
+        ("backup", "other_resource_id", Exact(17, 17)),
+        ("op", "other_resource_id", Exact(17, 17)),
+        ("mw", "ssm_resource", Exact(17, 17)),
+        ("mi", "ssm_managed_instance", Exact(17, 17)),
+        ("pb", "ssm_resource", Exact(17, 17)),
+        ("oi", "ssm_resource", Exact(12, 12)),
+        ("cks", "other_resource_id", Exact(17, 17)),
+        ("s", "other_resource_id", Exact(17, 17)),
+        ("csc", "other_resource_id", Exact(17, 17)),
+    ]
+};
+
+/// What to do with a raw match of pattern `i`.
+#[derive(Clone, Copy)]
+enum Post {
+    /// Fixed kind; `left_no_dash`: reject when preceded by `-`.
+    Fixed(KindId),
+    /// Fixed kind, only when the match holds at least one digit.
+    FixedDigit(KindId),
+    Arn,
+    ArnUrlEncoded,
+    HexId,
+    AwsHost,
+    /// `https://s3….amazonaws.com/<bucket>` and `s3://<bucket>/…`: the bucket only.
+    S3Bucket,
+    Presigned,
+    Ipv4,
+    Ipv6,
+    KmsAlias,
+}
+
+struct Rule {
+    pattern: String,
+    post: Post,
+}
+
+fn rules() -> Vec<Rule> {
+    let k = kinds::id;
+    let hex_alternation = {
+        let mut p: Vec<&str> = HEX_PREFIXES.iter().map(|(p, _, _)| *p).collect();
+        p.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        p.join("|")
+    };
+    let r = |pattern: String, post: Post| Rule { pattern, post };
+    vec![
+        // ARNs (URL-encoded too), then URLs with a path that carries customer data.
+        r(
+            format!(
+                r"\barn:{PARTITION}:[a-z0-9][a-z0-9.-]{{0,62}}:(?:{REGION})?:(?:[0-9]{{12}}|aws|[a-z0-9.-]{{1,63}})?:[^\s\x22'<>`,;{{}}\[\]()\\|]+"
+            ),
+            Post::Arn,
+        ),
+        r(
+            format!(
+                r"(?i:\barn%3a){PARTITION}(?i:%3a)[a-z0-9.-]{{1,63}}(?i:%3a)(?:{REGION})?(?i:%3a)(?:[0-9]{{12}}|aws)?(?i:%3a)[A-Za-z0-9%._~+=@*-]+"
+            ),
+            Post::ArnUrlEncoded,
+        ),
+        r(
+            format!(
+                r"\bhttps?://(?:sqs\.{REGION}\.|{REGION}\.queue\.|queue\.)amazonaws\.com(?:\.cn)?/[0-9]{{12}}/[A-Za-z0-9_-]{{1,80}}(?:\.fifo)?\b"
+            ),
+            Post::Fixed(k("sqs_queue_url")),
+        ),
+        r(
+            format!(
+                r"\bhttps?://s3(?:[.-](?:dualstack\.)?{REGION})?\.amazonaws\.com(?:\.cn)?/[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]\b"
+            ),
+            Post::S3Bucket,
+        ),
+        r(
+            format!(
+                r"\b[0-9]{{12}}\.dkr\.ecr(?:-fips)?\.{REGION}\.amazonaws\.com(?:\.cn)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}|@sha256:[0-9a-f]{{64}})?)?\b"
+            ),
+            Post::Fixed(k("ecr_uri")),
+        ),
+        // Hostnames
+        r(
+            format!(r"\bi-[0-9a-f]{{8,17}}\.(?:{REGION}\.compute|ec2)\.internal\b"),
+            Post::Fixed(k("ec2_hostname")),
+        ),
+        r(
+            format!(
+                r"\bip-[0-9]{{1,3}}-[0-9]{{1,3}}-[0-9]{{1,3}}-[0-9]{{1,3}}(?:\.(?:{REGION}\.compute|ec2)\.internal)?\b"
+            ),
+            Post::Fixed(k("ec2_hostname")),
+        ),
+        r(
+            format!(r"\b[a-z0-9]{{32}}\.lambda-url\.{REGION}\.on\.aws\b"),
+            Post::Fixed(k("lambda_url")),
+        ),
+        r(
+            r"\bd[a-z0-9]{12,13}\.cloudfront\.net\b".to_string(),
+            Post::Fixed(k("cloudfront_domain")),
+        ),
+        r(
+            format!(r"(?i:\b[a-z0-9][a-z0-9-]*(?:\.{REGION})?\.elasticbeanstalk\.com\b)"),
+            Post::Fixed(k("beanstalk_host")),
+        ),
+        r(
+            r"(?i:\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9][a-z0-9-]{0,62})*\.amazonaws\.com(?:\.cn)?\b)".to_string(),
+            Post::AwsHost,
+        ),
+        r(
+            r"\bs3[an]?://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\b".to_string(),
+            Post::S3Bucket,
+        ),
+        // Credentials
+        r(
+            r"(?i:\bx-amz-(?:credential|security-token|signature)=)[^&\s\x22'<>]+".to_string(),
+            Post::Presigned,
+        ),
+        r(
+            r"\b(?:IQoJb3JpZ2luX2Vj|AgoJb3JpZ2luX2Vj|FwoGZXIvYXdz|FQoGZXIvYXdz|AQoDYXdz)[A-Za-z0-9/+=]{20,}"
+                .to_string(),
+            Post::Fixed(k("session_token")),
+        ),
+        r(
+            r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}".to_string(),
+            Post::Fixed(k("bedrock_api_key")),
+        ),
+        r(
+            r"\bbedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%._-]*".to_string(),
+            Post::Fixed(k("bedrock_api_key")),
+        ),
+        r(
+            r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b".to_string(),
+            Post::Fixed(k("access_key")),
+        ),
+        r(
+            r"\b(?:AIDA|AROA|AGPA|AIPA|ANPA|ANVA|APKA|ASCA)[A-Z0-9]{16,17}(?::[A-Za-z0-9_+=,.@-]{2,64}|\b)".to_string(),
+            Post::Fixed(k("iam_unique_id")),
+        ),
+        r(r"\bda2-[a-z0-9]{26}\b".to_string(), Post::Fixed(k("appsync_api_key"))),
+        // Resource ids
+        r(
+            format!(r"\b(?:{hex_alternation})-(?:[0-9a-f]{{8,40}}|[0-9a-f]{{1,17}}EXAMPLE[0-9A-Za-z]{{0,4}})\b"),
+            Post::HexId,
+        ),
+        r(r"\bmrk-[0-9a-f]{32}\b".to_string(), Post::Fixed(k("kms_key_id"))),
+        r(
+            r"\bou-[0-9a-z]{4,32}-[a-z0-9]{8,32}\b".to_string(),
+            Post::Fixed(k("org_unit")),
+        ),
+        r(r"\bo-[a-z0-9]{10,32}\b".to_string(), Post::FixedDigit(k("org_id"))),
+        r(r"\br-[0-9a-z]{4,32}\b".to_string(), Post::FixedDigit(k("org_root"))),
+        r(
+            r"\bp-[0-9a-zA-Z_]{8,128}\b".to_string(),
+            Post::FixedDigit(k("org_policy")),
+        ),
+        r(
+            r"\bh-[0-9a-z]{8,32}\b".to_string(),
+            Post::FixedDigit(k("org_handshake")),
+        ),
+        r(
+            r"\bcar-[a-z0-9]{8,32}\b".to_string(),
+            Post::FixedDigit(k("org_account_request")),
+        ),
+        r(r"\bj-[A-Z0-9]{8,16}\b".to_string(), Post::FixedDigit(k("emr_cluster"))),
+        r(
+            r"\bdx(?:con|lag|vif|gw)-[a-z0-9]{8}\b".to_string(),
+            Post::Fixed(k("directconnect_id")),
+        ),
+        r(r"\bd-[0-9a-f]{10}\b".to_string(), Post::FixedDigit(k("directory_id"))),
+        r(r"\be-[a-z0-9]{10}\b".to_string(), Post::FixedDigit(k("beanstalk_env"))),
+        r(
+            r"\b(?:ns|srv)-[a-z0-9]{16}\b".to_string(),
+            Post::FixedDigit(k("cloudmap_id")),
+        ),
+        r(
+            r"\b(?:db|cluster)-[A-Z0-9]{26}\b".to_string(),
+            Post::FixedDigit(k("rds_resource_id")),
+        ),
+        r(r"\bsgw-[0-9A-F]{8}\b".to_string(), Post::Fixed(k("storage_gateway"))),
+        r(
+            r"\brslvr-[a-z]+-[0-9a-f]{17}\b".to_string(),
+            Post::Fixed(k("resolver_id")),
+        ),
+        r(
+            r"\bcluster-[2-7a-zA-Z]{11,16}\b".to_string(),
+            Post::FixedDigit(k("cloudhsm_cluster")),
+        ),
+        r(
+            format!(r"\b{REGION}_[A-Za-z0-9]{{9}}\b"),
+            Post::FixedDigit(k("cognito_user_pool")),
+        ),
+        r(
+            format!(
+                r"\b{REGION}:[0-9a-zA-Z]{{8}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{4}}-[0-9a-zA-Z]{{12}}\b"
+            ),
+            Post::Fixed(k("cognito_identity_pool")),
+        ),
+        r(
+            r"/aws/[a-z0-9-]+/[A-Za-z0-9_./#-]+".to_string(),
+            Post::Fixed(k("log_group")),
+        ),
+        r(r"\balias/[A-Za-z0-9/_-]+".to_string(), Post::KmsAlias),
+        // Network
+        r(
+            r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:/[0-9]{1,2})?\b".to_string(),
+            Post::Ipv4,
+        ),
+        r(
+            r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:/[0-9]{1,3})?".to_string(),
+            Post::Ipv6,
+        ),
+        // Placeholder-shaped text typed into a request.
+        r(
+            r"\bAWS(?:_[A-Z][A-Z0-9]*)+_[0-9]{3,}\b".to_string(),
+            Post::Fixed(k("placeholder_literal")),
+        ),
+    ]
+}
+
+fn build_regex(patterns: &[&str]) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(Regex::config().match_kind(MatchKind::LeftmostFirst).utf8_empty(false))
+        .build_many(patterns)
+        .map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Context rules for the ambiguous and name kinds
+
+/// Ambiguous shapes checked on tokens that no pattern claimed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    Account,
+    Uuid,
+    Secret40,
+    Hex64,
+    HostedZone,
+    CloudFrontId,
+    ApiGwId,
+    Mac,
+    SessionTokenLong,
+}
+
+/// Keywords (lower-case, alphanumerics only) that must occur shortly before a candidate of each shape.
+fn shape_keywords(shape: Shape) -> &'static [&'static str] {
+    match shape {
+        Shape::Account => &["account", "acct", "owner", "registryid", "principal"],
+        Shape::Uuid => &["kms", "keyid", "cmk", "masterkey", "encryptionkey"],
+        Shape::Secret40 => &["secret", "secretaccesskey", "secretkey"],
+        Shape::Hex64 => &["canonical", "owner", "grantee"],
+        Shape::HostedZone => &["hostedzone", "zoneid", "route53", "zone"],
+        Shape::CloudFrontId => &["distribution", "cloudfront"],
+        Shape::ApiGwId => &["restapi", "apiid", "apigateway", "apigw", "httpapi", "executeapi"],
+        Shape::Mac => &["macaddress"],
+        Shape::SessionTokenLong => &["sessiontoken", "securitytoken"],
+    }
+}
+
+fn shape_kind(shape: Shape) -> KindId {
+    kinds::id(match shape {
+        Shape::Account => "account_id",
+        Shape::Uuid => "kms_key_id",
+        Shape::Secret40 => "secret_key",
+        Shape::Hex64 => "canonical_user_id",
+        Shape::HostedZone => "hosted_zone_id",
+        Shape::CloudFrontId => "cloudfront_distribution_id",
+        Shape::ApiGwId => "apigw_id",
+        Shape::Mac => "mac_address",
+        Shape::SessionTokenLong => "session_token",
+    })
+}
+
+fn all(b: &[u8], f: impl Fn(u8) -> bool) -> bool {
+    b.iter().all(|&c| f(c))
+}
+
+fn is_hex_lower(c: u8) -> bool {
+    c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+}
+
+fn shape_of(v: &[u8]) -> Option<Shape> {
+    let has_digit = v.iter().any(u8::is_ascii_digit);
+    match v.len() {
+        12 if all(v, |c| c.is_ascii_digit()) => Some(Shape::Account),
+        14 if v[4] == b'-'
+            && v[9] == b'-'
+            && all(&v[..4], |c| c.is_ascii_digit())
+            && all(&v[5..9], |c| c.is_ascii_digit())
+            && all(&v[10..], |c| c.is_ascii_digit()) =>
+        {
+            Some(Shape::Account)
+        }
+        36 if is_uuid(v) => Some(Shape::Uuid),
+        40 if is_secret40(v) => Some(Shape::Secret40),
+        64 if all(v, is_hex_lower) => Some(Shape::Hex64),
+        17 if is_mac(v) => Some(Shape::Mac),
+        10 if has_digit
+            && v.iter().any(u8::is_ascii_lowercase)
+            && all(v, |c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
+        {
+            Some(Shape::ApiGwId)
+        }
+        13..=15 if v[0] == b'E' && has_digit && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
+            Some(Shape::CloudFrontId)
+        }
+        8..=33 if v[0] == b'Z' && has_digit && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
+            Some(Shape::HostedZone)
+        }
+        n if n >= 100
+            && all(v, |c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'/' | b'+' | b'=' | b'%')
+            }) =>
+        {
+            Some(Shape::SessionTokenLong)
+        }
+        _ => None,
+    }
+}
+
+fn is_uuid(v: &[u8]) -> bool {
+    v.len() == 36
+        && v.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn is_secret40(v: &[u8]) -> bool {
+    v.len() == 40
+        && all(v, |c| c.is_ascii_alphanumeric() || c == b'/' || c == b'+')
+        && !all(v, |c| c.is_ascii_hexdigit())
+        && v.iter().any(u8::is_ascii_uppercase)
+        && v.iter().any(u8::is_ascii_lowercase)
+}
+
+fn is_mac(v: &[u8]) -> bool {
+    v.len() == 17
+        && v.iter()
+            .enumerate()
+            .all(|(i, &c)| if i % 3 == 2 { c == b':' } else { c.is_ascii_hexdigit() })
+}
+
+/// Lower-cases and keeps alphanumerics: `--Owner-Ids` → `ownerids`.
+fn normalize(s: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(
+        s.iter()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(u8::to_ascii_lowercase),
+    );
+}
+
+/// JSON keys and CLI flags (normalized) that make a whole value an identifier of a kind, with the shape the
+/// value must have.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ValueShape {
+    Ambiguous(Shape),
+    /// A customer-chosen name: `[A-Za-z0-9][A-Za-z0-9._/+=,@#-]*`, 1..=255.
+    Name,
+    /// An S3 bucket name (3..=63, lower-case, digits, `.`, `-`).
+    Bucket,
+}
+
+const KEYED: &[(&str, &str, ValueShape)] = {
+    use Shape::*;
+    use ValueShape::*;
+    &[
+        ("accountid", "account_id", Ambiguous(Account)),
+        ("awsaccountid", "account_id", Ambiguous(Account)),
+        ("ownerid", "account_id", Ambiguous(Account)),
+        ("ownerids", "account_id", Ambiguous(Account)),
+        ("owner", "account_id", Ambiguous(Account)),
+        ("sourceaccount", "account_id", Ambiguous(Account)),
+        ("awssourceaccount", "account_id", Ambiguous(Account)),
+        ("principalaccount", "account_id", Ambiguous(Account)),
+        ("awsprincipalaccount", "account_id", Ambiguous(Account)),
+        ("registryid", "account_id", Ambiguous(Account)),
+        ("account", "account_id", Ambiguous(Account)),
+        ("aws", "account_id", Ambiguous(Account)),
+        ("targetaccountid", "account_id", Ambiguous(Account)),
+        ("keyid", "kms_key_id", Ambiguous(Uuid)),
+        ("kmskeyid", "kms_key_id", Ambiguous(Uuid)),
+        ("targetkeyid", "kms_key_id", Ambiguous(Uuid)),
+        ("ssekmskeyid", "kms_key_id", Ambiguous(Uuid)),
+        ("kmsmasterkeyid", "kms_key_id", Ambiguous(Uuid)),
+        ("secretaccesskey", "secret_key", Ambiguous(Secret40)),
+        ("awssecretaccesskey", "secret_key", Ambiguous(Secret40)),
+        ("secretkey", "secret_key", Ambiguous(Secret40)),
+        ("sessiontoken", "session_token", Ambiguous(SessionTokenLong)),
+        ("awssessiontoken", "session_token", Ambiguous(SessionTokenLong)),
+        ("securitytoken", "session_token", Ambiguous(SessionTokenLong)),
+        ("hostedzoneid", "hosted_zone_id", Ambiguous(HostedZone)),
+        ("hostedzone", "hosted_zone_id", Ambiguous(HostedZone)),
+        ("distributionid", "cloudfront_distribution_id", Ambiguous(CloudFrontId)),
+        ("restapiid", "apigw_id", Ambiguous(ApiGwId)),
+        ("apiid", "apigw_id", Ambiguous(ApiGwId)),
+        ("macaddress", "mac_address", Ambiguous(Mac)),
+        ("bucket", "s3_bucket", Bucket),
+        ("bucketname", "s3_bucket", Bucket),
+        ("functionname", "lambda_function", Name),
+        ("tablename", "dynamodb_table", Name),
+        ("dbinstanceidentifier", "rds_instance", Name),
+        ("dbclusteridentifier", "rds_instance", Name),
+        ("cacheclusterid", "elasticache_cluster", Name),
+        ("replicationgroupid", "elasticache_cluster", Name),
+        ("clusteridentifier", "redshift_cluster", Name),
+        ("rolename", "iam_role_name", Name),
+        ("username", "iam_user_name", Name),
+        ("stackname", "stack_name", Name),
+        ("queuename", "sqs_queue_name", Name),
+        ("topicname", "sns_topic_name", Name),
+        ("repositoryname", "ecr_repository", Name),
+        ("secretid", "secret_name", Name),
+        ("jobname", "glue_job", Name),
+        ("clustername", "ecs_cluster", Name),
+        ("cluster", "ecs_cluster", Name),
+        ("loggroupname", "log_group", Name),
+        ("parametername", "ssm_parameter", Name),
+    ]
+};
+
+/// `(keyword, optional filler, kind, shape)`: in prose, a name right after `keyword` (or `keyword filler`) is
+/// an identifier of `kind`: "S3 bucket my-app-logs", "RDS instance prod-db-1".
+const PROSE_NAMES: &[(&str, &[&str], &str, ValueShape)] = &[
+    ("bucket", &[], "s3_bucket", ValueShape::Bucket),
+    ("buckets", &[], "s3_bucket", ValueShape::Bucket),
+    ("s3", &["bucket", "buckets", "logs"], "s3_bucket", ValueShape::Bucket),
+    (
+        "rds",
+        &["instance", "cluster", "database", "db"],
+        "rds_instance",
+        ValueShape::Name,
+    ),
+    ("lambda", &["function"], "lambda_function", ValueShape::Name),
+    ("dynamodb", &["table"], "dynamodb_table", ValueShape::Name),
+    (
+        "elasticache",
+        &["cluster", "redis", "memcached"],
+        "elasticache_cluster",
+        ValueShape::Name,
+    ),
+    ("redshift", &["cluster"], "redshift_cluster", ValueShape::Name),
+    ("sqs", &["queue"], "sqs_queue_name", ValueShape::Name),
+    ("sns", &["topic"], "sns_topic_name", ValueShape::Name),
+    ("ecr", &["repository", "repo"], "ecr_repository", ValueShape::Name),
+    ("eks", &["cluster"], "eks_cluster", ValueShape::Name),
+    ("ecs", &["cluster"], "ecs_cluster", ValueShape::Name),
+    ("glue", &["job"], "glue_job", ValueShape::Name),
+    ("cloudformation", &["stack"], "stack_name", ValueShape::Name),
+];
+
+fn keyed(key_norm: &[u8]) -> Option<(KindId, ValueShape)> {
+    KEYED
+        .iter()
+        .find(|(k, _, _)| k.as_bytes() == key_norm)
+        .map(|(_, kind, shape)| (kinds::id(kind), *shape))
+}
+
+fn is_name(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= 255
+        && v[0].is_ascii_alphanumeric()
+        && all(v, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'+' | b'=' | b',' | b'@' | b'#' | b'-')
+        })
+}
+
+fn is_bucket(v: &[u8]) -> bool {
+    (3..=63).contains(&v.len())
+        && (v[0].is_ascii_lowercase() || v[0].is_ascii_digit())
+        && (v[v.len() - 1].is_ascii_lowercase() || v[v.len() - 1].is_ascii_digit())
+        && all(v, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-'
+        })
+        && !v.windows(2).any(|w| w == b"..")
+}
+
+/// A name in prose must look like an identifier, not a word: it holds `-`, `_` or a digit, and is not a number.
+fn looks_like_id(v: &[u8]) -> bool {
+    v.iter().any(|c| matches!(c, b'-' | b'_') || c.is_ascii_digit())
+        && !all(v, |c| c.is_ascii_digit() || c == b'.' || c == b'-')
+        && v.iter().any(u8::is_ascii_alphabetic)
+}
+
+fn value_fits(v: &[u8], shape: ValueShape) -> bool {
+    match shape {
+        ValueShape::Ambiguous(s) => shape_of(v) == Some(s),
+        ValueShape::Name => is_name(v),
+        ValueShape::Bucket => is_bucket(v),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The detector
+
+pub struct Detector {
+    kinds: Vec<KindInfo>,
+    enabled: Vec<bool>,
+    regex: Regex,
+    posts: Vec<Post>,
+    custom: Option<(Regex, Vec<KindId>)>,
+    allow: HashSet<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("kinds", &self.kinds.len()).finish()
+    }
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        match Detector::new(&DetectorConfig::default()) {
+            Ok(d) => d,
+            Err(e) => panic!("built-in patterns do not compile: {e}"),
+        }
+    }
+}
+
+/// Per-scan state for the prose rules.
+#[derive(Default)]
+struct ScanState {
+    /// The two previous tokens (normalized), for "bucket <name>" and "rds instance <name>".
+    prev: [Vec<u8>; 2],
+    /// A name finding that ended at this offset: a list "a, b and c" continues it.
+    list: Option<(KindId, ValueShape, usize)>,
+    /// The previous token was a CLI flag that takes a value: `(kind, shape)`.
+    flag: Option<(KindId, ValueShape)>,
+    /// The previous raw token ended with `=` or `:` (or was one): `key = value`, `Bucket: name`.
+    assign: bool,
+    norm: Vec<u8>,
+}
+
+impl Detector {
+    pub fn new(config: &DetectorConfig) -> Result<Detector, ConfigError> {
+        let mut kinds: Vec<KindInfo> = BUILTIN
+            .iter()
+            .map(|(n, p, t)| KindInfo {
+                name: n.to_string(),
+                prefix: p.to_string(),
+                tier: *t,
+            })
+            .collect();
+        let mut enabled = vec![true; kinds.len()];
+        for name in &config.disabled_kinds {
+            match kinds::builtin_id(name) {
+                Some(id) => enabled[id as usize] = false,
+                None => {
+                    return Err(ConfigError {
+                        key: "disabled_kinds".into(),
+                        message: format!("unknown kind {name:?}"),
+                    })
+                }
+            }
+        }
+        let rules = rules();
+        let patterns: Vec<&str> = rules.iter().map(|r| r.pattern.as_str()).collect();
+        let regex = build_regex(&patterns).map_err(|e| ConfigError {
+            key: "builtin".into(),
+            message: format!("built-in pattern error: {e}"),
+        })?;
+        let posts = rules.iter().map(|r| r.post).collect();
+
+        let mut custom = None;
+        if !config.custom_patterns.is_empty() {
+            let mut ids = Vec::new();
+            for (i, c) in config.custom_patterns.iter().enumerate() {
+                let key = format!("custom_patterns[{i}]");
+                if c.name.is_empty()
+                    || !all(c.name.as_bytes(), |b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+                    })
+                {
+                    return Err(ConfigError {
+                        key: format!("{key}.name"),
+                        message: "must match [a-z0-9_]+".into(),
+                    });
+                }
+                if kinds.iter().any(|k| k.name == c.name) {
+                    return Err(ConfigError {
+                        key: format!("{key}.name"),
+                        message: format!("kind {:?} already exists", c.name),
+                    });
+                }
+                if !crate::placeholder::is_valid_prefix(&c.prefix) {
+                    return Err(ConfigError {
+                        key: format!("{key}.prefix"),
+                        message: "must be AWS_ followed by upper-case segments, e.g. AWS_CORP_ID".into(),
+                    });
+                }
+                if kinds.iter().any(|k| k.prefix == c.prefix) {
+                    return Err(ConfigError {
+                        key: format!("{key}.prefix"),
+                        message: format!("prefix {} already used", c.prefix),
+                    });
+                }
+                build_regex(&[c.regex.as_str()]).map_err(|e| ConfigError {
+                    key: format!("{key}.regex"),
+                    message: e,
+                })?;
+                ids.push(kinds.len() as KindId);
+                kinds.push(KindInfo {
+                    name: c.name.clone(),
+                    prefix: c.prefix.clone(),
+                    tier: Tier::Custom,
+                });
+                enabled.push(true);
+            }
+            let patterns: Vec<&str> = config.custom_patterns.iter().map(|c| c.regex.as_str()).collect();
+            let re = build_regex(&patterns).map_err(|e| ConfigError {
+                key: "custom_patterns".into(),
+                message: e,
+            })?;
+            custom = Some((re, ids));
+        }
+        let allow = config.allowlist.iter().map(|s| s.as_bytes().to_vec()).collect();
+        Ok(Detector {
+            kinds,
+            enabled,
+            regex,
+            posts,
+            custom,
+            allow,
+        })
+    }
+
+    pub fn kinds(&self) -> &[KindInfo] {
+        &self.kinds
+    }
+
+    pub fn kind(&self, id: KindId) -> &KindInfo {
+        &self.kinds[id as usize]
+    }
+
+    /// Appends the identifiers of `text` to `out`, in order, non-overlapping.
+    pub fn find(&self, text: &[u8], ctx: KeyContext<'_>, out: &mut Vec<Finding>) {
+        let first = out.len();
+        if let Some(key) = ctx.key {
+            if self.keyed_value(text, key, ctx.parent, out) {
+                return;
+            }
+        }
+        let mut st = ScanState::default();
+        let n = text.len();
+        let mut i = 0;
+        while i < n {
+            while i < n && CLASS[text[i] as usize] & SEP != 0 {
+                i += 1;
+            }
+            if i >= n {
+                break;
+            }
+            let mut s = i;
+            let mut bits = 0u8;
+            while i < n {
+                let c = CLASS[text[i] as usize];
+                if c & SEP != 0 {
+                    break;
+                }
+                bits |= c;
+                i += 1;
+            }
+            // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too.
+            if s > 0 && text[s - 1] == b'\\' && i - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/')
+            {
+                s += 1;
+            }
+            let mut e = i;
+            while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
+                e -= 1;
+            }
+            if e > s {
+                self.token(text, s, e, bits, &mut st, out);
+            }
+        }
+        if let Some((re, ids)) = &self.custom {
+            self.merge_custom(text, re, ids, first, out);
+        }
+    }
+
+    fn push(&self, text: &[u8], f: Finding, out: &mut Vec<Finding>) -> bool {
+        if !self.enabled[f.kind as usize] || f.start >= f.end {
+            return false;
+        }
+        if !self.allow.is_empty() && self.allow.contains(&text[f.start..f.end]) {
+            return false;
+        }
+        out.push(f);
+        true
+    }
+
+    /// A JSON string whose key names a kind, e.g. `"OwnerId": "123456789012"`.
+    fn keyed_value(&self, text: &[u8], key: &str, parent: Option<&str>, out: &mut Vec<Finding>) -> bool {
+        let mut norm = Vec::new();
+        normalize(key.as_bytes(), &mut norm);
+        let mut hit = keyed(&norm);
+        if hit.is_none() && norm == b"id" {
+            if let Some(p) = parent {
+                normalize(p.as_bytes(), &mut norm);
+                if matches!(norm.as_slice(), b"owner" | b"grantee") {
+                    hit = Some((kinds::id("canonical_user_id"), ValueShape::Ambiguous(Shape::Hex64)));
+                }
+            }
+        }
+        let Some((kind, shape)) = hit else { return false };
+        let mut v = text;
+        let mut off = 0;
+        if shape == ValueShape::Ambiguous(Shape::HostedZone) && v.starts_with(b"/hostedzone/") {
+            off = 12;
+            v = &v[12..];
+        }
+        if value_fits(v, shape) {
+            return self.push(
+                text,
+                Finding {
+                    start: off,
+                    end: text.len(),
+                    kind,
+                },
+                out,
+            );
+        }
+        false
+    }
+
+    fn token(&self, text: &[u8], s: usize, e: usize, bits: u8, st: &mut ScanState, out: &mut Vec<Finding>) {
+        let tok = &text[s..e];
+        let len = e - s;
+        let punct = bits & PUNCT != 0;
+        let digit = bits & DIGIT != 0;
+        let upper = bits & UPPER != 0;
+        let before = out.len();
+        let candidate = (punct && (digit || memchr::memchr2(b'/', b'.', tok).is_some() || tok.starts_with(b"dx")))
+            || (upper && len >= 16);
+        if candidate {
+            self.patterns(text, s, e, out);
+        }
+        let found = out.len() > before;
+        if !found {
+            self.context(text, s, e, st, out);
+        } else {
+            st.list = None;
+            st.flag = None;
+        }
+        // Remember this token for the prose rules.
+        st.prev.swap(0, 1);
+        normalize(tok, &mut st.prev[1]);
+        let raw_end = text[e..].iter().take_while(|&&c| c == b':' || c == b'=').count();
+        st.assign = raw_end > 0 || tok.ends_with(b"=") || tok.ends_with(b"=>");
+    }
+
+    /// Runs the multi-pattern regex over one token.
+    fn patterns(&self, text: &[u8], s: usize, e: usize, out: &mut Vec<Finding>) {
+        let hay = &text[s..e];
+        let mut at = 0;
+        while at < hay.len() {
+            let Some(m) = self.regex.search(&Input::new(hay).range(at..)) else {
+                break;
+            };
+            match self.post(hay, m.pattern().as_usize(), m.start(), m.end()) {
+                Some((kind, ps, pe)) => {
+                    self.push(
+                        text,
+                        Finding {
+                            start: s + ps,
+                            end: s + pe,
+                            kind,
+                        },
+                        out,
+                    );
+                    at = m.end().max(m.start() + 1);
+                }
+                None => at = m.start() + 1,
+            }
+        }
+    }
+
+    /// Validates a raw match and decides its kind and final span (relative to the token).
+    fn post(&self, hay: &[u8], pattern: usize, ms: usize, me: usize) -> Option<(KindId, usize, usize)> {
+        let m = &hay[ms..me];
+        let prev = if ms > 0 { hay[ms - 1] } else { b' ' };
+        let next = hay.get(me).copied().unwrap_or(b' ');
+        let next2 = hay.get(me + 1).copied().unwrap_or(b' ');
+        // Never a part of a larger token: `my-subnet-1a2b3c4d`, `x.i-…`.
+        let dash_before = prev == b'-';
+        match self.posts[pattern] {
+            Post::Fixed(kind) => {
+                if dash_before || prev == b'.' || is_word(next) {
+                    return None;
+                }
+                if kind == kinds::id("log_group") && (is_word(prev) || prev == b'.' || prev == b'/') {
+                    return None;
+                }
+                Some((kind, ms, me))
+            }
+            Post::FixedDigit(kind) => {
+                if dash_before || prev == b'.' || !m.iter().any(u8::is_ascii_digit) {
+                    return None;
+                }
+                Some((kind, ms, me))
+            }
+            Post::Arn => {
+                if matches!(prev, b':' | b'-' | b'.') {
+                    return None;
+                }
+                let mut end = me;
+                while end > ms && matches!(hay[end - 1], b'.' | b':') {
+                    end -= 1;
+                }
+                let kind = arn_kind(&hay[ms..end])?;
+                Some((kind, ms, end))
+            }
+            Post::ArnUrlEncoded => {
+                let decoded = percent_decode(m);
+                let kind = arn_kind(&decoded)?;
+                Some((kind, ms, me))
+            }
+            Post::HexId => {
+                if dash_before || prev == b'.' {
+                    return None;
+                }
+                let dash = m.iter().rposition(|&c| c == b'-')?;
+                let (prefix, id) = (&m[..dash], &m[dash + 1..]);
+                let (_, kind, rule) = HEX_PREFIXES.iter().find(|(p, _, _)| p.as_bytes() == prefix)?;
+                let example = id.ends_with(b"EXAMPLE") || memchr::memmem::find(id, b"EXAMPLE").is_some();
+                let ok = match rule {
+                    HexLen::Lenient => example || (8..=17).contains(&id.len()),
+                    HexLen::Exact(a, b) => !example && (id.len() == *a || id.len() == *b),
+                    HexLen::Range(a, b) => !example && (*a..=*b).contains(&id.len()),
+                };
+                ok.then(|| (kinds::id(kind), ms, me))
+            }
+            Post::AwsHost => {
+                if dash_before || prev == b'.' || next == b'-' || (next == b'.' && next2.is_ascii_alphanumeric()) {
+                    return None;
+                }
+                aws_host(m).map(|(kind, a, b)| (kind, ms + a, ms + b))
+            }
+            Post::S3Bucket => {
+                // The bucket is the last path segment matched (`https://s3…/bucket`) or the authority (`s3://bucket`).
+                if next == b'.' && next2.is_ascii_alphanumeric() {
+                    return None;
+                }
+                let start = if m.starts_with(b"s3") {
+                    memchr::memmem::find(m, b"://")? + 3
+                } else {
+                    m.iter().rposition(|&c| c == b'/')? + 1
+                };
+                Some((kinds::id("s3_bucket"), ms + start, me))
+            }
+            Post::Presigned => {
+                let eq = memchr::memchr(b'=', m)?;
+                Some((kinds::id("presigned_credential"), ms + eq + 1, me))
+            }
+            Post::KmsAlias => {
+                if prev == b'/' || dash_before || m.starts_with(b"alias/aws/") {
+                    return None;
+                }
+                Some((kinds::id("kms_alias"), ms, me))
+            }
+            Post::Ipv4 => {
+                if prev == b'.' || dash_before || (next == b'.' && next2.is_ascii_digit()) || next == b'-' {
+                    return None;
+                }
+                ipv4_kind(m, &hay[..ms]).map(|k| (k, ms, me))
+            }
+            Post::Ipv6 => {
+                if matches!(prev, b':' | b'.' | b'-') || next.is_ascii_hexdigit() || next == b':' || next == b'.' {
+                    return None;
+                }
+                ipv6_ok(m).then(|| (kinds::id("ipv6"), ms, me))
+            }
+        }
+    }
+
+    /// Ambiguous shapes and names, on a token no pattern claimed.
+    fn context(&self, text: &[u8], s: usize, e: usize, st: &mut ScanState, out: &mut Vec<Finding>) {
+        let tok = &text[s..e];
+        // `--flag=value`, `key:value`, `/hostedzone/Z…`: the value part.
+        let mut vs = s;
+        if let Some(p) = tok.iter().rposition(|&c| c == b'=' || c == b':') {
+            if p + 1 < tok.len() && !is_mac(tok) {
+                vs = s + p + 1;
+            }
+        }
+        if tok.starts_with(b"/hostedzone/") {
+            vs = s + 12;
+        }
+        let v = &text[vs..e];
+
+        // A value after a CLI flag (`--bucket my-bucket`) or in `--flag=value`.
+        if tok.starts_with(b"--") {
+            let flag_end = memchr::memchr(b'=', tok).map(|p| s + p).unwrap_or(e);
+            normalize(&text[s..flag_end], &mut st.norm);
+            let hit = keyed(&st.norm).or_else(|| flag_alias(&st.norm));
+            if flag_end < e {
+                if let Some((kind, shape)) = hit {
+                    if value_fits(&text[flag_end + 1..e], shape) {
+                        self.push(
+                            text,
+                            Finding {
+                                start: flag_end + 1,
+                                end: e,
+                                kind,
+                            },
+                            out,
+                        );
+                    }
+                }
+                st.flag = None;
+            } else {
+                st.flag = hit;
+            }
+            return;
+        }
+        if let Some((kind, shape)) = st.flag.take() {
+            if value_fits(v, shape) {
+                self.push(
+                    text,
+                    Finding {
+                        start: vs,
+                        end: e,
+                        kind,
+                    },
+                    out,
+                );
+                st.list = Some((kind, shape, e));
+                return;
+            }
+        }
+
+        // `s3_bucket = my-bucket`, `Bucket: my-bucket`, `rds_instance: prod-db`.
+        if st.assign {
+            let key: &[u8] = if st.prev[1].is_empty() {
+                &st.prev[0]
+            } else {
+                &st.prev[1]
+            };
+            if let Some((kind, shape)) = keyed(key).or_else(|| text_key(key)) {
+                if value_fits(v, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || looks_like_id(v)) {
+                    self.push(
+                        text,
+                        Finding {
+                            start: vs,
+                            end: e,
+                            kind,
+                        },
+                        out,
+                    );
+                    st.list = Some((kind, shape, e));
+                    return;
+                }
+            }
+        }
+
+        if let Some(shape) = shape_of(v) {
+            if self.context_holds(text, vs, shape) {
+                self.push(
+                    text,
+                    Finding {
+                        start: vs,
+                        end: e,
+                        kind: shape_kind(shape),
+                    },
+                    out,
+                );
+                return;
+            }
+        }
+
+        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1", and lists after them.
+        if let Some((kind, shape, end)) = st.list {
+            let gap = &text[end..s];
+            let joined = gap.iter().all(|c| matches!(c, b',' | b' ' | b'\t'))
+                || gap.eq_ignore_ascii_case(b" and ")
+                || gap.eq_ignore_ascii_case(b", and ")
+                || gap.eq_ignore_ascii_case(b" or ");
+            if joined && value_fits(v, shape) && looks_like_id(v) && !is_prose_keyword(v) {
+                self.push(
+                    text,
+                    Finding {
+                        start: vs,
+                        end: e,
+                        kind,
+                    },
+                    out,
+                );
+                st.list = Some((kind, shape, e));
+                return;
+            }
+            if !(tok.eq_ignore_ascii_case(b"and") || tok.eq_ignore_ascii_case(b"or")) {
+                st.list = None;
+            }
+        }
+        if looks_like_id(v) {
+            for (kw, fillers, kind, shape) in PROSE_NAMES {
+                let direct = st.prev[1] == kw.as_bytes();
+                let filled = st.prev[0] == kw.as_bytes() && fillers.iter().any(|f| st.prev[1] == f.as_bytes());
+                if (direct || filled) && value_fits(v, *shape) {
+                    let kind = kinds::id(kind);
+                    if self.push(
+                        text,
+                        Finding {
+                            start: vs,
+                            end: e,
+                            kind,
+                        },
+                        out,
+                    ) {
+                        st.list = Some((kind, *shape, e));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A keyword for `shape` within the 48 bytes before `at`, on the same line.
+    fn context_holds(&self, text: &[u8], at: usize, shape: Shape) -> bool {
+        let from = at.saturating_sub(48);
+        let mut window = &text[from..at];
+        if let Some(nl) = memchr::memrchr(b'\n', window) {
+            window = &window[nl + 1..];
+        }
+        let mut norm = Vec::with_capacity(window.len());
+        normalize(window, &mut norm);
+        let kws = shape_keywords(shape);
+        if kws.iter().any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some()) {
+            return true;
+        }
+        match shape {
+            // A policy principal: `"AWS": "123456789012"` / `"AWS": ["…", "…"]`.
+            Shape::Account => norm.ends_with(b"aws"),
+            // A secret next to its access key id.
+            Shape::Secret40 => {
+                let lo = at.saturating_sub(120);
+                let hi = (at + 160).min(text.len());
+                let near = &text[lo..hi];
+                [b"AKIA", b"ASIA"]
+                    .iter()
+                    .any(|p| memchr::memmem::find(near, *p).is_some())
+            }
+            _ => false,
+        }
+    }
+
+    fn merge_custom(&self, text: &[u8], re: &Regex, ids: &[KindId], first: usize, out: &mut Vec<Finding>) {
+        let mut extra = Vec::new();
+        for m in re.find_iter(text) {
+            if m.is_empty() {
+                continue;
+            }
+            let f = Finding {
+                start: m.start(),
+                end: m.end(),
+                kind: ids[m.pattern().as_usize()],
+            };
+            self.push(text, f, &mut extra);
+        }
+        if extra.is_empty() {
+            return;
+        }
+        let mut merged: Vec<Finding> = out.drain(first..).chain(extra).collect();
+        // Leftmost-longest over built-in and custom findings.
+        merged.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut last_end = 0;
+        for f in merged {
+            if f.start >= last_end {
+                last_end = f.end;
+                out.push(f);
+            }
+        }
+    }
+}
+
+fn is_prose_keyword(v: &[u8]) -> bool {
+    PROSE_NAMES
+        .iter()
+        .any(|(kw, _, _, _)| kw.as_bytes().eq_ignore_ascii_case(v))
+}
+
+/// Keys written in text (`s3_logs_bucket = …`), matched on their normalized ending.
+fn text_key(key: &[u8]) -> Option<(KindId, ValueShape)> {
+    const SUFFIXES: &[(&str, &str, ValueShape)] = &[
+        ("bucket", "s3_bucket", ValueShape::Bucket),
+        ("rdsinstance", "rds_instance", ValueShape::Name),
+        ("dbinstance", "rds_instance", ValueShape::Name),
+        ("rdscluster", "rds_instance", ValueShape::Name),
+        ("redshift", "redshift_cluster", ValueShape::Name),
+        ("redshiftcluster", "redshift_cluster", ValueShape::Name),
+        ("elasticache", "elasticache_cluster", ValueShape::Name),
+        ("elasticachecluster", "elasticache_cluster", ValueShape::Name),
+        ("gluejob", "glue_job", ValueShape::Name),
+        ("lambdafunction", "lambda_function", ValueShape::Name),
+        ("dynamodbtable", "dynamodb_table", ValueShape::Name),
+        ("eksclustername", "eks_cluster", ValueShape::Name),
+        ("ecsclustername", "ecs_cluster", ValueShape::Name),
+        ("stackname", "stack_name", ValueShape::Name),
+    ];
+    SUFFIXES
+        .iter()
+        .find(|(s, _, _)| key.ends_with(s.as_bytes()))
+        .map(|(_, k, sh)| (kinds::id(k), *sh))
+}
+
+/// CLI flags that are not JSON key names.
+fn flag_alias(norm: &[u8]) -> Option<(KindId, ValueShape)> {
+    let (kind, shape) = match norm {
+        b"owneridsowner" | b"accountids" => ("account_id", ValueShape::Ambiguous(Shape::Account)),
+        b"awsaccesskeyid" => return None,
+        b"functionname" => ("lambda_function", ValueShape::Name),
+        b"dbinstanceidentifier" | b"dbclusteridentifier" => ("rds_instance", ValueShape::Name),
+        b"distributionid" => ("cloudfront_distribution_id", ValueShape::Ambiguous(Shape::CloudFrontId)),
+        _ => return None,
+    };
+    Some((kinds::id(kind), shape))
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            let h = |c: u8| (c as char).to_digit(16);
+            if let (Some(a), Some(b)) = (h(s[i + 1]), h(s[i + 2])) {
+                out.push((a * 16 + b) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The kind of an ARN, from its service and resource type. `None` for AWS-managed ARNs (account `aws`), which
+/// carry no customer data.
+fn arn_kind(arn: &[u8]) -> Option<KindId> {
+    let mut parts = arn.splitn(6, |&c| c == b':');
+    let _arn = parts.next()?;
+    let _partition = parts.next()?;
+    let service = parts.next()?;
+    let _region = parts.next()?;
+    let account = parts.next()?;
+    let resource = parts.next().unwrap_or(b"");
+    if account == b"aws" {
+        return None;
+    }
+    let rtype = resource.split(|&c| c == b'/' || c == b':').next().unwrap_or(b"");
+    let name = match service {
+        b"iam" | b"sts" => match rtype {
+            b"role" => "iam_role_arn",
+            b"user" => "iam_user_arn",
+            b"group" => "iam_group_arn",
+            b"policy" => "iam_policy_arn",
+            b"instance-profile" => "iam_instance_profile_arn",
+            b"assumed-role" | b"federated-user" => "iam_assumed_role_arn",
+            b"root" => "iam_root_arn",
+            b"oidc-provider" | b"saml-provider" => "iam_provider_arn",
+            _ => "arn",
+        },
+        b"lambda" => "lambda_arn",
+        b"s3" | b"s3-object-lambda" | b"s3express" => "s3_arn",
+        b"kms" => "kms_key_arn",
+        b"secretsmanager" => "secret_arn",
+        b"ssm" => "ssm_parameter_arn",
+        b"dynamodb" => "dynamodb_table_arn",
+        b"sns" => "sns_topic_arn",
+        b"sqs" => "sqs_queue_arn",
+        b"ecs" => "ecs_arn",
+        b"eks" => "eks_arn",
+        b"elasticloadbalancing" => "elb_arn",
+        b"cloudformation" => "cloudformation_stack_arn",
+        b"acm" | b"acm-pca" => "acm_certificate_arn",
+        b"rds" => "rds_arn",
+        b"ec2" => "ec2_arn",
+        b"logs" => "logs_arn",
+        b"states" => "states_arn",
+        b"kinesis" | b"firehose" => "kinesis_arn",
+        b"codecommit" => "codecommit_arn",
+        b"ecr" => "ecr_arn",
+        b"batch" => "batch_arn",
+        b"sagemaker" => "sagemaker_arn",
+        b"es" | b"aoss" => "opensearch_arn",
+        b"athena" => "athena_arn",
+        b"glue" => "glue_arn",
+        b"elasticache" => "elasticache_arn",
+        b"redshift" | b"redshift-serverless" => "redshift_arn",
+        _ => "arn",
+    };
+    Some(kinds::id(name))
+}
+
+/// Labels of public service endpoints (`ec2.us-east-1.amazonaws.com` is not customer data).
+const SERVICE_LABELS: &[&str] = &[
+    "s3",
+    "ec2",
+    "sts",
+    "iam",
+    "sqs",
+    "sns",
+    "queue",
+    "dynamodb",
+    "streams",
+    "lambda",
+    "logs",
+    "monitoring",
+    "events",
+    "kms",
+    "secretsmanager",
+    "ssm",
+    "ssmmessages",
+    "ec2messages",
+    "ecr",
+    "api",
+    "dkr",
+    "ecs",
+    "eks",
+    "elasticloadbalancing",
+    "autoscaling",
+    "rds",
+    "runtime",
+    "sagemaker",
+    "bedrock",
+    "bedrock-runtime",
+    "bedrock-agent",
+    "bedrock-agent-runtime",
+    "athena",
+    "glue",
+    "dualstack",
+    "fips",
+    "cloudformation",
+    "route53",
+    "cloudfront",
+    "organizations",
+    "cognito-idp",
+    "cognito-identity",
+    "states",
+    "kinesis",
+    "firehose",
+    "elasticache",
+    "redshift",
+    "redshift-data",
+    "es",
+    "apigateway",
+    "appsync",
+    "codecommit",
+    "git-codecommit",
+    "codebuild",
+    "codedeploy",
+    "codepipeline",
+    "codeartifact",
+    "cloudtrail",
+    "config",
+    "guardduty",
+    "securityhub",
+    "inspector",
+    "inspector2",
+    "macie2",
+    "xray",
+    "sso",
+    "oidc",
+    "portal",
+    "signin",
+    "console",
+    "health",
+    "support",
+    "pricing",
+    "ce",
+    "budgets",
+    "tagging",
+    "servicecatalog",
+    "batch",
+    "elasticmapreduce",
+    "elasticbeanstalk",
+    "elasticfilesystem",
+    "fsx",
+    "backup",
+    "transfer",
+    "datasync",
+    "dms",
+    "mq",
+    "kafka",
+    "airflow",
+    "textract",
+    "comprehend",
+    "translate",
+    "polly",
+    "transcribe",
+    "rekognition",
+    "lex",
+    "models",
+    "connect",
+    "email",
+    "ses",
+    "pinpoint",
+    "iot",
+    "data",
+    "control",
+    "aps",
+    "grafana",
+    "acm",
+    "acm-pca",
+    "waf",
+    "wafv2",
+    "shield",
+    "network-firewall",
+    "directconnect",
+    "globalaccelerator",
+    "ram",
+    "storagegateway",
+    "timestream",
+    "qldb",
+    "neptune",
+    "docdb",
+    "memorydb",
+    "aoss",
+    "amplify",
+    "workspaces",
+    "ds",
+    "identitystore",
+    "access-analyzer",
+    "account",
+    "compute-optimizer",
+    "servicediscovery",
+    "service-quotas",
+    "cloudsearch",
+    "s3-control",
+    "s3-accesspoint",
+    "s3-website",
+    "execute-api",
+    "appsync-api",
+    "emr-containers",
+    "emr-serverless",
+    "eks-auth",
+    "ebs",
+    "sdb",
+    "swf",
+    "aws",
+    "cn",
+    "ecr-public",
+    "public",
+    "s3-fips",
+    "s3-external-1",
+    "vpce",
+    "efs",
+    "elb",
+    "cache",
+    "compute",
+    "compute-1",
+    "us-gov",
+    "q",
+    "qbusiness",
+    "kendra",
+    "personalize",
+    "forecast",
+    "quicksight",
+    "lakeformation",
+    "resource-groups",
+    "scheduler",
+    "pipes",
+    "schemas",
+    "synthetics",
+    "rum",
+    "evidently",
+    "applicationinsights",
+    "internetmonitor",
+    "oam",
+    "license-manager",
+    "outposts",
+    "snowball",
+    "mgn",
+    "drs",
+    "ivs",
+    "mediaconvert",
+    "medialive",
+    "mediapackage",
+    "mediastore",
+    "kinesisvideo",
+    "chime",
+    "sms-voice",
+    "social-messaging",
+    "verifiedpermissions",
+    "cleanrooms",
+    "entityresolution",
+    "datazone",
+    "omics",
+    "healthlake",
+    "braket",
+    "gamelift",
+    "robomaker",
+    "iotwireless",
+    "greengrass",
+    "iotevents",
+    "iotsitewise",
+];
+
+fn is_region_label(l: &[u8]) -> bool {
+    // (xx|eusc)(-gov|-iso[bef]?|-de)?-word-digits
+    let parts: Vec<&[u8]> = l.split(|&c| c == b'-').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return false;
+    }
+    let last = parts[parts.len() - 1];
+    !last.is_empty()
+        && last.len() <= 2
+        && all(last, |c| c.is_ascii_digit())
+        && (parts[0].len() == 2 || parts[0] == b"eusc")
+        && all(parts[0], |c| c.is_ascii_lowercase())
+}
+
+fn is_service_label(l: &[u8]) -> bool {
+    is_region_label(l) || SERVICE_LABELS.iter().any(|s| s.as_bytes() == l)
+}
+
+/// Classifies `<labels>.amazonaws.com[.cn]`: `None` for public service endpoints.
+fn aws_host(m: &[u8]) -> Option<(KindId, usize, usize)> {
+    let lower: Vec<u8> = m.to_ascii_lowercase();
+    let base = if lower.ends_with(b".amazonaws.com.cn") { 17 } else { 14 };
+    let head = &lower[..lower.len() - base];
+    let labels: Vec<&[u8]> = head.split(|&c| c == b'.').collect();
+    // S3 virtual-hosted style: the bucket is everything before the `s3` label; mask only the bucket.
+    if let Some(k) = labels.iter().position(|l| *l == b"s3" || l.starts_with(b"s3-")) {
+        if k == 0 {
+            return None;
+        }
+        let bucket_len: usize = labels[..k].iter().map(|l| l.len() + 1).sum::<usize>() - 1;
+        return is_bucket(&m[..bucket_len]).then(|| (kinds::id("s3_bucket"), 0, bucket_len));
+    }
+    let customer = labels.iter().any(|l| !is_service_label(l));
+    if !customer {
+        return None;
+    }
+    let has = |name: &[u8]| labels.contains(&name);
+    let kind = if has(b"rds") || has(b"docdb") || has(b"docdb-elastic") || has(b"neptune") {
+        "rds_endpoint"
+    } else if has(b"cache") || has(b"memorydb") {
+        "elasticache_endpoint"
+    } else if has(b"redshift") || has(b"redshift-serverless") {
+        "redshift_endpoint"
+    } else if has(b"elb") {
+        "elb_dns"
+    } else if has(b"eks") {
+        "eks_endpoint"
+    } else if has(b"execute-api") {
+        "apigw_endpoint"
+    } else if has(b"appsync-api") {
+        "appsync_endpoint"
+    } else if has(b"es") || has(b"aoss") {
+        "opensearch_endpoint"
+    } else if has(b"vpce") {
+        "vpce_dns"
+    } else if has(b"efs") {
+        "efs_dns"
+    } else if has(b"compute") || has(b"compute-1") {
+        "ec2_hostname"
+    } else if has(b"dkr") {
+        "ecr_uri"
+    } else {
+        "aws_hostname"
+    };
+    Some((kinds::id(kind), 0, m.len()))
+}
+
+fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
+    let (addr, cidr) = match memchr::memchr(b'/', m) {
+        Some(p) => (&m[..p], Some(&m[p + 1..])),
+        None => (m, None),
+    };
+    let mut o = [0u32; 4];
+    for (i, part) in addr.split(|&c| c == b'.').enumerate() {
+        if part.len() > 1 && part[0] == b'0' {
+            return None; // leading zeros: not how addresses are written
+        }
+        o[i] = std::str::from_utf8(part).ok()?.parse().ok()?;
+        if o[i] > 255 {
+            return None;
+        }
+    }
+    if let Some(c) = cidr {
+        let bits: u32 = std::str::from_utf8(c).ok()?.parse().ok()?;
+        if bits > 32 {
+            return None;
+        }
+    }
+    let private = o[0] == 10
+        || (o[0] == 172 && (16..=31).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 168)
+        || (o[0] == 100 && (64..=127).contains(&o[1]));
+    if private {
+        return Some(kinds::id("private_ip"));
+    }
+    let special = o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || o[0] >= 224;
+    if special {
+        return None;
+    }
+    // Version strings look like addresses: "Kong 3.9.0.1", "python 3.11.4.2", "v1.2.3.4".
+    let small = o[0] < 10 && o[1..].iter().all(|&x| x < 20);
+    let tail = &before[before.len().saturating_sub(1)..];
+    if small || tail == b"v" || tail == b"V" {
+        return None;
+    }
+    Some(kinds::id("public_ip"))
+}
+
+fn ipv6_ok(m: &[u8]) -> bool {
+    let addr = match memchr::memchr(b'/', m) {
+        Some(p) => {
+            let bits: Option<u32> = std::str::from_utf8(&m[p + 1..]).ok().and_then(|s| s.parse().ok());
+            if bits.is_none_or(|b| b > 128) {
+                return false;
+            }
+            &m[..p]
+        }
+        None => m,
+    };
+    let groups = addr.split(|&c| c == b':').filter(|g| !g.is_empty()).count();
+    if groups < 3 {
+        return false;
+    }
+    let Ok(s) = std::str::from_utf8(addr) else { return false };
+    let Ok(ip) = s.parse::<std::net::Ipv6Addr>() else {
+        return false;
+    };
+    let first = ip.segments()[0];
+    // Global unicast (2000::/3) and unique local (fc00::/7): what VPCs use.
+    (0x2000..=0x3fff).contains(&first) || (first & 0xfe00) == 0xfc00
+}

@@ -1,0 +1,544 @@
+//! A small, strict JSON reader for request masking: it validates the document and records every string (keys
+//! and values) with its raw byte span, its decoded text and its key context, so that the masker can rewrite only
+//! the strings that change and copy every other byte through untouched (numbers keep their exact digits, key
+//! order and whitespace stay as sent).
+
+use std::borrow::Cow;
+
+/// Nesting deeper than this is refused (it would only serve to exhaust the stack).
+pub const MAX_DEPTH: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.reason)
+    }
+}
+
+/// One string of the document.
+#[derive(Debug, Clone)]
+pub struct JsonString<'a> {
+    /// Span of the raw string including its quotes.
+    pub raw_start: usize,
+    pub raw_end: usize,
+    pub text: Cow<'a, str>,
+    pub is_key: bool,
+    /// For a value: index (in the list of strings) of its object key; `None` in arrays and at the top level.
+    pub key: Option<usize>,
+    /// Index of the key of the enclosing object's own key (`{"owner": {"id": "…"}}`: "owner" for "id").
+    pub parent_key: Option<usize>,
+    /// Not to be masked (a skip rule matched).
+    pub skip: bool,
+}
+
+/// Which values must pass unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct SkipRules {
+    /// Extra paths from the configuration: `a.b.c`, with `*` for any one key or index and `**` for any depth.
+    pub paths: Vec<Vec<String>>,
+}
+
+impl SkipRules {
+    pub fn parse(paths: &[String]) -> Result<SkipRules, String> {
+        let mut out = Vec::new();
+        for p in paths {
+            let segs: Vec<String> = p.split('.').map(str::to_string).collect();
+            if p.is_empty() || segs.iter().any(String::is_empty) {
+                return Err(format!("skip path {p:?} has an empty segment"));
+            }
+            out.push(segs);
+        }
+        Ok(SkipRules { paths: out })
+    }
+}
+
+#[derive(Clone)]
+enum Seg {
+    Key(usize), // index into strings
+    Index,
+}
+
+struct Parser<'a, 'r> {
+    b: &'a [u8],
+    i: usize,
+    strings: Vec<JsonString<'a>>,
+    path: Vec<Seg>,
+    rules: &'r SkipRules,
+}
+
+/// Parses `body` and returns its strings in document order.
+pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<Vec<JsonString<'a>>, JsonError> {
+    let mut p = Parser {
+        b: body,
+        i: 0,
+        strings: Vec::new(),
+        path: Vec::new(),
+        rules,
+    };
+    p.ws();
+    p.value(None, None, 0)?;
+    p.ws();
+    if p.i != body.len() {
+        return Err(p.err("trailing data after the JSON document"));
+    }
+    Ok(p.strings)
+}
+
+impl<'a> Parser<'a, '_> {
+    fn err(&self, reason: &'static str) -> JsonError {
+        JsonError { offset: self.i, reason }
+    }
+
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// Parses one value; returns the range of string indices it produced.
+    fn value(&mut self, key: Option<usize>, parent_key: Option<usize>, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        let first = self.strings.len();
+        match self.peek() {
+            Some(b'{') => self.object(key, depth)?,
+            Some(b'[') => self.array(key, parent_key, depth)?,
+            Some(b'"') => {
+                let s = self.string(false, key, parent_key)?;
+                self.strings.push(s);
+            }
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(_) => return Err(self.err("unexpected character")),
+            None => return Err(self.err("unexpected end of input")),
+        }
+        if self.path_skipped() {
+            for s in &mut self.strings[first..] {
+                s.skip = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn path_skipped(&self) -> bool {
+        if self.rules.paths.is_empty() {
+            return false;
+        }
+        self.rules.paths.iter().any(|pat| self.match_path(pat, 0, 0))
+    }
+
+    fn match_path(&self, pat: &[String], pi: usize, si: usize) -> bool {
+        if pi == pat.len() {
+            return si == self.path.len();
+        }
+        if pat[pi] == "**" {
+            return (si..=self.path.len()).any(|k| self.match_path(pat, pi + 1, k));
+        }
+        if si == self.path.len() {
+            return false;
+        }
+        let ok = match &self.path[si] {
+            _ if pat[pi] == "*" => true,
+            Seg::Key(k) => self.strings[*k].text == pat[pi],
+            Seg::Index => false,
+        };
+        ok && self.match_path(pat, pi + 1, si + 1)
+    }
+
+    fn object(&mut self, own_key: Option<usize>, depth: usize) -> Result<(), JsonError> {
+        self.i += 1; // {
+        self.ws();
+        // (key index, first string of value, end string of value)
+        let mut members: Vec<(usize, usize, usize)> = Vec::new();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a string key"));
+            }
+            let k = self.string(true, None, own_key)?;
+            let kidx = self.strings.len();
+            self.strings.push(k);
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':'"));
+            }
+            self.i += 1;
+            self.ws();
+            let first = self.strings.len();
+            self.path.push(Seg::Key(kidx));
+            self.value(Some(kidx), own_key, depth + 1)?;
+            self.path.pop();
+            members.push((kidx, first, self.strings.len()));
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return Err(self.err("expected ',' or '}'")),
+            }
+        }
+        self.object_rules(own_key, &members);
+        Ok(())
+    }
+
+    /// The built-in skip rules, decided once the whole object is known (a `type` may follow `data`).
+    fn object_rules(&mut self, own_key: Option<usize>, members: &[(usize, usize, usize)]) {
+        let value_str = |p: &Self, key: &str| -> Option<String> {
+            members
+                .iter()
+                .find(|(k, f, e)| p.strings[*k].text == key && e - f == 1 && !p.strings[*f].is_key)
+                .map(|(_, f, _)| p.strings[*f].text.to_string())
+        };
+        let ty = value_str(self, "type");
+        let own = own_key.map(|k| self.strings[k].text.to_string());
+        let depth0 = self.path.is_empty();
+        for &(k, first, end) in members {
+            let key = self.strings[k].text.as_ref();
+            let skip = match key {
+                // Thinking-block signatures, OpenAI encrypted reasoning: opaque, and signed.
+                "signature" | "thoughtSignature" | "thought_signature" | "encrypted_content" => true,
+                // Base64 payloads: Anthropic image/document sources, OpenAI audio and files, Gemini inline data.
+                "data" => {
+                    matches!(ty.as_deref(), Some("base64") | Some("redacted_thinking"))
+                        || matches!(
+                            own.as_deref(),
+                            Some("inline_data" | "inlineData" | "input_audio" | "audio")
+                        )
+                }
+                "file_data" => true,
+                "model" => depth0,
+                _ => false,
+            };
+            if skip {
+                for s in &mut self.strings[first..end] {
+                    s.skip = true;
+                }
+            }
+        }
+    }
+
+    fn array(&mut self, key: Option<usize>, parent_key: Option<usize>, depth: usize) -> Result<(), JsonError> {
+        self.i += 1; // [
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.path.push(Seg::Index);
+            self.value(key, parent_key, depth + 1)?;
+            self.path.pop();
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn literal(&mut self, lit: &'static [u8]) -> Result<(), JsonError> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        let b = self.b;
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i - s
+        };
+        let mut i = self.i;
+        if b[i] == b'-' {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'0' {
+            i += 1;
+        } else if digits(&mut i) == 0 {
+            self.i = i;
+            return Err(self.err("invalid number"));
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            if digits(&mut i) == 0 {
+                self.i = i;
+                return Err(self.err("invalid number"));
+            }
+        }
+        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            i += 1;
+            if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                self.i = i;
+                return Err(self.err("invalid number"));
+            }
+        }
+        self.i = i;
+        Ok(())
+    }
+
+    fn string(
+        &mut self,
+        is_key: bool,
+        key: Option<usize>,
+        parent_key: Option<usize>,
+    ) -> Result<JsonString<'a>, JsonError> {
+        let start = self.i;
+        self.i += 1;
+        let b = self.b;
+        let body_start = self.i;
+        // Fast path: no escapes.
+        match memchr::memchr3(b'"', b'\\', 0x00, &b[self.i..]).map(|p| self.i + p) {
+            None => return Err(self.err("unterminated string")),
+            Some(p) if b[p] == b'"' => {
+                let raw = &b[body_start..p];
+                if raw.iter().any(|&c| c < 0x20) {
+                    self.i = p;
+                    return Err(self.err("control character in string"));
+                }
+                let text = std::str::from_utf8(raw).map_err(|_| self.err("string is not valid UTF-8"))?;
+                self.i = p + 1;
+                return Ok(JsonString {
+                    raw_start: start,
+                    raw_end: p + 1,
+                    text: Cow::Borrowed(text),
+                    is_key,
+                    key,
+                    parent_key,
+                    skip: false,
+                });
+            }
+            Some(p) if b[p] == 0 => {
+                self.i = p;
+                return Err(self.err("control character in string"));
+            }
+            Some(_) => {}
+        }
+        // Slow path: decode escapes.
+        let mut out: Vec<u8> = Vec::new();
+        let mut i = body_start;
+        loop {
+            let Some(&c) = b.get(i) else {
+                self.i = i;
+                return Err(self.err("unterminated string"));
+            };
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some(&e) = b.get(i + 1) else {
+                        self.i = i;
+                        return Err(self.err("unterminated escape"));
+                    };
+                    i += 2;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let hex4 = |at: usize| -> Option<u32> {
+                                let h = b.get(at..at + 4)?;
+                                u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+                            };
+                            let Some(u) = hex4(i) else {
+                                self.i = i;
+                                return Err(self.err("invalid \\u escape"));
+                            };
+                            i += 4;
+                            let ch = if (0xD800..0xDC00).contains(&u) {
+                                // High surrogate: a low one must follow.
+                                let lo = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
+                                    hex4(i + 2)
+                                } else {
+                                    None
+                                };
+                                match lo {
+                                    Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                                        i += 6;
+                                        char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
+                                    }
+                                    _ => None,
+                                }
+                            } else {
+                                char::from_u32(u)
+                            };
+                            // A lone surrogate cannot be represented in UTF-8: refuse rather than guess.
+                            let Some(ch) = ch else {
+                                self.i = i;
+                                return Err(self.err("unpaired surrogate in \\u escape"));
+                            };
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => {
+                            self.i = i;
+                            return Err(self.err("invalid escape"));
+                        }
+                    }
+                }
+                c if c < 0x20 => {
+                    self.i = i;
+                    return Err(self.err("control character in string"));
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        self.i = i + 1;
+        let text = String::from_utf8(out).map_err(|_| JsonError {
+            offset: start,
+            reason: "string is not valid UTF-8",
+        })?;
+        Ok(JsonString {
+            raw_start: start,
+            raw_end: i + 1,
+            text: Cow::Owned(text),
+            is_key,
+            key,
+            parent_key,
+            skip: false,
+        })
+    }
+}
+
+/// Appends `s` as a JSON string body (without quotes): `"`, `\` and control characters escaped.
+pub fn escape_into(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[last..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        last = i + 1;
+    }
+    out.extend_from_slice(&b[last..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(body: &str) -> Vec<(String, bool)> {
+        scan(body.as_bytes(), &SkipRules::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.text.to_string(), s.skip))
+            .collect()
+    }
+
+    #[test]
+    fn strings_and_escapes() {
+        let t = texts(r#"{"a\n":"x\"y\u00e9\ud83d\ude00","n":[1,-2.5e3,true,null,"z"]}"#);
+        assert_eq!(t[0].0, "a\n");
+        assert_eq!(t[1].0, "x\"yé😀");
+        assert_eq!(t[3].0, "z");
+    }
+
+    #[test]
+    fn rejects_bad_json() {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "[1,]",
+            "[01]",
+            "\"\\x\"",
+            "\"a",
+            "{} x",
+            "[1 2]",
+            "\"\\ud800\"",
+            "nul",
+            "\"a\u{1}\"",
+            "-",
+            "1.",
+            "1e",
+        ] {
+            assert!(scan(bad.as_bytes(), &SkipRules::default()).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
+        assert!(scan(deep.as_bytes(), &SkipRules::default()).is_err());
+        assert!(scan(b"\"\xff\"", &SkipRules::default()).is_err());
+    }
+
+    #[test]
+    fn builtin_skip_rules() {
+        let body = r#"{"model":"m","messages":[{"content":[
+            {"type":"image","source":{"data":"QUJD","media_type":"image/png","type":"base64"}},
+            {"type":"document","source":{"type":"text","data":"plain i-1234567890abcdef0"}},
+            {"type":"thinking","thinking":"t","signature":"sig"},
+            {"type":"redacted_thinking","data":"opaque"}]}],
+            "contents":[{"parts":[{"inline_data":{"mime_type":"image/png","data":"QkFT"}}]}]}"#;
+        let skipped: Vec<String> = texts(body).into_iter().filter(|(_, s)| *s).map(|(t, _)| t).collect();
+        assert_eq!(skipped, ["m", "QUJD", "sig", "opaque", "QkFT"]);
+    }
+
+    #[test]
+    fn configured_skip_paths() {
+        let rules = SkipRules::parse(&["meta.trace".into(), "**.blob".into(), "items.*.raw".into()]).unwrap();
+        let body =
+            r#"{"meta":{"trace":"a","other":"b"},"x":{"y":{"blob":{"k":"c"}}},"items":[{"raw":"d","cooked":"e"}]}"#;
+        let s = scan(body.as_bytes(), &rules).unwrap();
+        let skipped: Vec<&str> = s.iter().filter(|s| s.skip).map(|s| s.text.as_ref()).collect();
+        assert_eq!(skipped, ["a", "k", "c", "d"]);
+    }
+
+    #[test]
+    fn escape_round_trip() {
+        let s = "q\"b\\n\n\u{1}é";
+        let mut out = b"\"".to_vec();
+        escape_into(s, &mut out);
+        out.push(b'"');
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, s);
+    }
+}

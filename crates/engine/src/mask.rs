@@ -1,0 +1,401 @@
+//! Request masking in two phases, so that a networked vault is called once per request:
+//! [`Masker::plan_text`] / [`Masker::plan_json`] find every identifier and list the distinct values
+//! ([`Plan::entries`]); the caller asks the vault for their placeholders; [`Plan::finish`] rewrites the body,
+//! records which placeholders this request inserted ([`RequestMap`]) and checks the result for leaks.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
+use crate::json::{self, JsonError, SkipRules};
+use crate::kinds::KindId;
+use crate::placeholder;
+use crate::resolve::RequestMap;
+
+/// The masking part of the configuration (`[masking]` in the gateway's file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaskerConfig {
+    /// Kind names not to detect (see `maskgate kinds`).
+    pub disabled_kinds: Vec<String>,
+    /// Extra patterns, each its own kind.
+    pub custom_patterns: Vec<CustomPattern>,
+    /// Values never masked.
+    pub allowlist: Vec<String>,
+    /// JSON paths whose values pass unchanged, in addition to the built-in ones (base64 payloads, signatures,
+    /// `model`): `a.b.c`, `*` for any one key or index, `**` for any depth.
+    pub skip_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaskError {
+    /// The body is not valid JSON.
+    InvalidJson(JsonError),
+    /// The vault answered with the wrong number of placeholders, or with one that is not a placeholder.
+    BadPlaceholders,
+    /// An original value is still in the output (a bug, or an encoding we do not understand): refuse.
+    Leak { kind: String },
+}
+
+impl std::fmt::Display for MaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaskError::InvalidJson(e) => write!(f, "{e}"),
+            MaskError::BadPlaceholders => write!(f, "the vault returned invalid placeholders"),
+            MaskError::Leak { kind } => write!(f, "masked output still contains an original value of kind {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for MaskError {}
+
+/// One distinct value to mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// Kind name (`ec2_instance`).
+    pub kind: String,
+    /// Placeholder prefix (`AWS_EC2`).
+    pub prefix: String,
+    pub original: String,
+}
+
+pub struct Masker {
+    detector: Detector,
+    skip: SkipRules,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").finish_non_exhaustive()
+    }
+}
+
+/// A piece of the body that may be rewritten: the whole text, or one JSON string.
+struct Segment<'a> {
+    raw_start: usize,
+    raw_end: usize,
+    text: Cow<'a, str>,
+    json: bool,
+    /// Range into `Plan::hits`.
+    hits: std::ops::Range<usize>,
+}
+
+/// `(raw_start, raw_end, decoded text when it differs from the raw bytes, is a JSON string, hits)`.
+type PlannedSegment = (usize, usize, Option<String>, bool, std::ops::Range<usize>);
+
+/// What [`Masker::plan_text`] / [`Masker::plan_json`] found. Owns a copy of the body.
+pub struct Plan {
+    body: Vec<u8>,
+    segments: Vec<PlannedSegment>,
+    /// `(start, end, entry)` relative to the segment's text.
+    hits: Vec<(usize, usize, usize)>,
+    entries: Vec<PlanEntry>,
+    /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them.
+    skipped: Vec<(usize, usize)>,
+}
+
+#[derive(Default)]
+struct EntryTable {
+    index: HashMap<(KindId, String), usize>,
+    entries: Vec<PlanEntry>,
+    kind_ids: Vec<KindId>,
+}
+
+impl EntryTable {
+    fn add(&mut self, detector: &Detector, kind: KindId, original: &str) -> usize {
+        if let Some(&i) = self.index.get(&(kind, original.to_string())) {
+            return i;
+        }
+        let k = detector.kind(kind);
+        self.entries.push(PlanEntry {
+            kind: k.name.clone(),
+            prefix: k.prefix.clone(),
+            original: original.to_string(),
+        });
+        self.kind_ids.push(kind);
+        self.index.insert((kind, original.to_string()), self.entries.len() - 1);
+        self.entries.len() - 1
+    }
+}
+
+/// The masked body and what it takes to unmask the answer.
+#[derive(Debug, Clone)]
+pub struct Masked {
+    pub body: Vec<u8>,
+    /// The placeholders inserted into this request: the only ones its response may resolve.
+    pub map: RequestMap,
+    /// Values masked per kind name (occurrences, not distinct values).
+    pub counts: Vec<(String, u64)>,
+}
+
+impl Masker {
+    pub fn new(config: &MaskerConfig) -> Result<Masker, ConfigError> {
+        let detector = Detector::new(&DetectorConfig {
+            disabled_kinds: config.disabled_kinds.clone(),
+            custom_patterns: config.custom_patterns.clone(),
+            allowlist: config.allowlist.clone(),
+        })?;
+        let skip =
+            SkipRules::parse(config.skip_paths.as_deref().unwrap_or_default()).map_err(|message| ConfigError {
+                key: "skip_paths".into(),
+                message,
+            })?;
+        Ok(Masker { detector, skip })
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Plans the masking of a text body.
+    pub fn plan_text(&self, text: &str) -> Plan {
+        let seg = Segment {
+            raw_start: 0,
+            raw_end: text.len(),
+            text: Cow::Borrowed(text),
+            json: false,
+            hits: 0..0,
+        };
+        self.plan(text.as_bytes(), vec![(seg, KeyContext::default())])
+    }
+
+    /// Plans the masking of a JSON body: every string value and key, except the skipped ones.
+    pub fn plan_json(&self, body: &[u8]) -> Result<Plan, MaskError> {
+        let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
+        let mut segs = Vec::with_capacity(strings.len());
+        let mut skipped = Vec::new();
+        for s in &strings {
+            if s.skip {
+                skipped.push((s.raw_start, s.raw_end));
+                continue;
+            }
+            let ctx = KeyContext {
+                key: s.key.map(|k| strings[k].text.as_ref()),
+                parent: s.parent_key.map(|k| strings[k].text.as_ref()),
+            };
+            let seg = Segment {
+                raw_start: s.raw_start,
+                raw_end: s.raw_end,
+                text: s.text.clone(),
+                json: true,
+                hits: 0..0,
+            };
+            segs.push((seg, ctx));
+        }
+        let mut plan = self.plan(body, segs);
+        plan.skipped = skipped;
+        Ok(plan)
+    }
+
+    fn plan(&self, body: &[u8], mut segs: Vec<(Segment<'_>, KeyContext<'_>)>) -> Plan {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut hits = Vec::new();
+        let mut table = EntryTable::default();
+        let mut per_seg: Vec<Vec<Finding>> = Vec::with_capacity(segs.len());
+        for (seg, ctx) in &segs {
+            findings.clear();
+            self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
+            for f in &findings {
+                table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
+            }
+            per_seg.push(findings.clone());
+        }
+        // A value found once is masked everywhere in the request: the same account id without its keyword,
+        // a bucket name repeated in another message. An occurrence inside a larger word masks that word.
+        if !table.entries.is_empty() {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(table.entries.iter().map(|e| e.original.as_bytes()))
+                .ok();
+            if let Some(ac) = ac {
+                for (si, (seg, _)) in segs.iter().enumerate() {
+                    let text = seg.text.as_bytes();
+                    let mut extra = Vec::new();
+                    for m in ac.find_iter(text) {
+                        let (mut s, mut e) = (m.start(), m.end());
+                        while s > 0 && placeholder::is_word_byte(text[s - 1]) {
+                            s -= 1;
+                        }
+                        while e < text.len() && placeholder::is_word_byte(text[e]) {
+                            e += 1;
+                        }
+                        let covered = per_seg[si].iter().any(|f| f.start < e && s < f.end);
+                        if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                            let kind = table.kind_ids[m.pattern().as_usize()];
+                            extra.push(Finding { start: s, end: e, kind });
+                        }
+                    }
+                    if !extra.is_empty() {
+                        let fs = &mut per_seg[si];
+                        fs.extend(extra);
+                        fs.sort_by_key(|f| f.start);
+                        let mut last = 0;
+                        fs.retain(|f| {
+                            let keep = f.start >= last;
+                            if keep {
+                                last = f.end;
+                            }
+                            keep
+                        });
+                    }
+                }
+            }
+        }
+        for ((seg, _), fs) in segs.iter_mut().zip(&per_seg) {
+            let first = hits.len();
+            for f in fs {
+                let e = table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
+                hits.push((f.start, f.end, e));
+            }
+            seg.hits = first..hits.len();
+        }
+        let segments = segs
+            .into_iter()
+            .filter(|(s, _)| !s.hits.is_empty())
+            .map(|(s, _)| {
+                let owned = match s.text {
+                    Cow::Owned(t) => Some(t),
+                    Cow::Borrowed(_) => None,
+                };
+                (s.raw_start, s.raw_end, owned, s.json, s.hits)
+            })
+            .collect();
+        Plan {
+            body: body.to_vec(),
+            segments,
+            hits,
+            entries: table.entries,
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl Plan {
+    /// The distinct values to assign placeholders to, in a stable order. Pass them to the vault in one call.
+    pub fn entries(&self) -> &[PlanEntry] {
+        &self.entries
+    }
+
+    /// True when nothing is to be masked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Rewrites the body with `placeholders` (one per entry, in order) and checks the result.
+    pub fn finish(self, placeholders: &[String]) -> Result<Masked, MaskError> {
+        if placeholders.len() != self.entries.len() {
+            return Err(MaskError::BadPlaceholders);
+        }
+        for (p, e) in placeholders.iter().zip(&self.entries) {
+            if !placeholder::is_placeholder(p)
+                || !p.starts_with(&e.prefix)
+                || p.as_bytes().get(e.prefix.len()) != Some(&b'_')
+            {
+                return Err(MaskError::BadPlaceholders);
+            }
+        }
+        let mut out = Vec::with_capacity(self.body.len() + self.body.len() / 8);
+        let mut counts = vec![0u64; self.entries.len()];
+        let mut last = 0;
+        let mut piece = String::new();
+        let mut skipped_out = Vec::with_capacity(self.skipped.len());
+        let mut sk = self.skipped.iter().peekable();
+        for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
+            // Skipped spans in the gap being copied keep their size: shift them by the growth so far.
+            let delta = out.len() as isize - last as isize;
+            while let Some(&&(a, b)) = sk.peek() {
+                if a >= *raw_start {
+                    break;
+                }
+                skipped_out.push(((a as isize + delta) as usize, (b as isize + delta) as usize));
+                sk.next();
+            }
+            out.extend_from_slice(&self.body[last..*raw_start]);
+            let text: &str = match owned {
+                Some(t) => t,
+                None => {
+                    let inner = if *is_json {
+                        &self.body[raw_start + 1..raw_end - 1]
+                    } else {
+                        &self.body[*raw_start..*raw_end]
+                    };
+                    // Borrowed segments were validated as UTF-8 when planned.
+                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?
+                }
+            };
+            piece.clear();
+            let mut at = 0;
+            for &(s, e, entry) in &self.hits[hits.clone()] {
+                piece.push_str(&text[at..s]);
+                piece.push_str(&placeholders[entry]);
+                counts[entry] += 1;
+                at = e;
+            }
+            piece.push_str(&text[at..]);
+            if *is_json {
+                out.push(b'"');
+                json::escape_into(&piece, &mut out);
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(piece.as_bytes());
+            }
+            last = *raw_end;
+        }
+        let delta = out.len() as isize - last as isize;
+        skipped_out.extend(sk.map(|&(a, b)| ((a as isize + delta) as usize, (b as isize + delta) as usize)));
+        out.extend_from_slice(&self.body[last..]);
+
+        let mut map = RequestMap::new();
+        for (p, e) in placeholders.iter().zip(&self.entries) {
+            map.insert(p.clone(), e.original.clone());
+        }
+        leak_check(&out, &self.entries, &skipped_out)?;
+        let mut by_kind: Vec<(String, u64)> = Vec::new();
+        for (e, n) in self.entries.iter().zip(counts) {
+            match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
+                Some((_, c)) => *c += n,
+                None => by_kind.push((e.kind.clone(), n)),
+            }
+        }
+        Ok(Masked {
+            body: out,
+            map,
+            counts: by_kind,
+        })
+    }
+}
+
+/// Fails when any original (raw, or as it would be written inside a JSON string) is in `out`, outside the
+/// `skipped` spans (values that skip rules pass unchanged, such as `model` or base64 payloads).
+pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)]) -> Result<(), MaskError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut needles: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
+    let mut owner: Vec<usize> = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        needles.push(e.original.as_bytes().to_vec());
+        owner.push(i);
+        let mut esc = Vec::new();
+        json::escape_into(&e.original, &mut esc);
+        if esc != e.original.as_bytes() {
+            needles.push(esc);
+            owner.push(i);
+        }
+    }
+    let ac = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(&needles)
+        .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
+    for m in ac.find_overlapping_iter(out) {
+        let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start() && m.end() <= b);
+        if !inside_skipped {
+            return Err(MaskError::Leak {
+                kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
+            });
+        }
+    }
+    Ok(())
+}

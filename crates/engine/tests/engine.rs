@@ -1,0 +1,559 @@
+//! Detection and masking tests: per kind, per lesson of the seed (../shared/spec/seed-lessons.md), on the seed's
+//! samples, and properties. One test binary for the whole engine.
+
+use std::collections::HashMap;
+
+use maskgate_engine::{Detector, DetectorConfig, KeyContext, Masked, Masker, MaskerConfig, Plan};
+use proptest::prelude::*;
+
+fn found(d: &Detector, text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    d.find(text.as_bytes(), KeyContext::default(), &mut out);
+    out.iter()
+        .map(|f| (d.kind(f.kind).name.clone(), text[f.start..f.end].to_string()))
+        .collect()
+}
+
+fn det() -> Detector {
+    Detector::default()
+}
+
+/// A vault stand-in for engine tests: numbers per (tenant-less) prefix, stable per original.
+#[derive(Default)]
+struct Numbering {
+    by_value: HashMap<(String, String), String>,
+    counters: HashMap<String, u64>,
+}
+
+impl Numbering {
+    fn finish(&mut self, plan: Plan) -> Masked {
+        let ph: Vec<String> = plan
+            .entries()
+            .iter()
+            .map(|e| {
+                let key = (e.prefix.clone(), e.original.clone());
+                if let Some(p) = self.by_value.get(&key) {
+                    return p.clone();
+                }
+                let n = self.counters.entry(e.prefix.clone()).or_insert(0);
+                *n += 1;
+                let p = maskgate_engine::placeholder::format(&e.prefix, *n);
+                self.by_value.insert(key, p.clone());
+                p
+            })
+            .collect();
+        plan.finish(&ph).expect("finish")
+    }
+}
+
+fn mask_text(text: &str) -> Masked {
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    Numbering::default().finish(m.plan_text(text))
+}
+
+fn mask_json(body: &str) -> Masked {
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    Numbering::default().finish(m.plan_json(body.as_bytes()).expect("valid json"))
+}
+
+/// `(input, [(kind, value)])`: what must be found, exactly.
+const POSITIVE: &[(&str, &[(&str, &str)])] = &[
+    // Credentials and principals
+    ("key AKIAIOSFODNN7EXAMPLE here", &[("access_key", "AKIAIOSFODNN7EXAMPLE")]),
+    ("sts ASIAIOSFODNN7EXAMPLE", &[("access_key", "ASIAIOSFODNN7EXAMPLE")]),
+    ("AKIAI44QH8DHBEXAMPLE,", &[("access_key", "AKIAI44QH8DHBEXAMPLE")]),
+    ("user AIDACKCEVSQ6C2EXAMPLE", &[("iam_unique_id", "AIDACKCEVSQ6C2EXAMPLE")]),
+    ("AROADBQP57FF2AEXAMPLE:app1", &[("iam_unique_id", "AROADBQP57FF2AEXAMPLE:app1")]),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", &[("secret_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")]),
+    ("\"SecretAccessKey\": \"je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\"", &[("secret_key", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY")]),
+    ("token FwoGZXIvYXdzEBaDOEXAMPLETOKEN123", &[("session_token", "FwoGZXIvYXdzEBaDOEXAMPLETOKEN123")]),
+    ("IQoJb3JpZ2luX2VjEOzabcdefghijklmnopqrstuvwxyz0123456789", &[("session_token", "IQoJb3JpZ2luX2VjEOzabcdefghijklmnopqrstuvwxyz0123456789")]),
+    ("https://bkt.s3.amazonaws.com/k?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=abc123",
+        &[("s3_bucket", "bkt"), ("presigned_credential", "AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request"), ("presigned_credential", "abc123")]),
+    ("appsync da2-abcdefghijklmnopqrstuvwxyz", &[("appsync_api_key", "da2-abcdefghijklmnopqrstuvwxyz")]),
+    // Account and organization
+    ("Account ID 123456789012 may be compromised", &[("account_id", "123456789012")]),
+    ("--owner-ids 123456789012 210987654321", &[("account_id", "123456789012"), ("account_id", "210987654321")]),
+    ("\"AWS\": \"123456789012\"", &[("account_id", "123456789012")]),
+    ("owner account 1234-5678-9012", &[("account_id", "1234-5678-9012")]),
+    ("org o-a1b2c3d4e5 root r-ab12 ou ou-ab12-cd34ef56", &[("org_id", "o-a1b2c3d4e5"), ("org_root", "r-ab12"), ("org_unit", "ou-ab12-cd34ef56")]),
+    ("Owner ID 79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", &[("canonical_user_id", "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be")]),
+    // ARNs, every partition
+    ("arn:aws:iam::123456789012:role/Test-Role.", &[("iam_role_arn", "arn:aws:iam::123456789012:role/Test-Role")]),
+    ("arn:aws-cn:s3:::my-bucket/key", &[("s3_arn", "arn:aws-cn:s3:::my-bucket/key")]),
+    ("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f", &[("lambda_arn", "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f")]),
+    ("arn:aws-iso:ec2:us-iso-east-1:123456789012:instance/i-1", &[("ec2_arn", "arn:aws-iso:ec2:us-iso-east-1:123456789012:instance/i-1")]),
+    ("arn:aws-iso-b:s3:::b1", &[("s3_arn", "arn:aws-iso-b:s3:::b1")]),
+    ("arn:aws-iso-e:sqs:eu-isoe-west-1:123456789012:q", &[("sqs_queue_arn", "arn:aws-iso-e:sqs:eu-isoe-west-1:123456789012:q")]),
+    ("arn:aws-iso-f:sns:us-isof-south-1:123456789012:t", &[("sns_topic_arn", "arn:aws-iso-f:sns:us-isof-south-1:123456789012:t")]),
+    ("arn:aws-eusc:kms:eusc-de-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", &[("kms_key_arn", "arn:aws-eusc:kms:eusc-de-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")]),
+    ("arn:aws:sts::123456789012:assumed-role/Admin/jane@example.com", &[("iam_assumed_role_arn", "arn:aws:sts::123456789012:assumed-role/Admin/jane@example.com")]),
+    ("q=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FMyRole&x=1", &[("iam_role_arn", "arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FMyRole")]),
+    // Resource ids: 8 and 17 hex, every common prefix
+    ("i-1a2b3c4d and i-1234567890abcdef0", &[("ec2_instance", "i-1a2b3c4d"), ("ec2_instance", "i-1234567890abcdef0")]),
+    ("ami-0abcdef1234567890 vpc-0a1b2c3d4e5f67890 subnet-12345678", &[("ami", "ami-0abcdef1234567890"), ("vpc", "vpc-0a1b2c3d4e5f67890"), ("subnet", "subnet-12345678")]),
+    ("sg-903004f8 igw-0123456789abcdef0 fs-0123456789abcdef0", &[("security_group", "sg-903004f8"), ("internet_gateway", "igw-0123456789abcdef0"), ("efs_filesystem", "fs-0123456789abcdef0")]),
+    ("tgw-attach-0123456789abcdef0 eni-attach-12345678 vpce-svc-0123456789abcdef0", &[("tgw_attachment", "tgw-attach-0123456789abcdef0"), ("eni_attachment", "eni-attach-12345678"), ("vpc_endpoint_service", "vpce-svc-0123456789abcdef0")]),
+    ("mw-0c50858d01EXAMPLE mi-0123456789abcdef0 oi-1a2b3c4d5e6f", &[("ssm_managed_instance", "mi-0123456789abcdef0"), ("ssm_resource", "oi-1a2b3c4d5e6f")]),
+    ("vpc-0065acced4EXAMPLE", &[("vpc", "vpc-0065acced4EXAMPLE")]),
+    ("mrk-1234abcd12ab34cd56ef1234567890ab", &[("kms_key_id", "mrk-1234abcd12ab34cd56ef1234567890ab")]),
+    ("--key-id 1234abcd-12ab-34cd-56ef-1234567890ab", &[("kms_key_id", "1234abcd-12ab-34cd-56ef-1234567890ab")]),
+    ("alias/ExampleAlias", &[("kms_alias", "alias/ExampleAlias")]),
+    ("j-2AXXXXXXGAPLF dxcon-fgktov66 d-1234567890", &[("emr_cluster", "j-2AXXXXXXGAPLF"), ("directconnect_id", "dxcon-fgktov66"), ("directory_id", "d-1234567890")]),
+    ("pool us-east-1_EXAMPLE12 ids us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE", &[("cognito_user_pool", "us-east-1_EXAMPLE12"), ("cognito_identity_pool", "us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE")]),
+    // S3
+    ("s3://amzn-s3-demo-bucket/test2.txt", &[("s3_bucket", "amzn-s3-demo-bucket")]),
+    ("amzn-s3-demo-bucket.s3.us-west-2.amazonaws.com", &[("s3_bucket", "amzn-s3-demo-bucket")]),
+    ("https://s3.us-west-2.amazonaws.com/amzn-s3-demo-bucket/key", &[("s3_bucket", "amzn-s3-demo-bucket")]),
+    // Endpoints
+    ("mydb.cx1llnox7iyx.us-west-2.rds.amazonaws.com:5432", &[("rds_endpoint", "mydb.cx1llnox7iyx.us-west-2.rds.amazonaws.com")]),
+    ("my-redis.7abc2d.0001.usw2.cache.amazonaws.com", &[("elasticache_endpoint", "my-redis.7abc2d.0001.usw2.cache.amazonaws.com")]),
+    ("examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com", &[("redshift_endpoint", "examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com")]),
+    ("my-load-balancer-1234567890.us-west-2.elb.amazonaws.com", &[("elb_dns", "my-load-balancer-1234567890.us-west-2.elb.amazonaws.com")]),
+    ("https://A0DCCD80A04F01705DD065655C30CC3D.yl4.us-west-2.eks.amazonaws.com", &[("eks_endpoint", "A0DCCD80A04F01705DD065655C30CC3D.yl4.us-west-2.eks.amazonaws.com")]),
+    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/project-a/nginx:latest", &[("ecr_uri", "123456789012.dkr.ecr.us-east-1.amazonaws.com/project-a/nginx:latest")]),
+    ("https://a1b2c3d4e5.execute-api.us-west-2.amazonaws.com/prod", &[("apigw_endpoint", "a1b2c3d4e5.execute-api.us-west-2.amazonaws.com")]),
+    ("https://abcdefghijklmnopqrstuvwxyz123456.lambda-url.us-east-1.on.aws/", &[("lambda_url", "abcdefghijklmnopqrstuvwxyz123456.lambda-url.us-east-1.on.aws")]),
+    ("d111111abcdef8.cloudfront.net", &[("cloudfront_domain", "d111111abcdef8.cloudfront.net")]),
+    ("vpce-0f89a33420c1931d7-bluzidnv.elasticloadbalancing.us-east-1.vpce.amazonaws.com", &[("vpce_dns", "vpce-0f89a33420c1931d7-bluzidnv.elasticloadbalancing.us-east-1.vpce.amazonaws.com")]),
+    ("https://sqs.us-east-1.amazonaws.com/123456789012/MyQueue.fifo", &[("sqs_queue_url", "https://sqs.us-east-1.amazonaws.com/123456789012/MyQueue.fifo")]),
+    ("ec2-203-0-113-25.compute-1.amazonaws.com", &[("ec2_hostname", "ec2-203-0-113-25.compute-1.amazonaws.com")]),
+    ("ip-10-0-0-157.us-east-2.compute.internal root@ip-10-0-1-17:~$", &[("ec2_hostname", "ip-10-0-0-157.us-east-2.compute.internal"), ("ec2_hostname", "ip-10-0-1-17")]),
+    ("my-env.us-west-2.elasticbeanstalk.com", &[("beanstalk_host", "my-env.us-west-2.elasticbeanstalk.com")]),
+    // Network
+    ("10.0.1.17, 172.31.16.0/20 and 192.168.0.0/16; 100.64.0.1", &[("private_ip", "10.0.1.17"), ("private_ip", "172.31.16.0/20"), ("private_ip", "192.168.0.0/16"), ("private_ip", "100.64.0.1")]),
+    ("EIP 203.0.113.25 and 54.239.28.85.", &[("public_ip", "203.0.113.25"), ("public_ip", "54.239.28.85")]),
+    ("2600:1f18:47d3:8c00::/56 and [2001:db8::1]:443", &[("ipv6", "2600:1f18:47d3:8c00::/56"), ("ipv6", "2001:db8::1")]),
+    ("\"MacAddress\": \"02:58:f5:ef:4b:06\"", &[("mac_address", "02:58:f5:ef:4b:06")]),
+    ("--hosted-zone-id Z1D633PJN98FT9 and /hostedzone/Z3M3LMPEXAMPLE1", &[("hosted_zone_id", "Z1D633PJN98FT9"), ("hosted_zone_id", "Z3M3LMPEXAMPLE1")]),
+    ("CloudFront distribution EDFDVBD6EXAMPLE", &[("cloudfront_distribution_id", "EDFDVBD6EXAMPLE")]),
+    ("--rest-api-id a1b2c3d4e5", &[("apigw_id", "a1b2c3d4e5")]),
+    // Names with context
+    ("aws s3 ls --bucket my-prod-bucket", &[("s3_bucket", "my-prod-bucket")]),
+    ("aws lambda invoke --function-name my-function out.json", &[("lambda_function", "my-function")]),
+    ("S3 bucket my-test-bucket-12345 and RDS instance prod-db-master", &[("s3_bucket", "my-test-bucket-12345"), ("rds_instance", "prod-db-master")]),
+    ("buckets: my-production-data-bucket and my-backup-data-bucket", &[("s3_bucket", "my-production-data-bucket"), ("s3_bucket", "my-backup-data-bucket")]),
+    ("/aws/lambda/my-function", &[("log_group", "/aws/lambda/my-function")]),
+    // Placeholder-shaped text typed into a request
+    ("see AWS_EC2_001 please", &[("placeholder_literal", "AWS_EC2_001")]),
+    // Korean text around identifiers
+    ("AWS instance i-1234567890abcdef0에서 VPC vpc-12345678에서", &[("ec2_instance", "i-1234567890abcdef0"), ("vpc", "vpc-12345678")]),
+];
+
+#[test]
+fn positives() {
+    let d = det();
+    let mut failures = Vec::new();
+    for (input, want) in POSITIVE {
+        let got = found(&d, input);
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if got != want {
+            failures.push(format!("{input}\n   want {want:?}\n   got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Ordinary lines that must come through untouched.
+const NEGATIVE: &[&str] = &[
+    "Please give feedback on the sandbox handbook for mongodb; see blogs and dialogs.",
+    "use std::collections::HashMap; let v = Vec::new(); time 10:30:45; docker run -p 8000:8000 node:20; 127.0.0.1:8080",
+    "Kong 3.9.0.1 and python 3.11.4.2; timestamp 1721800000000",
+    "MAC 00:1a:2b:3c:4d:5e and a[1:2] and {1:2}",
+    "see github.com/aws/aws-cli and https://github.com/aws/aws-sdk-go-v2/tree/main/service",
+    "the nodb-cluster and analytics-cluster and redis-cluster",
+    "cache_control ephemeral; elasticache memcache no-cache",
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b (HEAD -> main)",
+    "request id 550e8400-e29b-41d4-a716-446655440000 failed",
+    "2024-01-15T10:30:45.123Z INFO request took 123456789012 ns",
+    "call +1 415 555 0132 or 202-555-0187; order 123456789012 shipped",
+    "version 1.2.3.4 and v10.0.19041.1 and 10.256.0.1 and 1.3.6.1.4.1.311",
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "i-xyz instance-123 invalid-instance i-",
+    "the e-commerce p-value h-index o-ring r-squared pre-process",
+    "a well-known key-value pair; nat-gateway vpc-peering subnet-cidr fs-extra ami-store",
+    "fn main() { let x: u64 = 0x1234_5678; println!(\"{x}\"); }",
+    "kubernetes javascript everything something",
+    "dates 2023-06-15 2024-01-01, 12:34:56, 1234-5678",
+    "arn:aws:iam::aws:policy/AdministratorAccess and alias/aws/s3",
+    "public endpoints ec2.us-east-1.amazonaws.com sts.amazonaws.com s3.amazonaws.com bedrock-runtime.us-east-1.amazonaws.com",
+    "DNS 8.8.8.8 and 1.1.1.1, link-local 169.254.169.254, any 0.0.0.0/0",
+    "AWS_EC2_001x xAWS_EC2_001 AWS_EC2_01",
+];
+
+#[test]
+fn negatives() {
+    let d = det();
+    let mut failures = Vec::new();
+    for line in NEGATIVE {
+        let got = found(&d, line);
+        if !got.is_empty() {
+            failures.push(format!("{line}\n   got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// One test per Detection item of seed-lessons.md -------------------------------------------------------------
+
+#[test]
+fn lesson_quantifiers_work_for_kms_route53_cloudfront_elasticache() {
+    let d = det();
+    assert_eq!(
+        found(&d, "KMS key 1234abcd-12ab-34cd-56ef-1234567890ab")[0].0,
+        "kms_key_id"
+    );
+    assert_eq!(found(&d, "HostedZoneId: Z1D633PJN98FT9")[0].0, "hosted_zone_id");
+    assert_eq!(
+        found(&d, "DistributionId=E1234567890ABC")[0].0,
+        "cloudfront_distribution_id"
+    );
+    assert_eq!(
+        found(&d, "my-redis.7abc2d.0001.usw2.cache.amazonaws.com")[0].0,
+        "elasticache_endpoint"
+    );
+}
+
+#[test]
+fn lesson_lengths_8_and_17_hex_masked_whole() {
+    for id in [
+        "vpc-0123456789abcdef0",
+        "sg-0123456789abcdef0",
+        "ami-0123456789abcdef0",
+        "igw-0123456789abcdef0",
+        "fs-0123456789abcdef0",
+        "subnet-12345678",
+    ] {
+        let m = mask_text(&format!("id {id} end"));
+        let out = String::from_utf8(m.body).unwrap();
+        assert!(!out.contains(&id[id.len() - 6..]), "{id} partly leaked: {out}");
+        assert_eq!(m.map.len(), 1, "{out}");
+    }
+}
+
+#[test]
+fn lesson_no_match_inside_larger_tokens() {
+    let out = String::from_utf8(mask_text("AMI ami-0abcdef1234567890 and my-subnet-1a2b3c4d-x").body).unwrap();
+    assert_eq!(out, "AMI AWS_AMI_001 and my-subnet-1a2b3c4d-x");
+    assert!(found(
+        &det(),
+        "feedback sandbox elasticloadbalancing redis-cluster blogs logs db"
+    )
+    .is_empty());
+}
+
+#[test]
+fn lesson_one_pass_arn_wins_and_no_ipv6_in_code() {
+    let d = det();
+    assert_eq!(
+        found(&d, "arn:aws:iam::123456789012:role/x"),
+        [("iam_role_arn".into(), "arn:aws:iam::123456789012:role/x".into())]
+    );
+    assert!(found(&d, "std::collections::HashMap and fe80::1 and dead::beef").is_empty());
+    assert!(found(&d, "at 20240115103045123456 and 1721800000000123").is_empty());
+}
+
+#[test]
+fn lesson_private_ips_real_secrets_asia_keys_session_tokens() {
+    let d = det();
+    let kinds: Vec<String> = found(
+        &d,
+        "10.1.2.3 ASIAY34FZKBOKMUTVV7A aws_secret_access_key=Zx8kP2mQ9vL4nR7tY1wE3uI6oA5sD0fG8hJ2kL9z AQoDYXdzEJr1234567890abcdefghij",
+    )
+    .into_iter()
+    .map(|(k, _)| k)
+    .collect();
+    assert_eq!(kinds, ["private_ip", "access_key", "secret_key", "session_token"]);
+}
+
+#[test]
+fn lesson_json_escapes_stay_valid() {
+    let body =
+        r#"{"messages":[{"role":"user","content":"Buckets:\nmy-app-bucket\ti-1234567890abcdef0\n\"vpc-12345678\""}]}"#;
+    let m = mask_json(body);
+    let v: serde_json::Value = serde_json::from_slice(&m.body).expect("masked body is valid JSON");
+    let content = v["messages"][0]["content"].as_str().unwrap();
+    assert_eq!(content, "Buckets:\nAWS_S3_BUCKET_001\tAWS_EC2_001\n\"AWS_VPC_001\"");
+    // The same text as a text body keeps its escapes intact.
+    let t = String::from_utf8(mask_text(r"Buckets:\nmy-app-bucket\ti-1234567890abcdef0").body).unwrap();
+    assert_eq!(t, r"Buckets:\nAWS_S3_BUCKET_001\tAWS_EC2_001");
+}
+
+#[test]
+fn lesson_large_bodies_are_masked() {
+    let mut content = String::new();
+    let mut n = 0;
+    while content.len() < 1 << 20 {
+        content.push_str(&format!(
+            "instance i-{n:017x} in subnet subnet-{n:08x} with lots of padding text around it. "
+        ));
+        n += 1;
+    }
+    let body = serde_json::json!({"model": "claude", "messages": [{"role": "user", "content": content}]}).to_string();
+    let m = mask_json(&body);
+    let out = String::from_utf8(m.body).unwrap();
+    assert!(!out.contains("i-0000"), "an instance id leaked");
+    assert!(!out.contains("subnet-0"), "a subnet leaked");
+    assert_eq!(m.map.len(), 2 * n);
+}
+
+// Masking ---------------------------------------------------------------------------------------------------
+
+#[test]
+fn same_value_same_placeholder_and_propagation() {
+    let m =
+        mask_text("account 123456789012 owns i-1234567890abcdef0; later 123456789012 and i-1234567890abcdef0 again");
+    let out = String::from_utf8(m.body).unwrap();
+    assert_eq!(
+        out,
+        "account AWS_ACCOUNT_001 owns AWS_EC2_001; later AWS_ACCOUNT_001 and AWS_EC2_001 again"
+    );
+    assert_eq!(m.counts.iter().find(|(k, _)| k == "account_id").unwrap().1, 2);
+}
+
+#[test]
+fn json_keys_values_skip_paths() {
+    let body = r#"{"model":"i-1234567890abcdef0","system":"vpc-12345678","messages":[{"role":"user","content":[
+        {"type":"text","text":"sg-12345678"},
+        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"aS0xMjM0NTY3ODkwYWJjZGVmMA=="}},
+        {"type":"tool_result","tool_use_id":"t1","content":"{\"OwnerId\":\"123456789012\"}"}]}],
+        "tools":[{"name":"describe","description":"reads subnet-12345678","input_schema":{"type":"object","properties":{"i-1234567890abcdef0":{"type":"string"}}}}],
+        "metadata":{"OwnerId":"210987654321","num":55555555555555555555555}}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model"], "i-1234567890abcdef0", "model is never masked");
+    assert_eq!(v["system"], "AWS_VPC_001");
+    assert_eq!(
+        v["messages"][0]["content"][1]["source"]["data"],
+        "aS0xMjM0NTY3ODkwYWJjZGVmMA=="
+    );
+    assert_eq!(
+        v["messages"][0]["content"][2]["content"],
+        "{\"OwnerId\":\"AWS_ACCOUNT_001\"}"
+    );
+    assert!(
+        v["tools"][0]["input_schema"]["properties"].get("AWS_EC2_001").is_some(),
+        "keys are masked: {out}"
+    );
+    assert_eq!(v["metadata"]["OwnerId"], "AWS_ACCOUNT_002");
+    assert!(out.contains("55555555555555555555555"), "numbers keep their digits");
+}
+
+#[test]
+fn invalid_json_is_refused() {
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    for bad in [
+        "{\"a\":",
+        "{\"a\":\"i-1234567890abcdef0\"",
+        "not json",
+        "{\"a\":\"\\ud800\"}",
+    ] {
+        assert!(m.plan_json(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn config_disable_custom_allowlist() {
+    let cfg = MaskerConfig {
+        disabled_kinds: vec!["private_ip".into()],
+        custom_patterns: vec![maskgate_engine::CustomPattern {
+            name: "ticket".into(),
+            regex: r"\bPROJ-[0-9]{4}\b".into(),
+            prefix: "AWS_TICKET".into(),
+        }],
+        allowlist: vec!["i-0000000000000000a".into()],
+        skip_paths: None,
+    };
+    let m = Masker::new(&cfg).unwrap();
+    let masked = Numbering::default().finish(m.plan_text("10.0.0.1 PROJ-1234 i-0000000000000000a i-1234567890abcdef0"));
+    assert_eq!(
+        String::from_utf8(masked.body).unwrap(),
+        "10.0.0.1 AWS_TICKET_001 i-0000000000000000a AWS_EC2_001"
+    );
+
+    let bad = |cfg: MaskerConfig| Masker::new(&cfg).unwrap_err().key;
+    assert_eq!(
+        bad(MaskerConfig {
+            disabled_kinds: vec!["nope".into()],
+            ..Default::default()
+        }),
+        "disabled_kinds"
+    );
+    let custom = |name: &str, regex: &str, prefix: &str| MaskerConfig {
+        custom_patterns: vec![maskgate_engine::CustomPattern {
+            name: name.into(),
+            regex: regex.into(),
+            prefix: prefix.into(),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(bad(custom("x", "(", "AWS_X")), "custom_patterns[0].regex");
+    assert_eq!(bad(custom("x", "a", "lower")), "custom_patterns[0].prefix");
+    assert_eq!(bad(custom("x", "a", "AWS_EC2")), "custom_patterns[0].prefix");
+    assert_eq!(bad(custom("Bad Name", "a", "AWS_X")), "custom_patterns[0].name");
+}
+
+#[test]
+fn vault_answers_are_checked() {
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    assert!(m.plan_text("i-1234567890abcdef0").finish(&[]).is_err());
+    assert!(m
+        .plan_text("i-1234567890abcdef0")
+        .finish(&["AWS_VPC_001".into()])
+        .is_err());
+    assert!(m
+        .plan_text("i-1234567890abcdef0")
+        .finish(&["AWS_EC2_01".into()])
+        .is_err());
+}
+
+// The seed's samples -------------------------------------------------------------------------------------------
+
+#[test]
+fn seed_samples_table_c_and_d() {
+    // Every single-resource case of sections C and D whose value is an identifier a user would expect masked.
+    let corpus = include_str!("data/seed-samples.txt");
+    let d = det();
+    let mut checked = 0;
+    let mut missed = Vec::new();
+    for line in corpus.lines() {
+        // C: "N  Type | original | legacy"; D: "name = value".
+        let value = if let Some((_, rest)) = line.split_once(" | ") {
+            rest.split(" | ").next().unwrap_or("").trim()
+        } else if let Some((_, v)) = line.split_once(" = ") {
+            v.trim()
+        } else {
+            continue;
+        };
+        if value.is_empty()
+            || value.contains(' ')
+            || !value.contains(|c: char| c.is_ascii_digit() || "-./".contains(c))
+            || value == "arn:aws:service:region:account:resource"
+        {
+            continue;
+        }
+        checked += 1;
+        let got = found(&d, line);
+        if !got.iter().any(|(_, v)| v == value || value.contains(v.as_str())) {
+            missed.push(line.to_string());
+        }
+    }
+    assert!(checked > 90, "parsed {checked} cases");
+    assert!(missed.is_empty(), "not masked:\n{}", missed.join("\n"));
+}
+
+#[test]
+fn seed_samples_section_z_probes_untouched() {
+    let corpus = include_str!("data/seed-samples.txt");
+    let z = corpus.split("Z. ADDED PROBES").nth(1).unwrap();
+    let d = det();
+    for line in z.lines().skip(2) {
+        let got = found(&d, line);
+        let allowed = line.starts_with("arn:")
+            || line.starts_with("ASIA")
+            || line.starts_with("{\"messages\"")
+            || line.starts_with("prod-database");
+        if !allowed {
+            assert!(got.is_empty(), "{line}: {got:?}");
+        }
+    }
+}
+
+// Properties -------------------------------------------------------------------------------------------------
+
+fn id_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-f]{17}".prop_map(|h| format!("i-{h}")),
+        "[0-9a-f]{8}".prop_map(|h| format!("vpc-{h}")),
+        "[0-9]{12}".prop_map(|a| format!("arn:aws:iam::{a}:role/r-{a}")),
+        "[A-Z2-7]{16}".prop_map(|k| format!("AKIA{k}")),
+        (1u8..=254, 0u8..=255, 1u8..=254).prop_map(|(a, b, c)| format!("10.{a}.{b}.{c}")),
+        "[a-z][a-z0-9-]{4,20}[a-z0-9]".prop_map(|b| format!("s3://{b}/key")),
+        "[0-9]{12}".prop_map(|a| format!("account {a}")),
+    ]
+}
+
+fn filler() -> impl Strategy<Value = String> {
+    let word = "[a-zA-Z .,:;()\"'\n]{0,20}".prop_map(|s| s + " ");
+    prop_oneof![
+        Just(" ".to_string()),
+        Just(", ".to_string()),
+        Just("\n".to_string()),
+        Just(" — ".to_string()),
+        Just(" 한국어 ".to_string()),
+        word,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No detected original survives masking, and every placeholder maps back to what it replaced.
+    #[test]
+    fn no_original_survives(parts in proptest::collection::vec((filler(), id_strategy()), 1..8)) {
+        let text: String = parts.iter().map(|(f, id)| format!("{f}{id}")).collect::<String>() + " end";
+        let m = mask_text(&text);
+        let out = String::from_utf8(m.body.clone()).unwrap();
+        for (p, o) in m.map.iter() {
+            prop_assert!(!out.contains(o), "{o} survived in {out}");
+            prop_assert!(out.contains(p));
+        }
+        prop_assert!(!m.map.is_empty());
+    }
+
+    /// Arbitrary text never panics the detector, and findings are ordered, in bounds, on char boundaries.
+    #[test]
+    fn detector_total(text in ".{0,300}") {
+        let d = det();
+        let mut out = Vec::new();
+        d.find(text.as_bytes(), KeyContext::default(), &mut out);
+        let mut last = 0;
+        for f in out {
+            prop_assert!(f.start >= last && f.start < f.end && f.end <= text.len());
+            prop_assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+            last = f.end;
+        }
+    }
+
+    /// Masking JSON keeps it valid and equivalent outside the masked strings.
+    #[test]
+    fn json_stays_valid(parts in proptest::collection::vec((filler(), id_strategy()), 0..5), key in "[a-zA-Z]{1,8}") {
+        let content: String = parts.iter().map(|(f, id)| format!("{f}{id}")).collect();
+        let body = serde_json::json!({"messages": [{"role": "user", "content": content}], key: [1.5, null, true, content]}).to_string();
+        let m = mask_json(&body);
+        let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+        prop_assert_eq!(&v["messages"][0]["role"], "user");
+    }
+}
+
+#[test]
+fn detector_config_default_is_valid() {
+    assert!(Detector::new(&DetectorConfig::default()).is_ok());
+}
+
+#[test]
+fn leak_check_refuses_an_original_left_in_a_number() {
+    // Numbers are not masked; an account id masked elsewhere that also sits inside a number is a leak.
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    let plan = m.plan_json(br#"{"OwnerId":"123456789012","n":1234567890123}"#).unwrap();
+    let err = Numbering::default().finish_err(plan);
+    assert_eq!(
+        err,
+        maskgate_engine::MaskError::Leak {
+            kind: "account_id".into()
+        }
+    );
+}
+
+impl Numbering {
+    fn finish_err(&mut self, plan: Plan) -> maskgate_engine::MaskError {
+        let ph: Vec<String> = plan
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, i as u64 + 1))
+            .collect();
+        plan.finish(&ph).unwrap_err()
+    }
+}
