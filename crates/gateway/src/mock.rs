@@ -327,8 +327,7 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
                 return;
             }
         }
-        // Wait until the body has been taken to the socket, or the reader went away.
-        tx.closed().await;
+        drop(tx);
         st.completed.fetch_add(1, Ordering::SeqCst);
     });
     let mut r = Response::builder()

@@ -383,8 +383,9 @@ async fn proxy(
     let (route, path) = match route(rt, &req) {
         Ok(x) => x,
         Err((e, host)) => {
-            if let Some(h) = host {
-                l.host = redact(&rt.masker, &h);
+            // A host off the list is client data that may itself be an identifier: never logged.
+            if host.is_some() {
+                l.host = "<unlisted>".into();
             }
             return Err(e);
         }
