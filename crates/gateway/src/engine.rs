@@ -129,3 +129,5 @@ pub mod stream {
         }
     }
 }
+
+pub use maskgate_engine::placeholder::is_placeholder;

@@ -232,3 +232,10 @@ async fn headers_hop_by_hop_and_request_id() {
     let r = env.post_json("/anthropic/v1/messages", &[], &stream_msg()).await;
     assert_eq!(r.headers["x-request-id"].len(), 32);
 }
+
+/// `maskgate demo` runs offline and checks itself (it fails when the provider saw an original or the app missed
+/// one).
+#[test]
+fn demo_runs_offline() {
+    maskgate_gateway::demo::run().expect("demo succeeds");
+}
