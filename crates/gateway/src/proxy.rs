@@ -74,10 +74,28 @@ pub struct AccessLog {
     pub code: Option<&'static str>,
     pub streamed: bool,
     pub outcome: &'static str,
+    emitted: bool,
+}
+
+impl Drop for AccessLog {
+    /// The request was dropped before its response was complete: the client went away (the upstream call, if
+    /// any, is cancelled with it).
+    fn drop(&mut self) {
+        if !self.emitted {
+            if self.status == 0 {
+                self.status = 499;
+            }
+            self.outcome = "client_gone";
+            self.emit();
+        }
+    }
 }
 
 impl AccessLog {
     fn emit(&mut self) {
+        if std::mem::replace(&mut self.emitted, true) {
+            return;
+        }
         let total = self.start.elapsed();
         let m = &self.shared.metrics;
         m.requests
@@ -232,6 +250,7 @@ pub async fn handle(
         code: None,
         streamed: false,
         outcome: "ok",
+        emitted: false,
     });
     let mut limits: Vec<Decision> = Vec::new();
     let res = proxy(&shared, &rt, peer, req, &mut log, &mut limits).await;

@@ -130,6 +130,32 @@ async fn client_gone_mid_stream_cancels_upstream() {
 }
 
 #[tokio::test]
+async fn client_gone_while_waiting_for_the_upstream() {
+    let env = env().await;
+    let req = http::Request::post(env.url("/anthropic/v1/messages"))
+        .header("content-type", "application/json")
+        .header("x-mock-sleep-ms", "3000")
+        .header("x-request-id", "gone-before-head")
+        .body(Full::new(Bytes::from(stream_msg().to_string())))
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_millis(300), env.client.request(req)).await;
+    let t = std::time::Instant::now();
+    loop {
+        let logs = logs();
+        if let Some(line) = logs.lines().find(|l| l.contains("gone-before-head")) {
+            assert!(line.contains("\"outcome\":\"client_gone\""), "{line}");
+            assert!(line.contains("\"status\":499"), "{line}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the request was not cancelled when the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn upstream_gone_mid_stream_aborts_the_response() {
     let env = env().await;
     let req = http::Request::post(env.url("/anthropic/v1/messages"))
