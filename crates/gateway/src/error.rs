@@ -79,14 +79,15 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "API rate limit exceeded")
     }
 
+    /// `{"message": ..., <extra>, "code": ...}` in that order (the seed's 403 body, plus a code).
     pub fn body_json(&self) -> Vec<u8> {
-        let mut m = serde_json::Map::new();
-        m.insert("message".into(), self.message.clone().into());
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let mut out = format!("{{\"message\":{}", q(&self.message));
         if let Some((k, v)) = &self.extra {
-            m.insert((*k).into(), v.clone().into());
+            out.push_str(&format!(",{}:{}", q(k), q(v)));
         }
-        m.insert("code".into(), self.code.into());
-        serde_json::to_vec(&m).unwrap_or_default()
+        out.push_str(&format!(",\"code\":{}}}", q(self.code)));
+        out.into_bytes()
     }
 
     pub fn response(&self) -> Response<RespBody> {

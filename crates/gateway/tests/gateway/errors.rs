@@ -44,6 +44,10 @@ async fn routing_errors() {
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(
+        r.text(),
+        r#"{"message":"Unauthorized external API","host":"evil.example.com","code":"UNAUTHORIZED_HOST"}"#
+    );
+    assert_eq!(
         r.json(),
         json!({"message": "Unauthorized external API", "host": "evil.example.com", "code": "UNAUTHORIZED_HOST"})
     );
