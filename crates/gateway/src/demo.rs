@@ -35,6 +35,22 @@ pub fn run() -> Result<(), String> {
     rt.block_on(demo())
 }
 
+/// `maskgate mock-provider`: the mock provider alone, until interrupted.
+pub fn run_mock(listen: std::net::SocketAddr) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mock = MockProvider::start_on(listen)
+            .await
+            .map_err(|e| format!("{listen}: {e}"))?;
+        println!("mock provider on http://{}", mock.addr);
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
+}
+
 /// Text pieces of a streamed answer, in order (what an SDK assembles), then the tool-call arguments.
 pub fn stream_text(body: &str) -> String {
     fn walk(v: &Value, text: &mut String, args: &mut String) {

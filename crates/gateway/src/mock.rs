@@ -47,6 +47,9 @@ impl Recorded {
     }
 }
 
+/// Requests kept (oldest dropped first), so a long-running mock stays bounded.
+const MAX_RECORDS: usize = 10_000;
+
 #[derive(Default)]
 pub struct MockState {
     records: Mutex<Vec<Recorded>>,
@@ -92,8 +95,17 @@ impl MockProvider {
         Self::start_inner(Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
     }
 
+    /// Plain HTTP on a given address (for `maskgate mock-provider` and benchmarks).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<MockProvider> {
+        Self::start_inner_on(addr, None).await
+    }
+
     async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<MockProvider> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_inner_on("127.0.0.1:0".parse().unwrap(), tls).await
+    }
+
+    async fn start_inner_on(addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<MockProvider> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::default());
         let (stop, mut stop_rx) = watch::channel(false);
@@ -222,14 +234,20 @@ enum Api {
 async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    st.records.lock().unwrap().push(Recorded {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-        version: parts.version,
-    });
+    {
+        let mut records = st.records.lock().unwrap();
+        if records.len() >= MAX_RECORDS {
+            records.remove(0);
+        }
+        records.push(Recorded {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+            version: parts.version,
+        });
+    }
     let h = &parts.headers;
     if let Some(ms) = hnum(h, "x-mock-sleep-ms") {
         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -20,6 +20,12 @@ pub enum GatewayCommand {
     },
     /// Run the whole flow offline: gateway and a mock LLM provider on free ports, a sample conversation.
     Demo,
+    /// Run the built-in mock LLM provider (Anthropic, OpenAI, Gemini formats) for local tests and benchmarks.
+    #[command(hide = true)]
+    MockProvider {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 impl GatewayCommand {
@@ -42,6 +48,13 @@ impl GatewayCommand {
                 }
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());
+                    1
+                }
+            },
+            GatewayCommand::MockProvider { listen } => match maskgate_gateway::demo::run_mock(listen) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("maskgate mock-provider: {e}");
                     1
                 }
             },
