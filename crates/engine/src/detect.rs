@@ -420,7 +420,12 @@ fn rules() -> Vec<Rule> {
 fn build_regex(patterns: &[&str]) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
-        .configure(Regex::config().match_kind(MatchKind::LeftmostFirst).utf8_empty(false))
+        .configure(
+            Regex::config()
+                .match_kind(MatchKind::LeftmostFirst)
+                .utf8_empty(false)
+                .hybrid_cache_capacity(32 << 20),
+        )
         .build_many(patterns)
         .map_err(|e| e.to_string())
 }
@@ -539,6 +544,155 @@ fn is_mac(v: &[u8]) -> bool {
         && v.iter()
             .enumerate()
             .all(|(i, &c)| if i % 3 == 2 { c == b':' } else { c.is_ascii_hexdigit() })
+}
+
+/// Can `tok` hold a match of the pattern table? A necessary condition, checked in one pass over the token:
+/// an `aws`/`amz`/`s3` anchor (ARNs, hosts, URIs, placeholders, presigned URLs, log groups), a `-` followed by
+/// 8+ alphanumerics with a digit (resource ids), four dotted numbers (IPv4), `::` or seven `:` (IPv6), and the
+/// few other shapes of the table. Ordinary log and code tokens (`2024-06-15T10:30:45Z`, `http-nio-8080-exec-7`,
+/// `3.11.4`) fail it and never reach the regex.
+fn interesting(tok: &[u8]) -> bool {
+    let n = tok.len();
+    if n < 6 {
+        return false;
+    }
+    // Mixed-case base64 credentials with a fixed prefix: session tokens, Bedrock keys.
+    if n >= 24 {
+        const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
+        if PREFIXES.iter().any(|p| memchr::memmem::find(tok, p).is_some()) {
+            return true;
+        }
+    }
+    let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
+    let mut run = 0usize; // alphanumerics since the last '-'
+    let mut run_digit = false;
+    let mut after_dash = false;
+    let mut upper_run = 0usize; // [A-Z0-9] run: access keys, unique ids
+    let mut placeholder_like = false;
+    for i in 0..n {
+        let c = tok[i];
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            upper_run += 1;
+            if upper_run >= 16 {
+                return true;
+            }
+        } else {
+            upper_run = 0;
+        }
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                run += 1;
+                run_digit = true;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' => {
+                run += 1;
+                // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk".
+                if i + 3 < n {
+                    let w = [c | 0x20, tok[i + 1] | 0x20, tok[i + 2] | 0x20];
+                    if matches!(
+                        &w,
+                        b"aws"
+                            | b"amz"
+                            | b"s3:"
+                            | b"s3/"
+                            | b"s3."
+                            | b"s3-"
+                            | b"ip-"
+                            | b"ali"
+                            | b"clo"
+                            | b"int"
+                            | b"bea"
+                    ) {
+                        let rest = &tok[i..];
+                        let hit = match &w {
+                            b"aws" => match rest[3] {
+                                b':' | b'.' | b'/' | b'-' | b'%' => true,
+                                b'_' => {
+                                    placeholder_like = true;
+                                    false
+                                }
+                                _ => false,
+                            },
+                            b"amz" => rest[3] == b'-',
+                            b"ali" => rest.starts_with(b"alias/"),
+                            b"clo" => rest.len() >= 10 && rest[..10].eq_ignore_ascii_case(b"cloudfront"),
+                            b"int" => rest.starts_with(b"internal"),
+                            b"bea" => rest.starts_with(b"beanstalk"),
+                            b"s3-" | b"s3." => i == 0 || !tok[i - 1].is_ascii_alphanumeric(),
+                            _ => true,
+                        };
+                        if hit {
+                            return true;
+                        }
+                    }
+                }
+            }
+            b'-' => {
+                if after_dash && run >= 8 && run_digit {
+                    return true;
+                }
+                after_dash = true;
+                run = 0;
+                run_digit = false;
+            }
+            b'.' => {
+                dots += 1;
+                if after_dash && run >= 8 && run_digit {
+                    return true;
+                }
+                after_dash = false;
+            }
+            b':' => {
+                if i > 0 && tok[i - 1] == b':' {
+                    double_colon = true;
+                }
+                colons += 1;
+                // Cognito identity pool: `us-east-1:uuid`.
+                if after_dash && run >= 8 && run_digit {
+                    return true;
+                }
+                after_dash = false;
+            }
+            b'_' => {
+                // Cognito user pool: `us-east-1_AbC123xyz`.
+                if i >= 2 && tok[i - 2] == b'-' && tok[i - 1].is_ascii_digit() {
+                    return true;
+                }
+                if after_dash && run >= 8 && run_digit {
+                    return true;
+                }
+                after_dash = false;
+            }
+            _ => {
+                if after_dash && run >= 8 && run_digit {
+                    return true;
+                }
+                after_dash = false;
+            }
+        }
+    }
+    if after_dash && run >= 8 && run_digit {
+        return true;
+    }
+    (dots >= 3 && digits >= 4)
+        || (digits > 0 && (double_colon || colons >= 7))
+        || (placeholder_like && digits >= 3)
+        || tok.starts_with(b"r-")
+        || tok.starts_with(b"ou-")
+        || tok.starts_with(b"da2-")
+}
+
+/// `normalize(raw) == kw` without allocating (`kw` is lower-case alphanumerics).
+fn norm_eq(raw: &[u8], kw: &str) -> bool {
+    if raw.len() < kw.len() || raw.len() > kw.len() + 4 {
+        return false;
+    }
+    let mut it = raw
+        .iter()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase);
+    kw.bytes().all(|k| it.next() == Some(k)) && it.next().is_none()
 }
 
 /// Lower-cases and keeps alphanumerics: `--Owner-Ids` → `ownerids`.
@@ -718,18 +872,45 @@ impl Default for Detector {
     }
 }
 
-/// Per-scan state for the prose rules.
+/// Per-scan state: a name finding that ended at this offset, so that a list "a, b and c" continues it.
 #[derive(Default)]
 struct ScanState {
-    /// The two previous tokens (normalized), for "bucket <name>" and "rds instance <name>".
-    prev: [Vec<u8>; 2],
-    /// A name finding that ended at this offset: a list "a, b and c" continues it.
     list: Option<(KindId, ValueShape, usize)>,
-    /// The previous token was a CLI flag that takes a value: `(kind, shape)`.
-    flag: Option<(KindId, ValueShape)>,
-    /// The previous raw token ended with `=` or `:` (or was one): `key = value`, `Bucket: name`.
-    assign: bool,
-    norm: Vec<u8>,
+}
+
+/// The raw token (non-separator run) that ends right before `s`, skipping separators: `(start, end)`.
+fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
+    let is_escape =
+        |b: usize| b > 0 && text[b - 1] == b'\\' && matches!(text[b], b'n' | b't' | b'r' | b'b' | b'f' | b'/');
+    let mut e = s;
+    loop {
+        while e > 0 && CLASS[text[e - 1] as usize] & SEP != 0 {
+            e -= 1;
+        }
+        if e == 0 {
+            return None;
+        }
+        let mut b = e;
+        while b > 0 && CLASS[text[b - 1] as usize] & SEP == 0 {
+            b -= 1;
+        }
+        // `\n` of a text escape is a separator, not a token: `Buckets:\nmy-bucket`, `x\nS3: y`.
+        if is_escape(b) {
+            if e - b == 1 {
+                e = b - 1;
+                continue;
+            }
+            b += 1;
+        }
+        return Some((b, e));
+    }
+}
+
+fn trim_assign(text: &[u8], (s, mut e): (usize, usize)) -> (usize, usize) {
+    while e > s && matches!(text[e - 1], b':' | b'=' | b'>') {
+        e -= 1;
+    }
+    (s, e)
 }
 
 impl Detector {
@@ -844,34 +1025,37 @@ impl Detector {
         let mut st = ScanState::default();
         let n = text.len();
         let mut i = 0;
-        while i < n {
-            while i < n && CLASS[text[i] as usize] & SEP != 0 {
-                i += 1;
+        while let Some(p) = crate::skip::next_interesting(text, i) {
+            // The token around the interesting byte: back to its start, forward to its end.
+            let mut s = p;
+            while s > i && CLASS[text[s - 1] as usize] & SEP == 0 {
+                s -= 1;
             }
-            if i >= n {
-                break;
-            }
-            let mut s = i;
+            let mut j = s;
             let mut bits = 0u8;
-            while i < n {
-                let c = CLASS[text[i] as usize];
+            while j < n {
+                let c = CLASS[text[j] as usize];
                 if c & SEP != 0 {
                     break;
                 }
                 bits |= c;
-                i += 1;
+                j += 1;
             }
+            i = j;
             // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too.
-            if s > 0 && text[s - 1] == b'\\' && i - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/')
+            if s > 0 && text[s - 1] == b'\\' && j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/')
             {
                 s += 1;
             }
-            let mut e = i;
+            let mut e = j;
             while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
                 e -= 1;
             }
-            if e > s {
-                self.token(text, s, e, bits, &mut st, out);
+            // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier.
+            if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16) {
+                if let Some(next) = self.token(text, s, e, bits, &mut st, out) {
+                    i = next;
+                }
             }
         }
         if let Some((re, ids)) = &self.custom {
@@ -924,30 +1108,123 @@ impl Detector {
         false
     }
 
-    fn token(&self, text: &[u8], s: usize, e: usize, bits: u8, st: &mut ScanState, out: &mut Vec<Finding>) {
+    /// Looks at one token; returns where scanning resumes when it consumed the token after it (a flag's value).
+    fn token(
+        &self,
+        text: &[u8],
+        s: usize,
+        e: usize,
+        bits: u8,
+        st: &mut ScanState,
+        out: &mut Vec<Finding>,
+    ) -> Option<usize> {
         let tok = &text[s..e];
-        let len = e - s;
-        let punct = bits & PUNCT != 0;
-        let digit = bits & DIGIT != 0;
-        let upper = bits & UPPER != 0;
         let before = out.len();
-        let candidate = (punct && (digit || memchr::memchr2(b'/', b'.', tok).is_some() || tok.starts_with(b"dx")))
-            || (upper && len >= 16);
-        if candidate {
+        if interesting(tok) {
             self.patterns(text, s, e, out);
         }
-        let found = out.len() > before;
-        if !found {
-            self.context(text, s, e, st, out);
-        } else {
+        if out.len() > before {
             st.list = None;
-            st.flag = None;
+            return None;
         }
-        // Remember this token for the prose rules.
-        st.prev.swap(0, 1);
-        normalize(tok, &mut st.prev[1]);
-        let raw_end = text[e..].iter().take_while(|&&c| c == b':' || c == b'=').count();
-        st.assign = raw_end > 0 || tok.ends_with(b"=") || tok.ends_with(b"=>");
+        if bits & PUNCT != 0 {
+            let next = self.key_then_value(text, s, e, st, out);
+            if next.is_some() || out.len() > before {
+                return next;
+            }
+        }
+        self.context(text, s, e, bits, st, out);
+        None
+    }
+
+    /// `--bucket my-bucket`, `--bucket=my-bucket`, `Bucket: my-bucket`, `s3_bucket = my-bucket`, `key=value`:
+    /// a known flag or key, then its value (which may be a plain word, so it is read from here).
+    fn key_then_value(
+        &self,
+        text: &[u8],
+        s: usize,
+        e: usize,
+        st: &mut ScanState,
+        out: &mut Vec<Finding>,
+    ) -> Option<usize> {
+        let raw_end = {
+            let mut r = e;
+            while r < text.len() && matches!(text[r], b':' | b'=' | b'>') {
+                r += 1;
+            }
+            r
+        };
+        let raw = &text[s..raw_end];
+        let is_flag = raw.starts_with(b"--");
+        let op = raw.iter().position(|&c| c == b'=' || c == b':');
+        let mut norm = Vec::new();
+        // The key: the flag, the token before a trailing operator, or the token before a lone operator.
+        let (key, value_in_token) = match op {
+            Some(p) if p + 1 < raw.len() && !matches!(raw[p + 1], b':' | b'=' | b'>') => ((s, s + p), Some(s + p + 1)),
+            Some(0) => match prev_raw_token(text, s) {
+                Some(k) => (trim_assign(text, k), None),
+                None => return None,
+            },
+            Some(p) => ((s, s + p), None),
+            None if is_flag => ((s, e), None),
+            None => return None,
+        };
+        normalize(&text[key.0..key.1], &mut norm);
+        let (kind, shape) = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm))?;
+        let fits = |v: &[u8]| value_fits(v, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || !is_flag_like(v));
+        if let Some(vs) = value_in_token {
+            if fits(&text[vs..e]) {
+                self.push(
+                    text,
+                    Finding {
+                        start: vs,
+                        end: e,
+                        kind,
+                    },
+                    out,
+                );
+                st.list = None;
+            }
+            return None;
+        }
+        // The value is the next token on the same line.
+        let mut vs = raw_end;
+        while vs < text.len() && CLASS[text[vs] as usize] & SEP != 0 && (vs - raw_end < 8) {
+            vs += 1;
+        }
+        if vs > 0
+            && text[vs - 1] == b'\\'
+            && vs + 1 < text.len()
+            && matches!(text[vs], b'n' | b't' | b'r' | b'b' | b'f')
+        {
+            vs += 1;
+        }
+        let mut ve = vs;
+        while ve < text.len() && CLASS[text[ve] as usize] & SEP == 0 {
+            ve += 1;
+        }
+        let mut vend = ve;
+        while vend > vs && matches!(text[vend - 1], b'.' | b',' | b':') {
+            vend -= 1;
+        }
+        if vend > vs && fits(&text[vs..vend]) {
+            // Identifiers with a pattern of their own (an ARN after `--role-arn`) are left to the patterns.
+            if interesting(&text[vs..vend]) {
+                return None;
+            }
+            self.push(
+                text,
+                Finding {
+                    start: vs,
+                    end: vend,
+                    kind,
+                },
+                out,
+            );
+            st.list = Some((kind, shape, vend));
+            return Some(ve);
+        }
+        None
     }
 
     /// Runs the multi-pattern regex over one token.
@@ -1075,7 +1352,7 @@ impl Detector {
     }
 
     /// Ambiguous shapes and names, on a token no pattern claimed.
-    fn context(&self, text: &[u8], s: usize, e: usize, st: &mut ScanState, out: &mut Vec<Finding>) {
+    fn context(&self, text: &[u8], s: usize, e: usize, bits: u8, st: &mut ScanState, out: &mut Vec<Finding>) {
         let tok = &text[s..e];
         // `--flag=value`, `key:value`, `/hostedzone/Z…`: the value part.
         let mut vs = s;
@@ -1088,130 +1365,55 @@ impl Detector {
             vs = s + 12;
         }
         let v = &text[vs..e];
-
-        // A value after a CLI flag (`--bucket my-bucket`) or in `--flag=value`.
-        if tok.starts_with(b"--") {
-            let flag_end = memchr::memchr(b'=', tok).map(|p| s + p).unwrap_or(e);
-            normalize(&text[s..flag_end], &mut st.norm);
-            let hit = keyed(&st.norm).or_else(|| flag_alias(&st.norm));
-            if flag_end < e {
-                if let Some((kind, shape)) = hit {
-                    if value_fits(&text[flag_end + 1..e], shape) {
-                        self.push(
-                            text,
-                            Finding {
-                                start: flag_end + 1,
-                                end: e,
-                                kind,
-                            },
-                            out,
-                        );
-                    }
-                }
-                st.flag = None;
-            } else {
-                st.flag = hit;
+        let found = |kind: KindId, shape: Option<ValueShape>, st: &mut ScanState, out: &mut Vec<Finding>| {
+            if self.push(
+                text,
+                Finding {
+                    start: vs,
+                    end: e,
+                    kind,
+                },
+                out,
+            ) {
+                st.list = shape.map(|sh| (kind, sh, e));
             }
+        };
+
+        let maybe_shape = bits & DIGIT != 0 || v.len() == 40 || v.len() >= 100;
+        if let Some(shape) = if maybe_shape { shape_of(v) } else { None } {
+            if self.context_holds(text, vs, shape) {
+                return found(shape_kind(shape), None, st, out);
+            }
+        }
+
+        if !looks_like_id(v) {
             return;
         }
-        if let Some((kind, shape)) = st.flag.take() {
-            if value_fits(v, shape) {
-                self.push(
-                    text,
-                    Finding {
-                        start: vs,
-                        end: e,
-                        kind,
-                    },
-                    out,
-                );
-                st.list = Some((kind, shape, e));
-                return;
-            }
-        }
-
-        // `s3_bucket = my-bucket`, `Bucket: my-bucket`, `rds_instance: prod-db`.
-        if st.assign {
-            let key: &[u8] = if st.prev[1].is_empty() {
-                &st.prev[0]
-            } else {
-                &st.prev[1]
-            };
-            if let Some((kind, shape)) = keyed(key).or_else(|| text_key(key)) {
-                if value_fits(v, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || looks_like_id(v)) {
-                    self.push(
-                        text,
-                        Finding {
-                            start: vs,
-                            end: e,
-                            kind,
-                        },
-                        out,
-                    );
-                    st.list = Some((kind, shape, e));
-                    return;
-                }
-            }
-        }
-
-        if let Some(shape) = shape_of(v) {
-            if self.context_holds(text, vs, shape) {
-                self.push(
-                    text,
-                    Finding {
-                        start: vs,
-                        end: e,
-                        kind: shape_kind(shape),
-                    },
-                    out,
-                );
-                return;
-            }
-        }
-
-        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1", and lists after them.
+        // Lists after a name: "buckets: a, b and c".
         if let Some((kind, shape, end)) = st.list {
-            let gap = &text[end..s];
-            let joined = gap.iter().all(|c| matches!(c, b',' | b' ' | b'\t'))
-                || gap.eq_ignore_ascii_case(b" and ")
-                || gap.eq_ignore_ascii_case(b", and ")
-                || gap.eq_ignore_ascii_case(b" or ");
-            if joined && value_fits(v, shape) && looks_like_id(v) && !is_prose_keyword(v) {
-                self.push(
-                    text,
-                    Finding {
-                        start: vs,
-                        end: e,
-                        kind,
-                    },
-                    out,
-                );
-                st.list = Some((kind, shape, e));
-                return;
-            }
-            if !(tok.eq_ignore_ascii_case(b"and") || tok.eq_ignore_ascii_case(b"or")) {
-                st.list = None;
+            if end <= s {
+                let gap = &text[end..s];
+                let joined = gap.iter().all(|c| matches!(c, b',' | b' ' | b'\t'))
+                    || gap.eq_ignore_ascii_case(b" and ")
+                    || gap.eq_ignore_ascii_case(b", and ")
+                    || gap.eq_ignore_ascii_case(b" or ");
+                if joined && value_fits(v, shape) && !is_prose_keyword(v) {
+                    return found(kind, Some(shape), st, out);
+                }
             }
         }
-        if looks_like_id(v) {
-            for (kw, fillers, kind, shape) in PROSE_NAMES {
-                let direct = st.prev[1] == kw.as_bytes();
-                let filled = st.prev[0] == kw.as_bytes() && fillers.iter().any(|f| st.prev[1] == f.as_bytes());
-                if (direct || filled) && value_fits(v, *shape) {
-                    let kind = kinds::id(kind);
-                    if self.push(
-                        text,
-                        Finding {
-                            start: vs,
-                            end: e,
-                            kind,
-                        },
-                        out,
-                    ) {
-                        st.list = Some((kind, *shape, e));
-                    }
-                    return;
-                }
+        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1".
+        let Some(p1) = prev_raw_token(text, s) else { return };
+        let p0 = prev_raw_token(text, p1.0).unwrap_or((0, 0));
+        let (p1, p0) = (
+            &text[trim_assign(text, p1).0..trim_assign(text, p1).1],
+            &text[p0.0..p0.1],
+        );
+        for (kw, fillers, kind, shape) in PROSE_NAMES {
+            let direct = norm_eq(p1, kw);
+            let filled = !direct && norm_eq(p0, kw) && fillers.iter().any(|f| norm_eq(p1, f));
+            if (direct || filled) && value_fits(v, *shape) {
+                return found(kinds::id(kind), Some(*shape), st, out);
             }
         }
     }
@@ -1302,6 +1504,10 @@ fn text_key(key: &[u8]) -> Option<(KindId, ValueShape)> {
         .iter()
         .find(|(s, _, _)| key.ends_with(s.as_bytes()))
         .map(|(_, k, sh)| (kinds::id(k), *sh))
+}
+
+fn is_flag_like(v: &[u8]) -> bool {
+    v.starts_with(b"-")
 }
 
 /// CLI flags that are not JSON key names.

@@ -200,7 +200,15 @@ pub type KindId = u16;
 
 /// Looks a built-in kind up by name.
 pub fn builtin_id(name: &str) -> Option<KindId> {
-    BUILTIN.iter().position(|(n, _, _)| *n == name).map(|i| i as KindId)
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, KindId>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _, _))| (*n, i as KindId))
+            .collect()
+    });
+    index.get(name).copied()
 }
 
 /// Like [`builtin_id`], for names the engine itself uses: a missing name is a programming error caught by tests.

@@ -557,3 +557,71 @@ impl Numbering {
         plan.finish(&ph).unwrap_err()
     }
 }
+
+// Round trips and forgery -----------------------------------------------------------------------------------
+
+fn arb_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => filler(),
+            2 => id_strategy(),
+            1 => "AWS_[A-Z]{2,5}_[0-9]{3,4}".prop_map(|p| p),
+            1 => "[a-z0-9_:./\\-]{1,12}",
+        ],
+        0..12,
+    )
+    .prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// unmask(mask(x)) == x for text.
+    #[test]
+    fn round_trip_text(text in arb_text()) {
+        let m = mask_text(&text);
+        let masked = String::from_utf8(m.body.clone()).unwrap();
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let back = maskgate_engine::unmask_text(&masked, &m.map, &mut stats);
+        prop_assert_eq!(back.as_ref(), text.as_str());
+        prop_assert_eq!(stats.misses, 0);
+    }
+
+    /// unmask(mask(x)) == x for JSON bodies (as values; bytes outside changed strings are kept anyway).
+    #[test]
+    fn round_trip_json(a in arb_text(), b in arb_text(), key in arb_text()) {
+        let body = serde_json::json!({
+            "model": "claude", "system": a,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": b}]}],
+            "metadata": {key.clone(): a, "n": 1.25e3}
+        }).to_string();
+        let m = mask_json(&body);
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut stats).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&back).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    /// A request containing placeholder-shaped text never gets back an original it did not contain: whatever
+    /// the provider answers (echoes, invented placeholders, other tenants' numbers), unmasking with the request's
+    /// map only restores values of this request, and typed placeholders come back verbatim.
+    #[test]
+    fn placeholders_cannot_be_forged(request in arb_text(), invented in proptest::collection::vec("AWS_[A-Z]{2,8}_[0-9]{3}", 0..6)) {
+        // Another request of the same tenant masks its own secrets first (shared numbering).
+        let masker = Masker::new(&MaskerConfig::default()).unwrap();
+        let mut numbering = Numbering::default();
+        let other = numbering.finish(masker.plan_text("secret i-0fedcba9876543210 and 10.9.8.7 and account 999988887777"));
+        prop_assert!(!other.map.is_empty());
+        let mine = numbering.finish(masker.plan_text(&request));
+        let masked = String::from_utf8(mine.body.clone()).unwrap();
+        let answer = format!("{masked} {} {}", invented.join(" "), other.map.iter().map(|(p, _)| p).collect::<Vec<_>>().join(" "));
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let restored = maskgate_engine::unmask_text(&answer, &mine.map, &mut stats);
+        for (_, original) in other.map.iter() {
+            prop_assert!(request.contains(original) || !restored.contains(original), "forged {original}");
+        }
+        // Typed placeholder-shaped text comes back exactly as typed.
+        prop_assert!(restored.starts_with(&request));
+    }
+}

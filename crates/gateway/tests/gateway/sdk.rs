@@ -48,7 +48,7 @@ async fn official_python_sdks_in_base_url_mode() {
     eprintln!("{}", stdout.trim());
     // What the provider received: placeholders only, valid JSON, the route's key, never the client's.
     let records = env.mock.records();
-    assert_eq!(records.len(), 9, "one provider request per SDK call");
+    assert_eq!(records.len(), 7, "one provider request per SDK call");
     for rec in &records {
         assert_masked(rec);
         assert!(rec.json().is_object(), "provider got invalid JSON: {}", rec.body_str());

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Writes N MB of mixed prose, log and code lines with about one AWS identifier per ~2 KB (deterministic).
+
+usage: gen-mixed.py MEGABYTES > file
+"""
+import random
+import sys
+
+random.seed(42)
+PROSE = [
+    "The quick review of the deployment pipeline showed that most of the latency came from cold starts.",
+    "We should revisit the caching strategy before the next release; the hit rate dropped to 71 percent.",
+    "Please summarise the incident report and list the follow-up actions with their owners and due dates.",
+    "Kubernetes schedules the pods onto nodes, and the autoscaler adds capacity when requests queue up.",
+    "이 문서는 배포 절차를 설명합니다. 모든 단계는 검토 후에 진행됩니다.",
+    "The migration to version 3.11.4 finished on 2024-06-15 without data loss; rollback was not needed.",
+]
+LOG = [
+    "2024-06-15T10:30:45.123Z INFO  [http-nio-8080-exec-7] c.e.api.OrderController - GET /api/orders/18273 200 34ms",
+    "2024-06-15T10:30:46.001Z WARN  [scheduler-2] c.e.jobs.Cleanup - retrying batch 42 after timeout (attempt 3/5)",
+    "Jun 15 10:30:47 web-3 nginx[1234]: 127.0.0.1 - - \"POST /v1/messages HTTP/1.1\" 200 5123 \"-\" \"curl/8.5.0\"",
+    "2024-06-15 10:30:48,551 DEBUG urllib3.connectionpool Starting new HTTPS connection (1): example.com:443",
+]
+CODE = [
+    "    let mut map: HashMap<String, Vec<u64>> = HashMap::with_capacity(1024);",
+    "def handler(event, context):\n    return {\"statusCode\": 200, \"body\": json.dumps(event)}",
+    "    for (i, item) in items.iter().enumerate() { total += item.price * item.qty; }",
+    "const client = new S3Client({ region: process.env.AWS_REGION, maxAttempts: 3 });",
+    "use std::collections::BTreeMap; // sha 3f786850e387550fdab836ed7e6dc881de23001b",
+]
+IDS = [
+    lambda: "i-%017x" % random.getrandbits(68),
+    lambda: "vpc-%08x" % random.getrandbits(32),
+    lambda: "arn:aws:iam::%012d:role/app-%d" % (random.randrange(10**12), random.randrange(100)),
+    lambda: "10.%d.%d.%d" % (random.randrange(256), random.randrange(256), random.randrange(1, 255)),
+    lambda: "s3://bucket-%d-logs/key" % random.randrange(1000),
+    lambda: "sg-%017x" % random.getrandbits(68),
+]
+target = int(sys.argv[1]) * 1024 * 1024
+out = sys.stdout
+written = 0
+since_id = 0
+while written < target:
+    line = random.choice(random.choice([PROSE, LOG, CODE]))
+    if since_id > 2048:
+        words = line.split(" ")
+        words.insert(random.randrange(len(words)), random.choice(IDS)())
+        line = " ".join(words)
+        since_id = 0
+    line += "\n"
+    out.write(line)
+    b = len(line.encode())
+    written += b
+    since_id += b
