@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod gateway_cmd;
 mod offline;
 
 #[derive(Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Unmask(offline::UnmaskArgs),
     /// List the identifier kinds: name, placeholder prefix, tier.
     Kinds,
+    #[command(flatten)]
+    Gateway(gateway_cmd::GatewayCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Command::Mask(args) => offline::mask(args),
         Command::Unmask(args) => offline::unmask(args),
         Command::Kinds => offline::kinds(),
+        Command::Gateway(c) => return ExitCode::from(c.run() as u8),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
