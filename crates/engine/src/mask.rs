@@ -206,6 +206,7 @@ impl Masker {
         // a bucket name repeated in another message. An occurrence inside a larger word masks that word.
         if !table.entries.is_empty() {
             let ac = AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(table.entries.iter().map(|e| e.original.as_bytes()))
                 .ok();
@@ -386,6 +387,7 @@ pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)])
         }
     }
     let ac = AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .match_kind(MatchKind::Standard)
         .build(&needles)
         .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
