@@ -83,7 +83,35 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$work/body.json", "rb"); wrk.body = f:read("*a"); f:close()
 LUA
-printf "\n%-8s %10s %10s %10s %12s %14s\n" target "rate" "p50 ms" "p99 ms" "ok/total" "wrk max req/s"
+printf "\none client, one request at a time (2000 requests): added latency without queueing\n"
+printf "%-8s %10s %10s\n" target "p50 ms" "p99 ms"
+for t in direct nginx gateway; do
+  hey -n 2000 -c 1 -m POST -T application/json -D "$work/body.json" "${url[$t]}" > "$work/seq-$t.txt"
+  python3 - "$t" "$work/seq-$t.txt" <<'PY'
+import re, sys
+t, hey = sys.argv[1], open(sys.argv[2]).read()
+p = lambda q: float(re.search(r"\s%d%% in ([0-9.]+) secs" % q, hey).group(1)) * 1000
+ok = sum(int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", hey) if c.startswith("2"))
+print(f"{t:<8} {p(50):>10.2f} {p(99):>10.2f}")
+if ok != 2000:
+    print(f"FAIL: {t}: {ok}/2000 ok", file=sys.stderr); sys.exit(1)
+PY
+done
+curl -s "127.0.0.1:$ADMIN/metrics" > "$work/metrics-seq.txt"
+python3 - "$work/metrics-seq.txt" <<'PY'
+import sys
+v = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) == 2 and not line.startswith("#"):
+        v[parts[0].split("{")[0]] = float(parts[1])
+up = v["maskgate_upstream_duration_seconds_sum"] / v["maskgate_upstream_duration_seconds_count"]
+oh = v["maskgate_gateway_overhead_seconds_sum"] / v["maskgate_gateway_overhead_seconds_count"]
+print(f"gateway, mean per request (sequential runs): upstream wait {up*1000:.3f} ms, gateway overhead {oh*1000:.3f} ms")
+PY
+
+printf "\nfixed rate (hey, %s clients) and full speed (wrk, 16 connections), %s s each\n" "$conc" "$secs"
+printf "%-8s %10s %10s %10s %12s %14s\n" target "rate" "p50 ms" "p99 ms" "ok/total" "wrk max req/s"
 for t in direct nginx gateway; do
   hey -z "${secs}s" -c $conc -q $q -m POST -T application/json -D "$work/body.json" "${url[$t]}" > "$work/hey-$t.txt"
   wrk -t2 -c16 -d"${secs}s" -s "$work/post.lua" "${url[$t]}" > "$work/wrk-$t.txt"
