@@ -239,6 +239,7 @@ impl Masker {
         let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
         if !spread.is_empty() {
             let ac = AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(spread.iter().map(|&i| table.entries[i].original.as_bytes()))
                 .ok();
@@ -443,6 +444,7 @@ fn leak_check(out: &[u8], entries: &[PlanEntry], reach: &[Reach], skipped: &[(us
         }
     }
     let ac = AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .match_kind(MatchKind::Standard)
         .build(&needles)
         .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;

@@ -52,7 +52,7 @@ const MAX_RECORDS: usize = 10_000;
 
 #[derive(Default)]
 pub struct MockState {
-    records: Mutex<Vec<Recorded>>,
+    records: Mutex<std::collections::VecDeque<Recorded>>,
     /// Streams whose reader went away before the end.
     pub cancelled: AtomicU64,
     /// Streams completed.
@@ -138,11 +138,11 @@ impl MockProvider {
     }
 
     pub fn records(&self) -> Vec<Recorded> {
-        self.state.records.lock().unwrap().clone()
+        self.state.records.lock().unwrap().iter().cloned().collect()
     }
 
     pub fn last(&self) -> Option<Recorded> {
-        self.state.records.lock().unwrap().last().cloned()
+        self.state.records.lock().unwrap().back().cloned()
     }
 
     pub fn clear(&self) {
@@ -237,9 +237,9 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
     {
         let mut records = st.records.lock().unwrap();
         if records.len() >= MAX_RECORDS {
-            records.remove(0);
+            records.pop_front();
         }
-        records.push(Recorded {
+        records.push_back(Recorded {
             method: parts.method.to_string(),
             path: parts.uri.path().to_string(),
             query: parts.uri.query().map(str::to_string),
