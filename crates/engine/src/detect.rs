@@ -1528,17 +1528,12 @@ fn is_flag_like(v: &[u8]) -> bool {
     v.starts_with(b"-")
 }
 
-/// CLI flags that are not JSON key names.
+/// CLI flags whose normalized name is not also a JSON key of [`KEYED`].
 fn flag_alias(norm: &[u8]) -> Option<(KindId, ValueShape)> {
-    let (kind, shape) = match norm {
-        b"owneridsowner" | b"accountids" => ("account_id", ValueShape::Ambiguous(Shape::Account)),
-        b"awsaccesskeyid" => return None,
-        b"functionname" => ("lambda_function", ValueShape::Name),
-        b"dbinstanceidentifier" | b"dbclusteridentifier" => ("rds_instance", ValueShape::Name),
-        b"distributionid" => ("cloudfront_distribution_id", ValueShape::Ambiguous(Shape::CloudFrontId)),
-        _ => return None,
-    };
-    Some((kinds::id(kind), shape))
+    match norm {
+        b"accountids" | b"targetaccountids" => Some((kinds::id("account_id"), ValueShape::Ambiguous(Shape::Account))),
+        _ => None,
+    }
 }
 
 fn percent_decode(s: &[u8]) -> Vec<u8> {
