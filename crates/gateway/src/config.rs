@@ -167,6 +167,9 @@ pub enum LimitBy {
     Ip,
     Header,
     Tenant,
+    /// The client's credential (`x-api-key`, `authorization`, `x-goog-api-key`, `api-key` or `key` parameter),
+    /// kept only as a hash; falls back to the client IP.
+    Credential,
 }
 
 /// Kong's `rate-limiting` plugin, `local` policy: counts per fixed window.

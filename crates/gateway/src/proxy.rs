@@ -378,6 +378,27 @@ fn accept_encoding(h: &HeaderMap) -> Option<HeaderValue> {
     }
 }
 
+/// A hash of the client's own credential, as a rate-limit key (the secret itself is never kept).
+fn client_credential_key(req: &Request<Incoming>) -> Option<String> {
+    let from_header = CREDENTIAL_HEADERS
+        .iter()
+        .find_map(|h| req.headers().get(*h))
+        .map(|v| v.as_bytes().to_vec());
+    let from_query = || {
+        req.uri()
+            .query()?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("key="))
+            .map(|v| v.as_bytes().to_vec())
+    };
+    let secret = from_header.or_else(from_query)?;
+    let d = ring::digest::digest(&ring::digest::SHA256, &secret);
+    Some(format!(
+        "c:{}",
+        d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
 fn strip_key_param(query: &str) -> String {
     query
         .split('&')
@@ -423,6 +444,7 @@ async fn proxy(
         let key = match rl.limit_by {
             LimitBy::Ip => peer.ip().to_string(),
             LimitBy::Tenant => tenant.clone(),
+            LimitBy::Credential => client_credential_key(&req).unwrap_or_else(|| peer.ip().to_string()),
             LimitBy::Header => rl
                 .header_name
                 .as_deref()

@@ -193,6 +193,17 @@ passthrough_unmaskable = true
 }
 
 #[tokio::test]
+async fn rate_limited_by_client_credential() {
+    let env = env_with("", "[rate_limit]\nday = 1\nlimit_by = \"credential\"\n").await;
+    let a = [("x-api-key", "app-key-a")];
+    let b = [("authorization", "Bearer app-key-b")];
+    assert_eq!(env.post_json("/anthropic/v1/messages", &a, &msg()).await.status, 200);
+    assert_eq!(env.post_json("/anthropic/v1/messages", &a, &msg()).await.status, 429);
+    assert_eq!(env.post_json("/anthropic/v1/messages", &b, &msg()).await.status, 200);
+    assert_eq!(env.mock.records().len(), 2);
+}
+
+#[tokio::test]
 async fn rate_limited() {
     let env = env_with(
         "",

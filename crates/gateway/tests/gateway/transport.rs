@@ -156,6 +156,36 @@ async fn client_gone_while_waiting_for_the_upstream() {
 }
 
 #[tokio::test]
+async fn shutdown_drains_in_flight_streams() {
+    let env = env().await;
+    let req = http::Request::post(env.url("/anthropic/v1/messages"))
+        .header("content-type", "application/json")
+        .header("x-mock-delay-ms", "10")
+        .header("x-mock-chunk", "8")
+        .body(Full::new(Bytes::from(stream_msg().to_string())))
+        .unwrap();
+    let r = env.client.request(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let Env { gw, mock, client } = env;
+    let addr = gw.proxy_addr;
+    let shutdown = tokio::spawn(gw.shutdown());
+    // The stream in flight completes, whole and unmasked ...
+    let body = tokio::time::timeout(Duration::from_secs(10), r.into_body().collect())
+        .await
+        .unwrap()
+        .expect("the stream finished cleanly")
+        .to_bytes();
+    assert_all_originals("drained stream", &stream_text(&String::from_utf8_lossy(&body)));
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    // ... and no new connection is accepted.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    drop((mock, client));
+}
+
+#[tokio::test]
 async fn upstream_gone_mid_stream_aborts_the_response() {
     let env = env().await;
     let req = http::Request::post(env.url("/anthropic/v1/messages"))
