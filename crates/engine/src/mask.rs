@@ -96,6 +96,8 @@ pub struct Plan {
     skipped: Vec<(usize, usize)>,
     /// Per entry: where else in the request it is masked, and so where the leak check looks for it.
     reach: Vec<Reach>,
+    /// A JSON body (escape sequences in its strings are not text).
+    json: bool,
 }
 
 /// How far a found value reaches beyond where it was found.
@@ -212,6 +214,7 @@ impl Masker {
         }
         let mut plan = self.plan(body, segs);
         plan.skipped = skipped;
+        plan.json = true;
         Ok(plan)
     }
 
@@ -322,6 +325,7 @@ impl Masker {
             entries: table.entries,
             reach,
             skipped: Vec::new(),
+            json: false,
         }
     }
 }
@@ -353,8 +357,10 @@ impl Plan {
         let mut out = Vec::with_capacity(self.body.len() + self.body.len() / 8);
         let mut counts = vec![0u64; self.entries.len()];
         let mut last = 0;
-        let mut piece = String::new();
         let mut skipped_out = Vec::with_capacity(self.skipped.len());
+        // Output spans of the placeholders written: an original that is itself placeholder-shaped (a literal
+        // typed by the user) may equal, or be part of, a placeholder given to another value; that is no leak.
+        let mut inserted = Vec::with_capacity(self.hits.len());
         let mut sk = self.skipped.iter().peekable();
         for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
             // Skipped spans in the gap being copied keep their size: shift them by the growth so far.
@@ -379,21 +385,29 @@ impl Plan {
                     std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?
                 }
             };
-            piece.clear();
+            // JSON escaping is per character and placeholders need none: escape the text between them.
+            let write = |out: &mut Vec<u8>, t: &str| {
+                if *is_json {
+                    json::escape_into(t, out);
+                } else {
+                    out.extend_from_slice(t.as_bytes());
+                }
+            };
+            if *is_json {
+                out.push(b'"');
+            }
             let mut at = 0;
             for &(s, e, entry) in &self.hits[hits.clone()] {
-                piece.push_str(&text[at..s]);
-                piece.push_str(&placeholders[entry]);
+                write(&mut out, &text[at..s]);
+                let p = out.len();
+                out.extend_from_slice(placeholders[entry].as_bytes());
+                inserted.push((p, out.len()));
                 counts[entry] += 1;
                 at = e;
             }
-            piece.push_str(&text[at..]);
+            write(&mut out, &text[at..]);
             if *is_json {
                 out.push(b'"');
-                json::escape_into(&piece, &mut out);
-                out.push(b'"');
-            } else {
-                out.extend_from_slice(piece.as_bytes());
             }
             last = *raw_end;
         }
@@ -405,7 +419,10 @@ impl Plan {
         for (p, e) in placeholders.iter().zip(&self.entries) {
             map.insert(p.clone(), e.original.clone());
         }
-        leak_check(&out, &self.entries, &self.reach, &skipped_out)?;
+        // Skipped strings and the placeholders inside masked strings never overlap: one sorted list.
+        skipped_out.extend(inserted);
+        skipped_out.sort_unstable();
+        leak_check(&out, &self.entries, &self.reach, &skipped_out, self.json)?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
@@ -422,9 +439,18 @@ impl Plan {
 }
 
 /// Fails when an original (raw, or as it would be written inside a JSON string) is still in `out`: anywhere for
-/// distinctive values, as a word of its own for short ones (see [`Reach`]); not inside our own placeholders, and
-/// not in the `skipped` spans (values that skip rules pass unchanged, such as `model` or base64 payloads).
-fn leak_check(out: &[u8], entries: &[PlanEntry], reach: &[Reach], skipped: &[(usize, usize)]) -> Result<(), MaskError> {
+/// distinctive values, as a word of its own for short ones (see [`Reach`]); not in the `skipped` spans (values
+/// that skip rules pass unchanged, such as `model` or base64 payloads, and the placeholders written: a literal
+/// `AWS_EC2_001` typed by the user is an original, and may also be the placeholder given to an instance id).
+/// `skipped` is sorted and its spans do not overlap. In a JSON body (`json`), a match that starts inside an escape
+/// sequence (`00e` in `\u00e5`, `nab` in `\nab`) is not the original: the string does not say that.
+fn leak_check(
+    out: &[u8],
+    entries: &[PlanEntry],
+    reach: &[Reach],
+    skipped: &[(usize, usize)],
+    json: bool,
+) -> Result<(), MaskError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -448,12 +474,6 @@ fn leak_check(out: &[u8], entries: &[PlanEntry], reach: &[Reach], skipped: &[(us
         .match_kind(MatchKind::Standard)
         .build(&needles)
         .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
-    // Placeholders are ours: an original such as "AWS" or "EC2_001" inside one is not a leak.
-    let placeholders: Vec<(usize, usize)> = placeholder::find_all(out).collect();
-    let inside = |spans: &[(usize, usize)], s: usize, e: usize| {
-        let i = spans.partition_point(|&(_, b)| b < e);
-        spans.get(i).is_some_and(|&(a, b)| a <= s && e <= b)
-    };
     if needles.is_empty() {
         return Ok(());
     }
@@ -464,12 +484,31 @@ fn leak_check(out: &[u8], entries: &[PlanEntry], reach: &[Reach], skipped: &[(us
         if reach[entry] == Reach::Word && !bounded {
             continue;
         }
-        let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start() && m.end() <= b);
-        if !inside_skipped && !inside(&placeholders, m.start(), m.end()) {
+        let k = skipped.partition_point(|&(a, _)| a <= m.start());
+        let inside_skipped = k > 0 && m.end() <= skipped[k - 1].1;
+        let not_text = json && in_escape(out, m.start());
+        if !inside_skipped && !not_text {
             return Err(MaskError::Leak {
                 kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
             });
         }
     }
     Ok(())
+}
+
+/// True when `b[pos]` is part of a JSON escape sequence and does not stand for itself: the letter of `\n`,
+/// `\t`, `\r`, `\b`, `\f`, or the `u` and hex digits of `\uXXXX` (`\/`, `\"` and `\\` stand for their letter).
+fn in_escape(b: &[u8], pos: usize) -> bool {
+    // The backslash at `i` starts an escape when an even number of backslashes precede it.
+    let opens = |i: usize| b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0;
+    (1..=5).any(|k| {
+        pos >= k
+            && b[pos - k] == b'\\'
+            && opens(pos - k)
+            && if k == 1 {
+                matches!(b[pos], b'n' | b't' | b'r' | b'b' | b'f' | b'u')
+            } else {
+                b[pos - k + 1] == b'u' && b[pos - k + 2..=pos].iter().all(u8::is_ascii_hexdigit)
+            }
+    })
 }

@@ -9,8 +9,9 @@
 //! Placeholders are ASCII `[A-Z0-9_]`, so inside a JSON string they appear literally, and JSON bodies are unmasked
 //! by scanning the raw bytes: bytes outside the strings that change are preserved exactly. What touches a
 //! placeholder is judged on the *decoded* characters: in `"\nAWS_EC2_001"` the `n` belongs to the escape `\n`, so
-//! the placeholder has a boundary on its left, while in `"\\nAWS_EC2_001"` the `n` is a literal letter and there is
-//! no boundary; `\u0041` next to a placeholder is the letter `A`. A placeholder that is itself spelled with `\u`
+//! the placeholder has a boundary on its left, and so it has in `"\\nAWS_EC2_001"`, where the text spells out the
+//! escape `\n` (the detectors take `\nmy-bucket` for a separator and a value, so masking writes
+//! `\nAWS_S3_BUCKET_001` there), while in `"\\xAWS_EC2_001"` the `x` is a letter and there is no boundary; `\u0041` next to a placeholder is the letter `A`. A placeholder that is itself spelled with `\u`
 //! escapes is not recognised (providers do not escape ASCII letters). Restored originals are JSON-escaped; the
 //! value of an `arguments` member (tool-call arguments: JSON text inside a JSON string) is unmasked as JSON text,
 //! so originals there are escaped for the inner document too.
@@ -172,7 +173,7 @@ pub(crate) fn rewrite_json<R: Resolver + ?Sized>(
                     if let Ok(decoded) = serde_json::from_str::<String>(&data[s..e]) {
                         let mut inner = String::with_capacity(decoded.len() + 32);
                         let before = stats.resolved;
-                        scan(&decoded, Mode::Json, false, &[], true, r, stats, &mut inner);
+                        scan(&decoded, Mode::Json, Left::Free, &[], true, r, stats, &mut inner);
                         if stats.resolved > before {
                             out.push_str(&data[copied..s]);
                             push_json_string(out, &inner);
@@ -184,7 +185,7 @@ pub(crate) fn rewrite_json<R: Resolver + ?Sized>(
                     let mark = out.len();
                     out.push_str(&data[copied..s + 1]);
                     let before = stats.resolved;
-                    scan(content, Mode::Json, false, &[], true, r, stats, out);
+                    scan(content, Mode::Json, Left::Free, &[], true, r, stats, out);
                     if stats.resolved > before {
                         copied = e - 1;
                         changed = true;
@@ -294,15 +295,18 @@ enum Right {
 }
 
 enum Esc {
-    /// An escape sequence of `len` bytes whose decoded character is (`word`) or is not a word character.
-    Done { len: usize, word: bool },
+    /// An escape sequence of `len` bytes; `left`: what its decoded character means for a placeholder after it.
+    Done { len: usize, left: Left },
     /// The sequence is cut off by the end of the input.
     Incomplete,
 }
 
 /// Parses the escape sequence at `b[0] == b'\\'`. Invalid escapes count as a lone backslash (one byte, no word).
 fn parse_escape(b: &[u8], fin: bool) -> Esc {
-    const LONE: Esc = Esc::Done { len: 1, word: false };
+    const LONE: Esc = Esc::Done {
+        len: 1,
+        left: Left::Free,
+    };
     let Some(&c) = b.get(1) else {
         return if fin { LONE } else { Esc::Incomplete };
     };
@@ -318,22 +322,65 @@ fn parse_escape(b: &[u8], fin: bool) -> Esc {
             let v = avail
                 .iter()
                 .fold(0u32, |v, &h| v * 16 + (h as char).to_digit(16).unwrap_or(0));
-            Esc::Done {
-                len: 6,
-                word: v < 0x80 && is_word_byte(v as u8),
-            }
+            let left = match v {
+                0x5c => Left::Backslash,
+                v if v < 0x80 && is_word_byte(v as u8) => Left::Word,
+                _ => Left::Free,
+            };
+            Esc::Done { len: 6, left }
         }
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Esc::Done { len: 2, word: false },
+        b'\\' => Esc::Done {
+            len: 2,
+            left: Left::Backslash,
+        },
+        b'"' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Esc::Done {
+            len: 2,
+            left: Left::Free,
+        },
         _ => LONE,
     }
 }
 
+/// What the character before a position means for a placeholder that starts there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// A boundary, or the start of the text.
+    Free,
+    /// A character that touches a placeholder (`[A-Za-z0-9_]`).
+    Word,
+    /// A backslash: the letter of an escape after it (`\n` spelled out) is a boundary, as for the detectors.
+    Backslash,
+}
+
+/// The [`Left`] of the position `at` of `seg`, given `before`, the [`Left`] of its start.
+fn left_at(seg: &[u8], at: usize, before: Left) -> Left {
+    let Some(&c) = at.checked_sub(1).and_then(|i| seg.get(i)) else {
+        return before;
+    };
+    if c == b'\\' {
+        Left::Backslash
+    } else if !is_word_byte(c) {
+        Left::Free
+    } else {
+        let backslash = if at >= 2 {
+            seg[at - 2] == b'\\'
+        } else {
+            before == Left::Backslash
+        };
+        if backslash && placeholder::is_escape_letter(c) {
+            Left::Free
+        } else {
+            Left::Word
+        }
+    }
+}
+
 /// Where a scan stopped: `buf[..hold]` has been written out, `buf[hold..]` must be kept for the next piece;
-/// `prev_word` tells whether the character before `hold` touches a placeholder; `esc` says whether the text
+/// `prev_word` tells what the character before `hold` means for a placeholder; `esc` says whether the text
 /// written out ends inside an escape sequence.
 struct Scanned {
     hold: usize,
-    prev_word: bool,
+    prev_word: Left,
     esc: EscTail,
 }
 
@@ -348,13 +395,13 @@ enum EscTail {
 }
 
 /// The one unmasking loop. Writes `buf` with resolved placeholders replaced to `out`, except, unless `fin`, a
-/// tail that more input could turn into (or extend) a placeholder. `prev_word`: whether the character before
-/// `buf` touches a placeholder; `pending`: the start of an escape sequence cut off just before `buf` (Json).
+/// tail that more input could turn into (or extend) a placeholder. `prev_word`: what the character before
+/// `buf` means for a placeholder; `pending`: the start of an escape sequence cut off just before `buf` (Json).
 #[allow(clippy::too_many_arguments)]
 fn scan<R: Resolver + ?Sized>(
     buf: &str,
     mode: Mode,
-    prev_word: bool,
+    prev_word: Left,
     pending: &[u8],
     fin: bool,
     r: &R,
@@ -381,13 +428,13 @@ fn scan<R: Resolver + ?Sized>(
                     esc: EscTail::Extends,
                 };
             }
-            Esc::Done { len, word } => {
+            Esc::Done { len, left } => {
                 if len > n {
                     seg_start = len - n;
-                    pw = word;
+                    pw = left;
                 } else {
                     // An invalid escape: a lone backslash; the rest of `pending` was literal text.
-                    pw = if len == n { word } else { is_word_byte(pending[n - 1]) };
+                    pw = if len == n { left } else { left_at(pending, n, pw) };
                 }
             }
         }
@@ -400,9 +447,16 @@ fn scan<R: Resolver + ?Sized>(
                 Some(k) => {
                     let e = seg_start + k;
                     match parse_escape(&b[e..], fin) {
-                        Esc::Done { len, word } => {
-                            next = Some((e + len, word));
-                            (e, if word { Right::Word } else { Right::NonWord })
+                        Esc::Done { len, left } => {
+                            next = Some((e + len, left));
+                            (
+                                e,
+                                if left == Left::Word {
+                                    Right::Word
+                                } else {
+                                    Right::NonWord
+                                },
+                            )
                         }
                         Esc::Incomplete => (e, Right::Pending),
                     }
@@ -423,7 +477,7 @@ fn scan<R: Resolver + ?Sized>(
             if s >= search_end {
                 break;
             }
-            let left_ok = if s == 0 { !pw } else { !is_word_byte(seg[s - 1]) };
+            let left_ok = left_at(seg, s, pw) != Left::Word;
             if !left_ok {
                 p = s + 1;
                 continue;
@@ -464,7 +518,7 @@ fn scan<R: Resolver + ?Sized>(
         if let Some(h) = hold {
             let abs = seg_start + h;
             out.push_str(&buf[copied..abs]);
-            let prev_word = if h == 0 { pw } else { is_word_byte(seg[h - 1]) };
+            let prev_word = left_at(seg, h, pw);
             return Scanned {
                 hold: abs,
                 prev_word,
@@ -472,15 +526,15 @@ fn scan<R: Resolver + ?Sized>(
             };
         }
         match next {
-            Some((next_start, word)) => {
-                pw = word;
+            Some((next_start, left)) => {
+                pw = left;
                 seg_start = next_start;
             }
             None => {
                 // The end of the input, possibly inside an escape sequence that has not fully arrived: the
                 // sequence goes out now, what it means for a boundary is remembered.
                 out.push_str(&buf[copied..]);
-                let seg_pw = seg.last().map_or(pw, |&c| is_word_byte(c));
+                let seg_pw = left_at(seg, seg.len(), pw);
                 return Scanned {
                     hold: b.len(),
                     prev_word: seg_pw,
@@ -497,10 +551,10 @@ fn scan<R: Resolver + ?Sized>(
 
 /// The start of the tail of `seg` that could still become a placeholder, if any (like
 /// [`placeholder::holdback_len`], but with the boundary before `seg` given by `prev_word`).
-fn holdback(seg: &[u8], prev_word: bool) -> Option<usize> {
+fn holdback(seg: &[u8], prev_word: Left) -> Option<usize> {
     let from = seg.len().saturating_sub(MAX_LEN);
     memchr_iter(b'A', &seg[from..]).map(|k| from + k).find(|&p| {
-        let left_ok = if p == 0 { !prev_word } else { !is_word_byte(seg[p - 1]) };
+        let left_ok = left_at(seg, p, prev_word) != Left::Word;
         left_ok && placeholder::holdback_len(&seg[p..]) == seg.len() - p
     })
 }
@@ -515,7 +569,7 @@ fn holdback(seg: &[u8], prev_word: bool) -> Option<usize> {
 #[derive(Debug, Clone)]
 pub struct TextStream {
     held: String,
-    prev_word: bool,
+    prev_word: Left,
     /// The start of an escape sequence cut off at the end of what was written out (Json).
     esc: String,
     mode: Mode,
@@ -532,7 +586,7 @@ impl TextStream {
     pub fn new() -> Self {
         TextStream {
             held: String::new(),
-            prev_word: false,
+            prev_word: Left::Free,
             esc: String::new(),
             mode: Mode::Text,
         }
@@ -601,7 +655,7 @@ impl TextStream {
             self.held.clear();
         }
         self.esc.clear();
-        self.prev_word = false;
+        self.prev_word = Left::Free;
     }
 }
 
@@ -692,7 +746,9 @@ pub(crate) mod tests {
     fn json_escape_boundaries() {
         let cases = [
             (r#""\nAWS_EC2_001""#, r#""\ni-0abc123def4567890""#),
-            (r#""\\nAWS_EC2_001""#, r#""\\nAWS_EC2_001""#),
+            (r#""\\nAWS_EC2_001""#, r#""\\ni-0abc123def4567890""#),
+            (r#""\u005ctAWS_EC2_001""#, r#""\u005cti-0abc123def4567890""#),
+            (r#""\\xAWS_EC2_001""#, r#""\\xAWS_EC2_001""#),
             (r#""\\\nAWS_EC2_001""#, r#""\\\ni-0abc123def4567890""#),
             (r#""\\AWS_EC2_001\\""#, r#""\\i-0abc123def4567890\\""#),
             (r#""\u0041AWS_EC2_001""#, r#""\u0041AWS_EC2_001""#),
@@ -786,7 +842,10 @@ pub(crate) mod tests {
         let want = json(doc);
         let v: serde_json::Value = serde_json::from_str(&want.0).unwrap();
         assert_eq!(v["odd"], "q\"b\\s\nc\u{1}é日");
-        assert_eq!(v["e"], "\ni-0abc123def4567890\\nAWS_EC2_001,i-0abc123def4567890");
+        assert_eq!(
+            v["e"],
+            "\ni-0abc123def4567890\\ni-0abc123def4567890,i-0abc123def4567890"
+        );
         let cuts = char_splits(doc);
         for &a in &cuts {
             for &b in cuts.iter().filter(|&&b| b >= a).step_by(3) {

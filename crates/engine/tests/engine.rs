@@ -636,3 +636,104 @@ fn an_original_inside_our_placeholders_is_not_a_leak() {
         "docker login --username AWS_IAM_USER_NAME_001 --password-stdin; also --user-name AWS_IAM_USER_NAME_002 here"
     );
 }
+
+// Regressions found by fuzzing (fuzz/, see BENCHMARKS.md) ------------------------------------------------------
+
+/// fuzz `json_mask`: a placeholder-shaped literal typed by the user is an original; when the placeholder given
+/// to another value of the same request is that very text (a fresh tenant gives `AWS_EC2_001` to the first
+/// instance id), or contains it (`AWS_LITERAL_1000` contains `AWS_LITERAL_100`), the leak check must not take
+/// the placeholder for a leak.
+#[test]
+fn fuzz_leak_check_ignores_the_placeholders_it_wrote() {
+    let text = "AWS_EC2_001 is not i-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(out, "AWS_LITERAL_001 is not AWS_EC2_001");
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+
+    let body = r#"{"messages":[{"content":"i-0abc123def4567890\n\"AWS_EC2_001\""}],"model":"AWS_EC2_001"}"#;
+    let m = mask_json(body);
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    assert_eq!(v["messages"][0]["content"], "AWS_EC2_001\n\"AWS_LITERAL_001\"");
+
+    // The placeholder is the literal itself.
+    let m = mask_text("AWS_LITERAL_001");
+    assert_eq!(m.body, b"AWS_LITERAL_001");
+
+    // A placeholder that contains an original.
+    let masker = Masker::new(&MaskerConfig::default()).unwrap();
+    let plan = masker.plan_text("AWS_LITERAL_100 AWS_EC2_001");
+    let ph: Vec<String> = plan
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, 1000 - 900 * i as u64))
+        .collect();
+    assert_eq!(ph, ["AWS_LITERAL_1000", "AWS_LITERAL_100"]);
+    let m = plan.finish(&ph).unwrap();
+    assert_eq!(m.body, b"AWS_LITERAL_1000 AWS_LITERAL_100");
+
+    // A real leak next to a placeholder is still refused.
+    let plan = masker
+        .plan_json(br#"{"OwnerId":"123456789012","n":123456789012}"#)
+        .unwrap();
+    assert!(plan.finish(&["AWS_ACCOUNT_001".into()]).is_err());
+}
+
+/// fuzz `json_mask`: the leak check scans the raw bytes; an original that only appears inside a JSON escape
+/// sequence (`00e` in `\u00e5`, which says `å`) is not in the string and must not fail the request. An original
+/// right after an escaped `/` is still a leak.
+#[test]
+fn fuzz_leak_check_ignores_escape_sequences() {
+    let body = r#"{"":"bucket\\00e","\u00e5":{"k":"x\u000e \nnab"}}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        r#"{"":"bucket\\AWS_S3_BUCKET_001","\u00e5":{"k":"x\u000e \nnab"}}"#
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(v, serde_json::from_str::<serde_json::Value>(body).unwrap());
+
+    let masker = Masker::new(&MaskerConfig::default()).unwrap();
+    let plan = masker
+        .plan_json(br#"{"OwnerId":"123456789012","n":[1234567890123]}"#)
+        .unwrap();
+    assert!(plan.finish(&["AWS_ACCOUNT_001".into()]).is_err());
+}
+
+/// fuzz `detect`: the detectors take an escape spelled out in text (`\nsubnet-…`, a JSON log line pasted into a
+/// prompt) for a separator, so masking writes `\nAWS_SUBNET_001`; unmasking must take the `n` for a boundary too,
+/// or the request never comes back (`unmask(mask(x)) == x`), buffered or streamed.
+#[test]
+fn fuzz_escapes_spelled_out_in_text_round_trip() {
+    let text = r"subnets subnet-2a2b3c4d, \nsubnet-5e6f7a8b\tvpc-0a1b2c3d \\bi-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        r"subnets AWS_SUBNET_001, \nAWS_SUBNET_002\tAWS_VPC_001 \\bAWS_EC2_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    assert_eq!(st.resolved, 4);
+    for k in 0..=out.len() {
+        let mut ts = maskgate_engine::TextStream::new();
+        let mut got = String::new();
+        ts.push(&out[..k], &m.map, &mut st, &mut got);
+        ts.push(&out[k..], &m.map, &mut st, &mut got);
+        ts.finish(&m.map, &mut st, &mut got);
+        assert_eq!(got, text, "split at {k}");
+    }
+
+    // The same text inside a JSON string (raw `\\n`), and a letter that is no escape.
+    let body = serde_json::json!({ "messages": [{ "content": text }], "x": r"\xi-0abc123def4567890" }).to_string();
+    let m = mask_json(&body);
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(back, serde_json::from_str::<serde_json::Value>(&body).unwrap());
+}
