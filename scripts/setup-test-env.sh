@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# Creates the Python venv with the official LLM SDKs used by the gateway's SDK tests
+# Installs what the tests need: redis-server (the Redis vault and rate-limit tests start their own on a free
+# port), and the Python venv with the official LLM SDKs used by the gateway's SDK tests
 # (crates/gateway/tests/gateway/sdk.rs). Idempotent. Usage: scripts/setup-test-env.sh [VENV_DIR]
 # Default VENV_DIR: <repo>/.venv-sdk (the tests look there, or in $MASKGATE_SDK_VENV).
 set -euo pipefail
+
+# redis-server: only when missing (no system service is used; each test starts its own server).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing redis-server (apt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    # The package may start a system service; the tests never use it.
+    if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+  else
+    echo "redis-server missing and cannot be installed here (need root and apt-get): Redis tests will fail under CI" >&2
+  fi
+fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${1:-${MASKGATE_SDK_VENV:-$repo/.venv-sdk}}"
 if [ ! -x "$venv/bin/python" ]; then

@@ -94,6 +94,8 @@ impl Default for GatewaySection {
 pub enum VaultBackend {
     #[default]
     Embedded,
+    /// Several replicas share one Redis (see `crates/vault/README-redis.md`).
+    Redis,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -107,6 +109,177 @@ pub struct VaultSection {
     /// Sliding time to live of a mapping.
     #[serde(default = "d_ttl", with = "dur")]
     pub ttl: Duration,
+    /// Redis: `redis://[user@]host[:port][/db]` or `rediss://…` (TLS). Shown redacted by the admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_url")]
+    pub url: Option<String>,
+    /// Redis ACL user (instead of one in the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Redis password from this env var ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// ... or from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Redis: vault key(s), 64 hex characters each, first current (else env `MASKGATE_VAULT_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Redis: PEM CA certificates for `rediss://` (instead of the system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Redis: first part of every key name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// Redis: longest wait for one call (default 500ms).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_dur")]
+    pub timeout: Option<Duration>,
+    /// Redis: longest wait for a connection (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_dur")]
+    pub connect_timeout: Option<Duration>,
+    /// Redis: consecutive failures that open the circuit breaker (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u32>,
+    /// Redis: how long an open breaker answers 503 at once before one probe (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_dur")]
+    pub breaker_cooldown: Option<Duration>,
+    /// Redis: entries of the local cache for tenant-wide resolution (default 10000; 0 = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_cache_entries: Option<usize>,
+}
+
+fn ser_url<S: Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_str(&maskgate_vault::redis_vault::redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+impl VaultSection {
+    /// The Redis backend's settings (secrets read from env or files), for `backend = "redis"`.
+    pub fn redis_config(&self) -> Result<maskgate_vault::RedisVaultConfig, ConfigError> {
+        let d = maskgate_vault::RedisVaultConfig::default();
+        let password = match (&self.password_env, &self.password_file) {
+            (None, None) => None,
+            (env, file) => Some(
+                read_secret(env.as_deref(), file.as_deref())
+                    .map_err(|e| ConfigError(format!("vault.password: {e}")))?,
+            ),
+        };
+        let ca_pem = match &self.ca_file {
+            Some(f) => {
+                load_ca_file(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?;
+                Some(std::fs::read(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?)
+            }
+            None => None,
+        };
+        Ok(maskgate_vault::RedisVaultConfig {
+            url: self.url.clone().unwrap_or(d.url),
+            username: self.username.clone(),
+            password,
+            ca_pem,
+            key_prefix: self.key_prefix.clone().unwrap_or(d.key_prefix),
+            ttl: self.ttl,
+            timeout: self.timeout.unwrap_or(d.timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(d.connect_timeout),
+            breaker_failures: self.breaker_failures.unwrap_or(d.breaker_failures),
+            breaker_cooldown: self.breaker_cooldown.unwrap_or(d.breaker_cooldown),
+            cache_entries: self.resolve_cache_entries.unwrap_or(d.cache_entries),
+            cache_ttl: d.cache_ttl,
+        })
+    }
+
+    /// The vault key ring (Redis backend): `key_file`, else env `MASKGATE_VAULT_KEY`.
+    pub fn keyring(&self) -> Result<maskgate_vault::Keyring, ConfigError> {
+        maskgate_vault::Keyring::load(self.key_file.as_deref()).map_err(|e| ConfigError(format!("vault.key: {e}")))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |k: &str, m: &str| Err(ConfigError(format!("vault.{k}: {m}")));
+        if self.ttl < Duration::from_secs(1) {
+            return err("ttl", "at least 1s");
+        }
+        match self.backend {
+            VaultBackend::Embedded => {
+                let redis_only = [
+                    ("url", self.url.is_some()),
+                    ("username", self.username.is_some()),
+                    ("password_env", self.password_env.is_some()),
+                    ("password_file", self.password_file.is_some()),
+                    ("key_file", self.key_file.is_some()),
+                    ("ca_file", self.ca_file.is_some()),
+                    ("key_prefix", self.key_prefix.is_some()),
+                    ("timeout", self.timeout.is_some()),
+                    ("connect_timeout", self.connect_timeout.is_some()),
+                    ("breaker_failures", self.breaker_failures.is_some()),
+                    ("breaker_cooldown", self.breaker_cooldown.is_some()),
+                    ("resolve_cache_entries", self.resolve_cache_entries.is_some()),
+                ];
+                if let Some((k, _)) = redis_only.iter().find(|(_, set)| *set) {
+                    return err(k, "only used with backend = \"redis\"");
+                }
+            }
+            VaultBackend::Redis => {
+                match &self.url {
+                    None => return err("url", "required with backend = \"redis\" (redis:// or rediss://)"),
+                    Some(u) => {
+                        maskgate_vault::redis_vault::check_url(u).map_err(|e| ConfigError(format!("vault.url: {e}")))?
+                    }
+                }
+                if let Some(p) = &self.key_prefix {
+                    maskgate_vault::redis_vault::check_key_prefix(p)
+                        .map_err(|e| ConfigError(format!("vault.key_prefix: {e}")))?;
+                }
+                if self.password_env.is_some() && self.password_file.is_some() {
+                    return err("password_env", "set either password_env or password_file");
+                }
+                if matches!(&self.password_env, Some(e) if e.is_empty()) {
+                    return err("password_env", "must not be empty");
+                }
+                for (k, d) in [
+                    ("timeout", self.timeout),
+                    ("connect_timeout", self.connect_timeout),
+                    ("breaker_cooldown", self.breaker_cooldown),
+                ] {
+                    if d.is_some_and(|d| d.is_zero()) {
+                        return err(k, "must be greater than 0");
+                    }
+                }
+                if self.breaker_failures == Some(0) {
+                    return err("breaker_failures", "must be greater than 0");
+                }
+                if let Some(f) = &self.ca_file {
+                    if !self.url.as_deref().unwrap_or("").starts_with("rediss://") {
+                        return err("ca_file", "only used with a rediss:// url");
+                    }
+                    load_ca_file(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?;
+                }
+                // A key file that exists must hold valid keys (a missing one is a warning: it may be mounted
+                // later; the gateway itself refuses to start without a key).
+                if let Some(f) = &self.key_file {
+                    if f.exists() {
+                        self.keyring()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Option<Duration>` in the same notation as `dur`.
+mod opt_dur {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => dur::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        dur::deserialize(d).map(Some)
+    }
 }
 
 impl Default for VaultSection {
@@ -189,9 +362,17 @@ pub struct RateLimit {
     /// With `limit_by = "header"`: the header whose value is the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_name: Option<String>,
-    /// Only `local` for now (`redis` comes with the Redis vault).
+    /// `local` (per process) or `redis` (shared by every replica; needs `[vault] backend = "redis"`).
     #[serde(default = "d_policy")]
     pub policy: String,
+    /// `redis` policy: when Redis cannot be asked, let the request through (true, Kong's default; counted in
+    /// `maskgate_rate_limit_errors`) or refuse it with 503 `RATE_LIMIT_UNAVAILABLE` (false).
+    #[serde(default = "d_true")]
+    pub fault_tolerant: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_policy() -> String {
@@ -402,8 +583,9 @@ impl Config {
             Ok(())
         };
         masker_check("masking".into(), None)?;
+        self.vault.validate()?;
         if let Some(rl) = &self.rate_limit {
-            rl.validate("rate_limit")?;
+            rl.validate("rate_limit", self.vault.backend)?;
         }
         let mut hosts = HashSet::new();
         let mut prefixes = HashSet::new();
@@ -451,7 +633,7 @@ impl Config {
                 masker_check(k("masking"), Some(r))?;
             }
             if let Some(rl) = &r.rate_limit {
-                rl.validate(&k("rate_limit"))?;
+                rl.validate(&k("rate_limit"), self.vault.backend)?;
             }
         }
         Ok(())
@@ -460,6 +642,17 @@ impl Config {
     /// Warnings that do not stop the gateway (credentials not readable now: requests on that route get 503).
     pub fn warnings(&self) -> Warnings {
         let mut w = Vec::new();
+        if self.vault.backend == VaultBackend::Redis {
+            if let Err(e) = self.vault.keyring() {
+                w.push(format!("{e} (the gateway refuses to start without it)"));
+            }
+            if let Err(e) = self.vault.redis_config() {
+                w.push(e.0);
+            }
+            if self.vault.url.as_deref().is_some_and(|u| u.contains('@')) {
+                w.push("vault.url: credentials in the URL; prefer username with password_env or password_file".into());
+            }
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if let Some(c) = &r.credential {
                 if let Err(e) = read_secret(c.env.as_deref(), c.file.as_deref()) {
@@ -477,7 +670,7 @@ impl Config {
 }
 
 impl RateLimit {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    fn validate(&self, key: &str, backend: VaultBackend) -> Result<(), ConfigError> {
         if self.second.is_none() && self.minute.is_none() && self.hour.is_none() && self.day.is_none() {
             return Err(ConfigError(format!(
                 "{key}: set at least one of second, minute, hour, day"
@@ -503,8 +696,15 @@ impl RateLimit {
                 }
             }
         }
-        if self.policy != "local" {
-            return Err(ConfigError(format!("{key}.policy: only \"local\" is supported")));
+        match self.policy.as_str() {
+            "local" => {}
+            "redis" if backend == VaultBackend::Redis => {}
+            "redis" => {
+                return Err(ConfigError(format!(
+                    "{key}.policy: \"redis\" uses the vault's Redis: set [vault] backend = \"redis\""
+                )))
+            }
+            _ => return Err(ConfigError(format!("{key}.policy: \"local\" or \"redis\""))),
         }
         Ok(())
     }

@@ -51,6 +51,7 @@ pub struct Metrics {
     pub vault_latency: Family<OpLabel, Histogram>,
     pub rate_limited: Family<HostLabel, Counter>,
     pub denied: Family<CodeLabel, Counter>,
+    pub rate_limit_errors: Counter,
     pub reloads: Family<VaultOp, Counter>,
 }
 
@@ -83,6 +84,7 @@ impl Metrics {
         let vault_latency = Family::<OpLabel, Histogram>::new_with_constructor(fine_hist as fn() -> Histogram);
         let rate_limited = Family::<HostLabel, Counter>::default();
         let denied = Family::<CodeLabel, Counter>::default();
+        let rate_limit_errors = Counter::default();
         let reloads = Family::<VaultOp, Counter>::default();
         registry.register(
             "requests",
@@ -131,6 +133,11 @@ impl Metrics {
             "Requests refused before reaching the upstream, by code",
             denied.clone(),
         );
+        registry.register(
+            "rate_limit_errors",
+            "Shared (redis) rate-limit checks that could not be made (allowed if fault_tolerant, else refused)",
+            rate_limit_errors.clone(),
+        );
         registry.register("config_reloads", "Configuration reloads", reloads.clone());
         Metrics {
             registry,
@@ -145,6 +152,7 @@ impl Metrics {
             vault_latency,
             rate_limited,
             denied,
+            rate_limit_errors,
             reloads,
         }
     }

@@ -216,6 +216,25 @@ fn route<'a>(rt: &'a Runtime, req: &Request<Incoming>) -> Result<(&'a RouteRt, S
     }
 }
 
+/// A `policy = "redis"` check: one script call in the vault's Redis, bounded by the vault's timeout and breaker.
+async fn redis_limit(
+    shared: &Shared,
+    scope: &str,
+    key: &str,
+    rl: &crate::config::RateLimit,
+) -> Result<Decision, String> {
+    let Some(redis) = &shared.redis else {
+        return Err("the running vault is not Redis (backend changes need a restart)".into());
+    };
+    let ws = crate::ratelimit::windows(rl);
+    let spec: Vec<(u64, u64)> = ws.iter().map(|(w, l)| (w.secs(), *l)).collect();
+    let now = crate::ratelimit::now_secs();
+    // The limit's identity: scope, what it counts by, and its windows (two limits never share counters).
+    let id = format!("{scope}\0{:?}\0{spec:?}\0{key}", rl.limit_by);
+    let (allowed, counts) = redis.rate_limit(&id, &spec, now).await.map_err(|e| e.to_string())?;
+    Ok(crate::ratelimit::decide(&ws, allowed, &counts, now))
+}
+
 /// The tenant of a request.
 ///
 /// SEAM (issue 4): a trusted sidecar will send the tenant in a header; it must only be honoured from an
@@ -453,7 +472,27 @@ async fn proxy(
                 .map(|v| format!("h:{v}"))
                 .unwrap_or_else(|| peer.ip().to_string()),
         };
-        let d = shared.limiter.check(scope, &key, rl);
+        let d = if rl.policy == "redis" {
+            match redis_limit(shared, scope, &key, rl).await {
+                Ok(d) => d,
+                Err(why) => {
+                    shared.metrics.rate_limit_errors.inc();
+                    if rl.fault_tolerant {
+                        // Fail open (Kong's `fault_tolerant`): masking still fails closed on its own.
+                        tracing::warn!(reason = %why, "shared rate limit unavailable; request allowed");
+                        continue;
+                    }
+                    tracing::warn!(reason = %why, "shared rate limit unavailable; request refused");
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "RATE_LIMIT_UNAVAILABLE",
+                        "Rate limit store unavailable; request not forwarded",
+                    ));
+                }
+            }
+        } else {
+            shared.limiter.check(scope, &key, rl)
+        };
         let allowed = d.allowed;
         limits.push(d);
         if !allowed {

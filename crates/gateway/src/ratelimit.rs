@@ -1,5 +1,7 @@
-//! Rate limiting like Kong's `rate-limiting` plugin with the `local` policy: fixed windows per
-//! second/minute/hour/day, keyed by client IP, a header or the tenant.
+//! Rate limiting like Kong's `rate-limiting` plugin: fixed windows per second/minute/hour/day, keyed by client
+//! IP, a header or the tenant. Policy `local` counts in this process ([`Limiter`]); policy `redis` counts in the
+//! vault's Redis, shared by every replica (one script call per check, [`maskgate_vault::RedisVault::rate_limit`]).
+//! Both produce the same [`Decision`] from the same counts, so the headers are the same.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -103,11 +105,7 @@ const MAX_KEYS: usize = 100_000;
 
 impl Limiter {
     pub fn check(&self, scope: &str, key: &str, rl: &RateLimit) -> Decision {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        self.check_at(scope, key, rl, now)
+        self.check_at(scope, key, rl, now_secs())
     }
 
     pub fn check_at(&self, scope: &str, key: &str, rl: &RateLimit, now: u64) -> Decision {
@@ -123,7 +121,6 @@ impl Limiter {
         }
         let entry = map.entry((scope.to_string(), key.to_string())).or_insert([(0, 0); 4]);
         let mut allowed = true;
-        let mut reset = 0;
         for (w, limit) in &ws {
             let start = now - now % w.secs();
             let slot = &mut entry[idx(*w)];
@@ -132,7 +129,6 @@ impl Limiter {
             }
             if slot.1 >= *limit {
                 allowed = false;
-                reset = reset.max(start + w.secs() - now);
             }
         }
         if allowed {
@@ -140,23 +136,48 @@ impl Limiter {
                 entry[idx(*w)].1 += 1;
             }
         }
-        let windows: Vec<(Window, u64, u64)> = ws
-            .iter()
-            .map(|(w, limit)| (*w, *limit, limit.saturating_sub(entry[idx(*w)].1)))
-            .collect();
-        if allowed {
-            // Reset of the most constrained window.
-            if let Some((w, _, _)) = windows.iter().min_by_key(|(_, _, r)| *r) {
+        let counts: Vec<u64> = ws.iter().map(|(w, _)| entry[idx(*w)].1).collect();
+        decide(&ws, allowed, &counts, now)
+    }
+}
+
+/// The decision for windows `ws` given whether the request was counted and each window's count after it.
+pub fn decide(ws: &[(Window, u64)], allowed: bool, counts: &[u64], now: u64) -> Decision {
+    let mut reset = 0;
+    if !allowed {
+        // Seconds until every full window has room again.
+        for ((w, limit), c) in ws.iter().zip(counts) {
+            if c >= limit {
                 let start = now - now % w.secs();
-                reset = start + w.secs() - now;
+                reset = reset.max(start + w.secs() - now);
             }
         }
-        Decision {
-            allowed,
-            windows,
-            reset: reset.max(1),
+    }
+    let windows: Vec<(Window, u64, u64)> = ws
+        .iter()
+        .zip(counts)
+        .map(|((w, limit), c)| (*w, *limit, limit.saturating_sub(*c)))
+        .collect();
+    if allowed {
+        // Reset of the most constrained window.
+        if let Some((w, _, _)) = windows.iter().min_by_key(|(_, _, r)| *r) {
+            let start = now - now % w.secs();
+            reset = start + w.secs() - now;
         }
     }
+    Decision {
+        allowed,
+        windows,
+        reset: reset.max(1),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -172,6 +193,7 @@ mod tests {
             limit_by: Default::default(),
             header_name: None,
             policy: "local".into(),
+            fault_tolerant: true,
         }
     }
 

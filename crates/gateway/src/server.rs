@@ -41,14 +41,33 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Gatew
     for w in config.warnings() {
         tracing::warn!(warning = %w, "config");
     }
-    let vault = make_vault(&config);
-    start_with_vault(config, config_path, vault).await
+    let (vault, redis) = make_vault(&config).map_err(|e| e.to_string())?;
+    if let Some(r) = &redis {
+        // Best effort, in the background: start-up never waits on Redis.
+        let r = r.clone();
+        tokio::spawn(async move {
+            for w in r.server_warnings().await {
+                tracing::warn!(warning = %w, "redis");
+            }
+        });
+    }
+    start_with_vaults(config, config_path, vault, redis).await
 }
 
 pub async fn start_with_vault(
     config: Config,
     config_path: Option<PathBuf>,
     vault: Arc<dyn maskgate_vault::Vault>,
+) -> Result<GatewayHandle, String> {
+    start_with_vaults(config, config_path, vault, None).await
+}
+
+/// `redis`: the Redis backend, for `policy = "redis"` rate limits (usually the same object as `vault`).
+pub async fn start_with_vaults(
+    config: Config,
+    config_path: Option<PathBuf>,
+    vault: Arc<dyn maskgate_vault::Vault>,
+    redis: Option<Arc<maskgate_vault::RedisVault>>,
 ) -> Result<GatewayHandle, String> {
     let proxy_l = TcpListener::bind(config.gateway.listen)
         .await
@@ -57,7 +76,7 @@ pub async fn start_with_vault(
         .await
         .map_err(|e| format!("gateway.admin_listen {}: {e}", config.gateway.admin_listen))?;
     let grace = config.gateway.shutdown_grace;
-    let shared = Arc::new(Shared::new(config, config_path, vault).map_err(|e| e.to_string())?);
+    let shared = Arc::new(Shared::with_redis(config, config_path, vault, redis).map_err(|e| e.to_string())?);
     let (stop, stop_rx) = watch::channel(false);
     let proxy_addr = proxy_l.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_l.local_addr().map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use http::HeaderValue;
-use maskgate_vault::{MemoryVault, MemoryVaultConfig, Vault};
+use maskgate_vault::{MemoryVault, MemoryVaultConfig, RedisVault, Vault};
 
 use crate::config::{parse_upstream, read_secret, Config, ConfigError, Route, Upstream, VaultBackend};
 use crate::engine::Masker;
@@ -95,27 +95,57 @@ impl Runtime {
 pub struct Shared {
     runtime: RwLock<Arc<Runtime>>,
     pub vault: Arc<dyn Vault>,
+    /// The Redis backend when `[vault] backend = "redis"` (also serves `policy = "redis"` rate limits).
+    pub redis: Option<Arc<RedisVault>>,
     pub metrics: Metrics,
     pub limiter: Limiter,
     pub config_path: Option<PathBuf>,
     pub started: Instant,
 }
 
-pub fn make_vault(config: &Config) -> Arc<dyn Vault> {
+/// The vault, and the same object as a Redis backend when it is one (for shared rate limits).
+pub type Vaults = (Arc<dyn Vault>, Option<Arc<RedisVault>>);
+
+/// The vault the configuration asks for. The Redis backend needs its key (env `MASKGATE_VAULT_KEY` or
+/// `[vault] key_file`): without it the gateway refuses to start. It does not need Redis to be up (requests get
+/// 503 `VAULT_UNAVAILABLE` and `/health/ready` fails until it is). Call inside a Tokio runtime.
+pub fn make_vault(config: &Config) -> Result<Vaults, ConfigError> {
     match config.vault.backend {
-        VaultBackend::Embedded => Arc::new(MemoryVault::new(MemoryVaultConfig {
-            max_entries: config.vault.max_entries,
-            ttl: config.vault.ttl,
-        })),
+        VaultBackend::Embedded => Ok((
+            Arc::new(MemoryVault::new(MemoryVaultConfig {
+                max_entries: config.vault.max_entries,
+                ttl: config.vault.ttl,
+            })),
+            None,
+        )),
+        VaultBackend::Redis => {
+            let keys = config.vault.keyring()?;
+            let rc = config.vault.redis_config()?;
+            let url = maskgate_vault::redis_vault::redact_url(&rc.url);
+            let ids = keys.key_ids();
+            let v = Arc::new(RedisVault::new(rc, Arc::new(keys)).map_err(|e| ConfigError(format!("vault: {e}")))?);
+            tracing::info!(url = %url, key_ids = ?ids, "Redis vault configured");
+            Ok((v.clone(), Some(v)))
+        }
     }
 }
 
 impl Shared {
     pub fn new(config: Config, config_path: Option<PathBuf>, vault: Arc<dyn Vault>) -> Result<Shared, ConfigError> {
+        Self::with_redis(config, config_path, vault, None)
+    }
+
+    pub fn with_redis(
+        config: Config,
+        config_path: Option<PathBuf>,
+        vault: Arc<dyn Vault>,
+        redis: Option<Arc<RedisVault>>,
+    ) -> Result<Shared, ConfigError> {
         let rt = Runtime::build(config)?;
         Ok(Shared {
             runtime: RwLock::new(Arc::new(rt)),
             vault,
+            redis,
             metrics: Metrics::new(),
             limiter: Limiter::default(),
             config_path,

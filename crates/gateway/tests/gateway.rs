@@ -10,6 +10,8 @@ mod admin;
 mod errors;
 #[path = "gateway/formats.rs"]
 mod formats;
+#[path = "gateway/redis.rs"]
+mod redis;
 #[path = "gateway/sdk.rs"]
 mod sdk;
 #[path = "gateway/transport.rs"]
