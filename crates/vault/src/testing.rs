@@ -12,6 +12,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    tls: bool,
 }
 
 /// The binary, if installed (`REDIS_SERVER` overrides the path).
@@ -40,6 +41,12 @@ impl RedisServer {
 
     /// Same, with extra `redis-server` arguments (e.g. `["--requirepass", "x"]`).
     pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        let mut s = Self::prepare(extra)?;
+        s.spawn();
+        Some(s)
+    }
+
+    fn prepare(extra: &[&str]) -> Option<RedisServer> {
         if binary().is_none() {
             let msg = "redis-server is not installed: Redis tests SKIPPED (apt-get install -y redis-server, or run \
                        scripts/setup-test-env.sh)";
@@ -52,12 +59,24 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("maskgate-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut s = RedisServer {
+        let s = RedisServer {
             child: None,
             port,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: false,
         };
+        Some(s)
+    }
+
+    /// A TLS-only server (`rediss://localhost:PORT`) with this certificate, key and CA (PEM); clients are not
+    /// asked for certificates.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Option<RedisServer> {
+        let mut s = Self::prepare(&[])?;
+        std::fs::write(s.dir.join("cert.pem"), cert_pem).expect("write cert");
+        std::fs::write(s.dir.join("key.pem"), key_pem).expect("write key");
+        std::fs::write(s.dir.join("ca.pem"), ca_pem).expect("write ca");
+        s.tls = true;
         s.spawn();
         Some(s)
     }
@@ -81,7 +100,14 @@ impl RedisServer {
             .arg(&self.dir)
             .args(&self.extra)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("redis.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
@@ -97,7 +123,11 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        if self.tls {
+            format!("rediss://localhost:{}", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
     }
 
     /// Kills the server (SIGKILL: like a crash); its data is gone.
@@ -112,6 +142,11 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// What the server printed (for failing tests).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
     pub fn is_running(&self) -> bool {

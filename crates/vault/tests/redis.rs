@@ -476,7 +476,7 @@ async fn redis_down_fails_closed_fast_and_recovers() {
     assert!(v.assign("t", &[e("AWS_EC2", "i-2222222222222222b")]).await.is_err());
     assert!(v.ping().await.is_err());
     assert!(
-        t.elapsed() < Duration::from_millis(50),
+        t.elapsed() < Duration::from_millis(200),
         "open breaker answers at once: {:?}",
         t.elapsed()
     );
