@@ -12,5 +12,7 @@ mod errors;
 mod formats;
 #[path = "gateway/sdk.rs"]
 mod sdk;
+#[path = "gateway/sidecar_trust.rs"]
+mod sidecar_trust;
 #[path = "gateway/transport.rs"]
 mod transport;
