@@ -481,7 +481,7 @@ async fn egress(s: Arc<Sidecar>, tcp: TcpStream, buf: Vec<u8>, host: Option<&str
                 "egress denied"
             );
             // Dropped without a byte: no handshake completes.
-            let _ = tcp.set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
             drop(tcp);
         }
         Action::Passthrough => {
@@ -905,7 +905,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (h.method.as_str(), h.target.as_str(), h.len),
-            ("CONNECT", "api.openai.com:443", 64)
+            ("CONNECT", "api.openai.com:443", 65)
         );
         assert_eq!(
             host_of("API.openai.com:443"),
