@@ -136,7 +136,7 @@ impl Matcher {
     pub fn decide(&self, host: Option<&str>, ip: Option<IpAddr>, port: Option<u16>) -> (Action, Reason) {
         if let Some(h) = host {
             let h = h.trim_end_matches('.').to_ascii_lowercase();
-            if self.exact.iter().any(|e| *e == h) || self.suffixes.iter().any(|s| h.ends_with(s.as_str())) {
+            if self.exact.contains(&h) || self.suffixes.iter().any(|s| h.ends_with(s.as_str())) {
                 return (Action::Passthrough, Reason::Host);
             }
         }
