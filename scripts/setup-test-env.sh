@@ -19,6 +19,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${1:-${MASKGATE_SDK_VENV:-$repo/.venv-sdk}}"
+# The sidecar's end-to-end test (crates/sidecar/tests) needs iptables and iproute2 (`ip netns`); installed only
+# when missing, and only where apt-get and root are available.
+missing=()
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y "${missing[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+  else
+    echo "note: ${missing[*]} missing (needed by the sidecar end-to-end test, which then skips)" >&2
+  fi
+fi
 if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" 2>/dev/null; then
     # Debian splits venv/ensurepip out of python3.

@@ -21,7 +21,7 @@ fn json_resp(status: StatusCode, v: serde_json::Value) -> Response<RespBody> {
     r
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -52,6 +52,14 @@ pub struct GatewaySection {
     /// ... or from this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    /// Shared token of trusted sidecars (header `x-maskgate-sidecar-token`), read from this env var ...
+    /// Only a request carrying it may choose its tenant with `x-maskgate-tenant`; from anyone else that header
+    /// is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_token_env: Option<String>,
+    /// ... or from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_token_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes, before and after decompression (413 above).
     #[serde(default = "default_body_limit")]
     pub max_request_body: u64,
@@ -572,6 +580,12 @@ impl Config {
             return err(
                 "gateway.admin_token_env".into(),
                 "set either admin_token_env or admin_token_file",
+            );
+        }
+        if self.gateway.sidecar_token_env.is_some() && self.gateway.sidecar_token_file.is_some() {
+            return err(
+                "gateway.sidecar_token_env".into(),
+                "set either sidecar_token_env or sidecar_token_file",
             );
         }
         if self.routes.is_empty() {

@@ -43,6 +43,10 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Internal headers never forwarded upstream.
 pub const X_ORIGINAL_HOST: &str = "x-original-host";
+/// Tenant chosen by an authenticated sidecar.
+pub const X_TENANT: &str = "x-maskgate-tenant";
+/// Shared token that authenticates a sidecar.
+pub const X_SIDECAR_TOKEN: &str = "x-maskgate-sidecar-token";
 
 /// A `Resolver` over the map of the request being answered, shareable with a streaming body.
 #[derive(Clone)]
@@ -237,10 +241,24 @@ async fn redis_limit(
 
 /// The tenant of a request.
 ///
-/// SEAM (issue 4): a trusted sidecar will send the tenant in a header; it must only be honoured from an
-/// authenticated sidecar connection. Until then: the route's tenant, else `default`.
-fn tenant_for(route: &RouteRt, _req: &Request<Incoming>) -> String {
-    route.tenant.clone()
+/// `x-maskgate-tenant` is honoured only from a sidecar that presents the configured shared token
+/// (`x-maskgate-sidecar-token`, compared in constant time); from anyone else it is ignored and the route's tenant
+/// (else `default`) applies. The tenant must be 1 to 128 visible ASCII characters.
+fn tenant_for(rt: &Runtime, route: &RouteRt, req: &Request<Incoming>) -> String {
+    let Some(token) = &rt.sidecar_token else {
+        return route.tenant.clone();
+    };
+    let h = req.headers();
+    let authed = h
+        .get(X_SIDECAR_TOKEN)
+        .is_some_and(|v| crate::admin::ct_eq(v.as_bytes(), token.as_bytes()));
+    if !authed {
+        return route.tenant.clone();
+    }
+    match h.get(X_TENANT).and_then(|v| v.to_str().ok()) {
+        Some(t) if !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_graphic()) => t.to_string(),
+        _ => route.tenant.clone(),
+    }
 }
 
 pub async fn handle(
@@ -451,7 +469,7 @@ async fn proxy(
     };
     l.host = route.host.clone();
     l.metric_host = route.host.clone();
-    let tenant = tenant_for(route, &req);
+    let tenant = tenant_for(rt, route, &req);
     l.tenant = tenant.clone();
 
     // Rate limits: global, then the route's.
@@ -714,6 +732,8 @@ async fn proxy(
         header::EXPECT,
         header::ACCEPT_ENCODING,
         HeaderName::from_static(X_ORIGINAL_HOST),
+        HeaderName::from_static(X_TENANT),
+        HeaderName::from_static(X_SIDECAR_TOKEN),
     ] {
         headers.remove(h);
     }

@@ -30,6 +30,8 @@ pub struct Runtime {
     pub routes: Vec<RouteRt>,
     pub client: HttpsClient,
     pub admin_token: Option<String>,
+    /// Token that authenticates a sidecar (`x-maskgate-sidecar-token`).
+    pub sidecar_token: Option<String>,
     pub loaded_at: SystemTime,
     /// Masker of the global `[masking]` section (also used to redact log fields).
     pub masker: Arc<Masker>,
@@ -76,12 +78,20 @@ impl Runtime {
                     .map_err(|e| ConfigError(format!("gateway.admin_token: {e}")))?,
             ),
         };
+        let sidecar_token = match (&config.gateway.sidecar_token_env, &config.gateway.sidecar_token_file) {
+            (None, None) => None,
+            (env, file) => Some(
+                read_secret(env.as_deref(), file.as_deref())
+                    .map_err(|e| ConfigError(format!("gateway.sidecar_token: {e}")))?,
+            ),
+        };
         let client = build_client(&config).map_err(ConfigError)?;
         Ok(Runtime {
             config,
             routes,
             client,
             admin_token,
+            sidecar_token,
             loaded_at: SystemTime::now(),
             masker: global,
         })

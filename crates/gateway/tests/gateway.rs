@@ -14,5 +14,7 @@ mod formats;
 mod redis;
 #[path = "gateway/sdk.rs"]
 mod sdk;
+#[path = "gateway/sidecar_trust.rs"]
+mod sidecar_trust;
 #[path = "gateway/transport.rs"]
 mod transport;

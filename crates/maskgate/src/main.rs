@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod gateway_cmd;
 mod offline;
+mod sidecar_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,8 @@ enum Command {
     Kinds,
     #[command(flatten)]
     Gateway(gateway_cmd::GatewayCommand),
+    #[command(flatten)]
+    Sidecar(sidecar_cmd::SidecarCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Unmask(args) => offline::unmask(args),
         Command::Kinds => offline::kinds(),
         Command::Gateway(c) => return ExitCode::from(c.run() as u8),
+        Command::Sidecar(c) => return ExitCode::from(c.run() as u8),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
-"""Official SDKs in base-URL mode against the maskgate gateway (run by crates/gateway/tests/gateway/sdk.rs).
+"""Official SDKs against the maskgate gateway: base-URL mode (run by crates/gateway/tests/gateway/sdk.rs), or with
+the SDKs' default base URLs through the sidecar (crates/maskgate/tests/sidecar_e2e.rs: GATEWAY unset).
 
-Environment: GATEWAY (http://127.0.0.1:PORT), SDK_TEXT (the user message), SDK_ORIGINALS (JSON list),
+Environment: GATEWAY (http://127.0.0.1:PORT; unset: the SDKs' default base URLs), SDK_TEXT (the user message), SDK_ORIGINALS (JSON list),
 CLIENT_KEY (the app's own key, which the gateway must replace). Asserts that every original comes back in text and
 tool calls, streamed and not; the Rust side asserts on what the provider received.
 """
@@ -11,7 +12,7 @@ import sys
 import anthropic
 import openai
 
-GW = os.environ["GATEWAY"]
+GW = os.environ.get("GATEWAY")
 TEXT = os.environ["SDK_TEXT"]
 ORIGINALS = json.loads(os.environ["SDK_ORIGINALS"])
 KEY = os.environ["CLIENT_KEY"]
@@ -30,7 +31,7 @@ def check(what, text):
 # Small deltas so that placeholders are split across events.
 HEADERS = {"x-mock-chunk": "3"}
 
-a = anthropic.Anthropic(base_url=f"{GW}/anthropic", api_key=KEY, default_headers=HEADERS, max_retries=0)
+a = anthropic.Anthropic(base_url=f"{GW}/anthropic" if GW else None, api_key=KEY, default_headers=HEADERS, max_retries=0)
 tools = [{"name": "lookup", "description": "Look up", "input_schema": {"type": "object"}}]
 msgs = [{"role": "user", "content": TEXT}]
 m = a.messages.create(model="claude-test", max_tokens=100, messages=msgs, tools=tools)
@@ -45,7 +46,7 @@ raw = a.messages.create(model="claude-test", max_tokens=100, messages=msgs, stre
 parts = [e.delta.text for e in raw if e.type == "content_block_delta" and e.delta.type == "text_delta"]
 check("anthropic raw stream", "".join(parts))
 
-o = openai.OpenAI(base_url=f"{GW}/openai/v1", api_key=KEY, default_headers=HEADERS, max_retries=0)
+o = openai.OpenAI(base_url=f"{GW}/openai/v1" if GW else None, api_key=KEY, default_headers=HEADERS, max_retries=0)
 otools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 c = o.chat.completions.create(model="gpt-test", messages=msgs, tools=otools)
 check("openai chat", c.choices[0].message.content)
