@@ -1274,7 +1274,10 @@ impl Detector {
                 Some((kind, ms, me))
             }
             Post::Fixed(kind) => {
-                if dash_before || prev == b'.' || is_word(next) {
+                // Placeholder-shaped text is masked wherever unmasking would take it for a placeholder, that is
+                // between any two non-word bytes (`-AWS_EC2_001-`, `x.AWS_EC2_001`): else it could be resolved.
+                let literal = kind == kinds::id("placeholder_literal");
+                if (!literal && (dash_before || prev == b'.')) || is_word(next) {
                     return None;
                 }
                 if kind == kinds::id("log_group") && (is_word(prev) || prev == b'.' || prev == b'/') {
@@ -1340,6 +1343,12 @@ impl Detector {
             }
             Post::Presigned => {
                 let eq = memchr::memchr(b'=', m)?;
+                // A credential, token or signature: not `-`, `=x` or a stub cut short by a non-ASCII byte, which,
+                // masked everywhere in the request, would take every word that holds it (or fail the leak check).
+                let v = &m[eq + 1..];
+                if v.len() < 6 || !v[0].is_ascii_alphanumeric() {
+                    return None;
+                }
                 Some((kinds::id("presigned_credential"), ms + eq + 1, me))
             }
             Post::KmsAlias => {
@@ -1355,7 +1364,7 @@ impl Detector {
                 ipv4_kind(m, &hay[..ms]).map(|k| (k, ms, me))
             }
             Post::Ipv6 => {
-                if matches!(prev, b':' | b'.' | b'-') || next.is_ascii_hexdigit() || next == b':' || next == b'.' {
+                if matches!(prev, b':' | b'.' | b'-') || is_word(next) || next == b':' || next == b'.' {
                     return None;
                 }
                 ipv6_ok(m).then(|| (kinds::id("ipv6"), ms, me))

@@ -252,24 +252,37 @@ impl Masker {
                     let mut extra = Vec::new();
                     for m in ac.find_iter(text) {
                         let entry = spread[m.pattern().as_usize()];
+                        let fs = &per_seg[si];
+                        // Part of a value found here: replaced with it.
+                        if fs.iter().any(|f| f.start <= m.start() && m.end() <= f.end) {
+                            continue;
+                        }
                         let (mut s, mut e) = (m.start(), m.end());
                         let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
                             && (e == text.len() || !placeholder::is_word_byte(text[e]));
-                        if !bounded {
-                            if reach[entry] != Reach::Anywhere {
-                                continue;
-                            }
+                        if !bounded && reach[entry] != Reach::Anywhere {
+                            continue;
+                        }
+                        // The whole word, and every value found that it overlaps (`gluejob=b=`, where the value
+                        // is `b=`): what stuck out of the replaced span would still hold the original.
+                        loop {
                             while s > 0 && placeholder::is_word_byte(text[s - 1]) {
                                 s -= 1;
                             }
                             while e < text.len() && placeholder::is_word_byte(text[e]) {
                                 e += 1;
                             }
+                            let before = (s, e);
+                            for f in fs {
+                                if f.start < e && s < f.end {
+                                    (s, e) = (s.min(f.start), e.max(f.end));
+                                }
+                            }
+                            if (s, e) == before {
+                                break;
+                            }
                         }
-                        let fs = &per_seg[si];
-                        let i = fs.partition_point(|f| f.end <= s);
-                        let covered = fs.get(i).is_some_and(|f| f.start < e);
-                        if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                        if seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
                             extra.push(Finding {
                                 start: s,
                                 end: e,
@@ -280,7 +293,8 @@ impl Masker {
                     if !extra.is_empty() {
                         let fs = &mut per_seg[si];
                         fs.extend(extra);
-                        fs.sort_by_key(|f| f.start);
+                        // A span grown over values found comes first, and they are dropped.
+                        fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
                         let mut last = 0;
                         fs.retain(|f| {
                             let keep = f.start >= last;
@@ -358,8 +372,9 @@ impl Plan {
         let mut counts = vec![0u64; self.entries.len()];
         let mut last = 0;
         let mut skipped_out = Vec::with_capacity(self.skipped.len());
-        // Output spans of the placeholders written: an original that is itself placeholder-shaped (a literal
-        // typed by the user) may equal, or be part of, a placeholder given to another value; that is no leak.
+        // Output spans of the placeholders written, in order: an original that is itself placeholder-shaped (a
+        // literal typed by the user) may equal, or be part of, a placeholder given to another value, or an
+        // original may run into one (`=A` in `=AWS_…`); that is no leak.
         let mut inserted = Vec::with_capacity(self.hits.len());
         let mut sk = self.skipped.iter().peekable();
         for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
@@ -419,10 +434,7 @@ impl Plan {
         for (p, e) in placeholders.iter().zip(&self.entries) {
             map.insert(p.clone(), e.original.clone());
         }
-        // Skipped strings and the placeholders inside masked strings never overlap: one sorted list.
-        skipped_out.extend(inserted);
-        skipped_out.sort_unstable();
-        leak_check(&out, &self.entries, &self.reach, &skipped_out, self.json)?;
+        leak_check(&out, &self.entries, &self.reach, &skipped_out, &inserted, self.json)?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
@@ -440,15 +452,17 @@ impl Plan {
 
 /// Fails when an original (raw, or as it would be written inside a JSON string) is still in `out`: anywhere for
 /// distinctive values, as a word of its own for short ones (see [`Reach`]); not in the `skipped` spans (values
-/// that skip rules pass unchanged, such as `model` or base64 payloads, and the placeholders written: a literal
-/// `AWS_EC2_001` typed by the user is an original, and may also be the placeholder given to an instance id).
-/// `skipped` is sorted and its spans do not overlap. In a JSON body (`json`), a match that starts inside an escape
-/// sequence (`00e` in `\u00e5`, `nab` in `\nab`) is not the original: the string does not say that.
+/// that skip rules pass unchanged, such as `model` or base64 payloads). A match that overlaps one of the
+/// `inserted` spans (the placeholders written) is made of the placeholder, not of the original: a literal
+/// `AWS_EC2_001` typed by the user is an original, and may also be the placeholder given to an instance id. In a
+/// JSON body (`json`), a match that starts inside an escape sequence (`00e` in `\u00e5`, `nab` in `\nab`) is not
+/// the original either: the string does not say that. Both lists are sorted, their spans do not overlap.
 fn leak_check(
     out: &[u8],
     entries: &[PlanEntry],
     reach: &[Reach],
     skipped: &[(usize, usize)],
+    inserted: &[(usize, usize)],
     json: bool,
 ) -> Result<(), MaskError> {
     if entries.is_empty() {
@@ -486,7 +500,9 @@ fn leak_check(
         }
         let k = skipped.partition_point(|&(a, _)| a <= m.start());
         let inside_skipped = k > 0 && m.end() <= skipped[k - 1].1;
-        let not_text = json && in_escape(out, m.start());
+        let k = inserted.partition_point(|&(_, b)| b <= m.start());
+        let placeholder = k < inserted.len() && inserted[k].0 < m.end();
+        let not_text = placeholder || (json && in_escape(out, m.start()));
         if !inside_skipped && !not_text {
             return Err(MaskError::Leak {
                 kind: entries[owner[m.pattern().as_usize()]].kind.clone(),

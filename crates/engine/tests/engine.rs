@@ -737,3 +737,83 @@ fn fuzz_escapes_spelled_out_in_text_round_trip() {
     let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
     assert_eq!(back, serde_json::from_str::<serde_json::Value>(&body).unwrap());
 }
+
+/// fuzz `detect`: an IPv6-looking start of a larger token (`2600:1f18::1y-data-bucket`) is no address; taking it
+/// wrote `AWS_IPV6_001y-…`, a placeholder glued to a letter that unmasking can never recognise.
+#[test]
+fn fuzz_ipv6_never_part_of_a_larger_word() {
+    let d = det();
+    assert!(found(&d, "가2600:1f18::1y-data-bucket").is_empty());
+    assert!(found(&d, "2600:1f18::1_x 2600:1f18::1g").is_empty());
+    assert_eq!(
+        found(&d, "가2600:1f18::1 y"),
+        [("ipv6".to_string(), "2600:1f18::1".to_string())]
+    );
+    let text = "the incide가2600:1f18::1y-data-bucket, 2600:1f18::1";
+    let m = mask_text(text);
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
+
+/// fuzz `detect`: masking text must not refuse it. An occurrence of an original that overlaps a value found
+/// (`gluejob=b=`, where the value is `b=`) is masked together with it; an original that runs into a placeholder
+/// (`=A` before `AWS_…`) is no leak.
+#[test]
+fn fuzz_text_masking_does_not_refuse_overlaps() {
+    for text in [
+        "gluejob=b=",
+        "X-Amz-Credential==A\u{fffd}KA",
+        "X-Amz-Credential=A\u{fffd}KIAIOSFODNN7EXAMPLE Amz",
+    ] {
+        let m = mask_text(text);
+        let out = String::from_utf8(m.body.clone()).unwrap();
+        let mut st = maskgate_engine::UnmaskStats::default();
+        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text, "via {out}");
+    }
+    // `b=` is a plain-word name: it is masked where its key names it and does not spread (see `Reach`).
+    assert_eq!(mask_text("gluejob=b=").body, b"gluejob=AWS_GLUE_JOB_001");
+}
+
+/// fuzz `detect`: placeholder-shaped text between non-word bytes (`-AWS_ACCOUNT_001-`, `x.AWS_EC2_001`) is a
+/// placeholder for unmasking, so it must be masked as a literal, or a response would resolve it (and the text
+/// would not come back as it was sent).
+#[test]
+fn fuzz_placeholder_literals_after_dash_or_dot_are_masked() {
+    let text = "see -AWS_ACCOUNT_001- and x.AWS_EC2_001, account 111122223333, i-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        "see -AWS_LITERAL_001- and x.AWS_LITERAL_002, account AWS_ACCOUNT_001, AWS_EC2_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
+
+/// fuzz `detect`: `X-Amz-Credential=` followed by `-`, `=A` or a stub cut by a non-ASCII byte is no credential;
+/// taking `-` (masked everywhere) made every request with a dash fail the leak check, and taking `A` masked every
+/// word holding an `A`.
+#[test]
+fn fuzz_presigned_values_are_credentials() {
+    let d = det();
+    for text in [
+        "X-Amz-Credential=-\u{fffd}KIA",
+        "X-Amz-Credential==A\u{fffd}KA",
+        "X-Amz-Credential=A\u{fffd}KIAIOSFODNN7EXAMPLE",
+        "X-Amz-Signature=abc",
+    ] {
+        assert!(
+            found(&d, text).iter().all(|(k, _)| k != "presigned_credential"),
+            "{text}"
+        );
+        let m = mask_text(text);
+        let mut st = maskgate_engine::UnmaskStats::default();
+        let out = String::from_utf8(m.body.clone()).unwrap();
+        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    }
+    assert_eq!(
+        found(&d, "?X-Amz-Signature=abc123&x"),
+        [("presigned_credential".to_string(), "abc123".to_string())]
+    );
+}
