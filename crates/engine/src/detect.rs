@@ -13,11 +13,17 @@
 
 use std::collections::HashSet;
 
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::meta::Regex;
+use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind};
+use regex_automata::{Anchored, Input, MatchKind};
 
-use crate::kinds::{self, KindId, KindInfo, Tier, BUILTIN};
+use crate::classify::Classifier;
+
+mod fast;
+use crate::kinds::{self, kid, KindId, KindInfo, Tier, BUILTIN};
+use fast::SEGMENT_BLOCKS;
 
 /// One identifier found in a text: a byte span and its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +82,13 @@ pub struct KeyContext<'a> {
 // ---------------------------------------------------------------------------------------------------------------
 // Byte classes
 
-const SEP: u8 = 1;
+pub(crate) const SEP: u8 = 1;
 const DIGIT: u8 = 2;
 const UPPER: u8 = 4;
 const LOWER: u8 = 8;
 const PUNCT: u8 = 16;
 
-static CLASS: [u8; 256] = {
+pub(crate) static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
@@ -430,6 +436,68 @@ fn build_regex(patterns: &[&str]) -> Result<Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The pattern table as a forward lazy DFA, searched anchored at each candidate start of a token (see
+/// [`Anchors::search`]). Unanchored multi-pattern search has to track every possible start at once, and with
+/// this table's counted repetitions its lazy DFA keeps meeting new states (every random id built new ones);
+/// anchored at one start, the states are few and soon all built.
+struct Anchors {
+    dfa: DFA,
+    caches: Pool<DfaCache, CacheFn>,
+    /// Bytes a match can start with (the DFA dies on the others right away).
+    first: [bool; 256],
+}
+
+type CacheFn = Box<dyn Fn() -> DfaCache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
+
+impl Anchors {
+    fn new(patterns: &[&str]) -> Result<Anchors, String> {
+        let dfa = DFA::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .cache_capacity(8 << 20),
+            )
+            .build_many(patterns)
+            .map_err(|e| e.to_string())?;
+        let mut first = [false; 256];
+        let mut cache = dfa.create_cache();
+        for b in 0..=255u8 {
+            // The start state depends on the byte before (none, a word byte, another byte).
+            for hay in [&[b][..], &[b' ', b], &[b'a', b]] {
+                let input = Input::new(hay).range(hay.len() - 1..).anchored(Anchored::Yes);
+                // Any error: keep the byte (a candidate start costs a search, never a miss).
+                let dead = match dfa.start_state_forward(&mut cache, &input) {
+                    Ok(s) => dfa.next_state(&mut cache, s, b).is_ok_and(|t| t.is_dead()),
+                    Err(_) => false,
+                };
+                first[b as usize] |= !dead;
+            }
+        }
+        let d2 = dfa.clone();
+        let caches = Pool::new(Box::new(move || d2.create_cache()) as CacheFn);
+        Ok(Anchors { dfa, caches, first })
+    }
+
+    /// The leftmost-first match starting at or after `at`: the first start with an anchored match, and its
+    /// leftmost-first match there, as `(pattern, start, end)`. `None` also when the DFA gave up (then `Err`).
+    fn search(&self, hay: &[u8], at: usize) -> Result<Option<(usize, usize, usize)>, ()> {
+        let mut cache = self.caches.get();
+        for x in at..hay.len() {
+            if !self.first[hay[x] as usize] {
+                continue;
+            }
+            let input = Input::new(hay).range(x..).anchored(Anchored::Yes);
+            match self.dfa.try_search_fwd(&mut cache, &input) {
+                Ok(Some(m)) => return Ok(Some((m.pattern().as_usize(), x, m.offset()))),
+                Ok(None) => {}
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(None)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Context rules for the ambiguous and name kinds
 
@@ -463,17 +531,17 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
 }
 
 fn shape_kind(shape: Shape) -> KindId {
-    kinds::id(match shape {
-        Shape::Account => "account_id",
-        Shape::Uuid => "kms_key_id",
-        Shape::Secret40 => "secret_key",
-        Shape::Hex64 => "canonical_user_id",
-        Shape::HostedZone => "hosted_zone_id",
-        Shape::CloudFrontId => "cloudfront_distribution_id",
-        Shape::ApiGwId => "apigw_id",
-        Shape::Mac => "mac_address",
-        Shape::SessionTokenLong => "session_token",
-    })
+    match shape {
+        Shape::Account => kid!("account_id"),
+        Shape::Uuid => kid!("kms_key_id"),
+        Shape::Secret40 => kid!("secret_key"),
+        Shape::Hex64 => kid!("canonical_user_id"),
+        Shape::HostedZone => kid!("hosted_zone_id"),
+        Shape::CloudFrontId => kid!("cloudfront_distribution_id"),
+        Shape::ApiGwId => kid!("apigw_id"),
+        Shape::Mac => kid!("mac_address"),
+        Shape::SessionTokenLong => kid!("session_token"),
+    }
 }
 
 fn all(b: &[u8], f: impl Fn(u8) -> bool) -> bool {
@@ -858,8 +926,13 @@ fn value_fits(v: &[u8], shape: ValueShape) -> bool {
 pub struct Detector {
     kinds: Vec<KindInfo>,
     enabled: Vec<bool>,
-    regex: Regex,
+    /// The pattern table as one meta regex: built on first use, only if [`Anchors`] ever gives up.
+    regex: std::sync::OnceLock<Regex>,
+    patterns: Vec<String>,
+    anchored: Anchors,
     posts: Vec<Post>,
+    /// Index of the IPv4 rule.
+    ipv4_rule: usize,
     custom: Option<(Regex, Vec<KindId>)>,
     allow: HashSet<Vec<u8>>,
 }
@@ -877,6 +950,15 @@ impl Default for Detector {
             Err(e) => panic!("built-in patterns do not compile: {e}"),
         }
     }
+}
+
+/// What the fast scan already knows of a token's patterns: `Yes` when `interesting(tok)` holds, `No` when it
+/// does not or the patterns cannot find anything in the token.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Known {
+    Unknown,
+    Yes,
+    No,
 }
 
 /// Per-scan state: a name finding that ended at this offset, so that a list "a, b and c" continues it.
@@ -944,11 +1026,12 @@ impl Detector {
         }
         let rules = rules();
         let patterns: Vec<&str> = rules.iter().map(|r| r.pattern.as_str()).collect();
-        let regex = build_regex(&patterns).map_err(|e| ConfigError {
+        let anchored = Anchors::new(&patterns).map_err(|e| ConfigError {
             key: "builtin".into(),
             message: format!("built-in pattern error: {e}"),
         })?;
-        let posts = rules.iter().map(|r| r.post).collect();
+        let posts: Vec<Post> = rules.iter().map(|r| r.post).collect();
+        let ipv4_rule = posts.iter().position(|p| matches!(p, Post::Ipv4)).unwrap_or(usize::MAX);
 
         let mut custom = None;
         if !config.custom_patterns.is_empty() {
@@ -1006,10 +1089,23 @@ impl Detector {
         Ok(Detector {
             kinds,
             enabled,
-            regex,
+            regex: std::sync::OnceLock::new(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            anchored,
             posts,
+            ipv4_rule,
             custom,
             allow,
+        })
+    }
+
+    fn meta(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            let p: Vec<&str> = self.patterns.iter().map(String::as_str).collect();
+            match build_regex(&p) {
+                Ok(r) => r,
+                Err(e) => panic!("built-in patterns compiled once already: {e}"),
+            }
         })
     }
 
@@ -1029,6 +1125,60 @@ impl Detector {
                 return;
             }
         }
+        self.scan_with(&Classifier::new(), text, out);
+        if let Some((re, ids)) = &self.custom {
+            self.merge_custom(text, re, ids, first, out);
+        }
+    }
+
+    fn scan_with(&self, cls: &Classifier, text: &[u8], out: &mut Vec<Finding>) {
+        if text.len() <= 8 * 64 {
+            self.scan::<12>(cls, text, out);
+        } else {
+            self.scan::<SEGMENT_BLOCKS>(cls, text, out);
+        }
+    }
+
+    /// The per-token step of the scan: `[s0, j)` is a maximal run of token bytes. Returns where scanning resumes
+    /// when the token consumed the one after it.
+    fn visit(
+        &self,
+        text: &[u8],
+        s0: usize,
+        j: usize,
+        pk: Known,
+        st: &mut ScanState,
+        out: &mut Vec<Finding>,
+    ) -> Option<usize> {
+        let mut bits = 0u8;
+        for &c in &text[s0..j] {
+            bits |= CLASS[c as usize];
+        }
+        let mut s = s0;
+        // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too.
+        if s > 0 && text[s - 1] == b'\\' && j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
+            s += 1;
+        }
+        let mut e = j;
+        while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
+            e -= 1;
+        }
+        // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier.
+        if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16) {
+            return self.token(text, s, e, bits, pk, st, out);
+        }
+        None
+    }
+
+    /// The scan as first written: a loop over bytes. The reference the fast scan is tested against.
+    #[doc(hidden)]
+    pub fn find_reference(&self, text: &[u8], ctx: KeyContext<'_>, out: &mut Vec<Finding>) {
+        let first = out.len();
+        if let Some(key) = ctx.key {
+            if self.keyed_value(text, key, ctx.parent, out) {
+                return;
+            }
+        }
         let mut st = ScanState::default();
         let n = text.len();
         let mut i = 0;
@@ -1038,31 +1188,13 @@ impl Detector {
             while s > i && CLASS[text[s - 1] as usize] & SEP == 0 {
                 s -= 1;
             }
-            let mut j = s;
-            let mut bits = 0u8;
-            while j < n {
-                let c = CLASS[text[j] as usize];
-                if c & SEP != 0 {
-                    break;
-                }
-                bits |= c;
+            let mut j = p;
+            while j < n && CLASS[text[j] as usize] & SEP == 0 {
                 j += 1;
             }
             i = j;
-            // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too.
-            if s > 0 && text[s - 1] == b'\\' && j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/')
-            {
-                s += 1;
-            }
-            let mut e = j;
-            while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
-                e -= 1;
-            }
-            // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier.
-            if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16) {
-                if let Some(next) = self.token(text, s, e, bits, &mut st, out) {
-                    i = next;
-                }
+            if let Some(next) = self.visit(text, s, j, Known::Unknown, &mut st, out) {
+                i = next;
             }
         }
         if let Some((re, ids)) = &self.custom {
@@ -1090,7 +1222,7 @@ impl Detector {
             if let Some(p) = parent {
                 normalize(p.as_bytes(), &mut norm);
                 if matches!(norm.as_slice(), b"owner" | b"grantee") {
-                    hit = Some((kinds::id("canonical_user_id"), ValueShape::Ambiguous(Shape::Hex64)));
+                    hit = Some((kid!("canonical_user_id"), ValueShape::Ambiguous(Shape::Hex64)));
                 }
             }
         }
@@ -1116,18 +1248,25 @@ impl Detector {
     }
 
     /// Looks at one token; returns where scanning resumes when it consumed the token after it (a flag's value).
+    #[allow(clippy::too_many_arguments)]
     fn token(
         &self,
         text: &[u8],
         s: usize,
         e: usize,
         bits: u8,
+        pk: Known,
         st: &mut ScanState,
         out: &mut Vec<Finding>,
     ) -> Option<usize> {
         let tok = &text[s..e];
         let before = out.len();
-        if interesting(tok) {
+        let run_patterns = match pk {
+            Known::Unknown => interesting(tok),
+            Known::Yes => true,
+            Known::No => false,
+        };
+        if run_patterns {
             self.patterns(text, s, e, out);
         }
         if out.len() > before {
@@ -1237,12 +1376,49 @@ impl Detector {
     /// Runs the multi-pattern regex over one token.
     fn patterns(&self, text: &[u8], s: usize, e: usize, out: &mut Vec<Finding>) {
         let hay = &text[s..e];
+        if hay.iter().all(|&c| c.is_ascii_digit() || c == b'.' || c == b'/') {
+            // Only the IPv4 pattern can match digits, dots and slashes: no regex call (`ipv4_search` is tested
+            // against it).
+            let rule = self.ipv4_rule;
+            return self.patterns_with(text, s, e, out, |at| ipv4_search(hay, at).map(|(a, b)| (rule, a, b)));
+        }
+        self.patterns_with(text, s, e, out, |at| {
+            self.anchored.search(hay, at).unwrap_or_else(|()| {
+                self.meta()
+                    .search(&Input::new(hay).range(at..))
+                    .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            })
+        })
+    }
+
+    /// Whether the IPv4 shortcut of [`Detector::patterns`] finds anything in `text[s..e]` (digits, dots and
+    /// slashes).
+    fn ipv4_finds(&self, text: &[u8], s: usize, e: usize) -> bool {
+        let hay = &text[s..e];
+        let rule = self.ipv4_rule;
+        let mut out = Vec::new();
+        self.patterns_with(text, s, e, &mut out, |at| {
+            ipv4_search(hay, at).map(|(a, b)| (rule, a, b))
+        });
+        !out.is_empty()
+    }
+
+    /// The match loop of [`Detector::patterns`], over a leftmost-first search from an offset.
+    fn patterns_with(
+        &self,
+        text: &[u8],
+        s: usize,
+        e: usize,
+        out: &mut Vec<Finding>,
+        search: impl Fn(usize) -> Option<(usize, usize, usize)>,
+    ) {
+        let hay = &text[s..e];
         let mut at = 0;
         while at < hay.len() {
-            let Some(m) = self.regex.search(&Input::new(hay).range(at..)) else {
+            let Some((pattern, ms, me)) = search(at) else {
                 break;
             };
-            match self.post(hay, m.pattern().as_usize(), m.start(), m.end()) {
+            match self.post(hay, pattern, ms, me) {
                 Some((kind, ps, pe)) => {
                     self.push(
                         text,
@@ -1253,9 +1429,9 @@ impl Detector {
                         },
                         out,
                     );
-                    at = m.end().max(m.start() + 1);
+                    at = me.max(ms + 1);
                 }
-                None => at = m.start() + 1,
+                None => at = ms + 1,
             }
         }
     }
@@ -1280,7 +1456,7 @@ impl Detector {
                 if (!literal && (dash_before || prev == b'.')) || is_word(next) {
                     return None;
                 }
-                if kind == kinds::id("log_group") && (is_word(prev) || prev == b'.' || prev == b'/') {
+                if kind == kid!("log_group") && (is_word(prev) || prev == b'.' || prev == b'/') {
                     return None;
                 }
                 Some((kind, ms, me))
@@ -1339,7 +1515,7 @@ impl Detector {
                 } else {
                     m.iter().rposition(|&c| c == b'/')? + 1
                 };
-                Some((kinds::id("s3_bucket"), ms + start, me))
+                Some((kid!("s3_bucket"), ms + start, me))
             }
             Post::Presigned => {
                 let eq = memchr::memchr(b'=', m)?;
@@ -1349,13 +1525,13 @@ impl Detector {
                 if v.len() < 6 || !v[0].is_ascii_alphanumeric() {
                     return None;
                 }
-                Some((kinds::id("presigned_credential"), ms + eq + 1, me))
+                Some((kid!("presigned_credential"), ms + eq + 1, me))
             }
             Post::KmsAlias => {
                 if prev == b'/' || dash_before || m.starts_with(b"alias/aws/") {
                     return None;
                 }
-                Some((kinds::id("kms_alias"), ms, me))
+                Some((kid!("kms_alias"), ms, me))
             }
             Post::Ipv4 => {
                 if prev == b'.' || dash_before || (next == b'.' && next2.is_ascii_digit()) || next == b'-' {
@@ -1367,7 +1543,7 @@ impl Detector {
                 if matches!(prev, b':' | b'.' | b'-') || is_word(next) || next == b':' || next == b'.' {
                     return None;
                 }
-                ipv6_ok(m).then(|| (kinds::id("ipv6"), ms, me))
+                ipv6_ok(m).then(|| (kid!("ipv6"), ms, me))
             }
         }
     }
@@ -1412,15 +1588,8 @@ impl Detector {
         }
         // Lists after a name: "buckets: a, b and c".
         if let Some((kind, shape, end)) = st.list {
-            if end <= s {
-                let gap = &text[end..s];
-                let joined = gap.iter().all(|c| matches!(c, b',' | b' ' | b'\t'))
-                    || gap.eq_ignore_ascii_case(b" and ")
-                    || gap.eq_ignore_ascii_case(b", and ")
-                    || gap.eq_ignore_ascii_case(b" or ");
-                if joined && value_fits(v, shape) && !is_prose_keyword(v) {
-                    return found(kind, Some(shape), st, out);
-                }
+            if end <= s && fast::list_gap(&text[end..s]) && value_fits(v, shape) && !is_prose_keyword(v) {
+                return found(kind, Some(shape), st, out);
             }
         }
         // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1". A CamelCase word with a digit
@@ -1855,7 +2024,7 @@ fn aws_host(m: &[u8]) -> Option<(KindId, usize, usize)> {
             return None;
         }
         let bucket_len: usize = labels[..k].iter().map(|l| l.len() + 1).sum::<usize>() - 1;
-        return is_bucket(&m[..bucket_len]).then(|| (kinds::id("s3_bucket"), 0, bucket_len));
+        return is_bucket(&m[..bucket_len]).then(|| (kid!("s3_bucket"), 0, bucket_len));
     }
     let customer = labels.iter().any(|l| !is_service_label(l));
     if !customer {
@@ -1892,6 +2061,72 @@ fn aws_host(m: &[u8]) -> Option<(KindId, usize, usize)> {
     Some((kinds::id(kind), 0, m.len()))
 }
 
+/// The leftmost-first match at or after `at` of the IPv4 rule,
+/// `\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:/[0-9]{1,2})?\b`, in a haystack of digits, dots and
+/// slashes (ASCII word boundaries; outside the haystack is not a word). Greedy repetitions are tried longest
+/// first, as a backtracking engine would.
+fn ipv4_search(h: &[u8], at: usize) -> Option<(usize, usize)> {
+    let digit = |p: usize| p < h.len() && h[p].is_ascii_digit();
+    (at..h.len())
+        .filter(|&x| digit(x) && (x == 0 || !digit(x - 1)))
+        .find_map(|x| ipv4_at(h, x).map(|y| (x, y)))
+}
+
+/// The end of the IPv4 rule's match starting at `x` (where `\b` holds).
+fn ipv4_at(h: &[u8], x: usize) -> Option<usize> {
+    let digit = |p: usize| p < h.len() && h[p].is_ascii_digit();
+    // `\b` after a digit: the next byte is not one.
+    let boundary = |p: usize| !digit(p);
+    let digits = |p: usize, max: usize| (0..max).take_while(|&k| digit(p + k)).count();
+    let dot = |p: usize| h.get(p) == Some(&b'.');
+    for d1 in (1..=digits(x, 3)).rev() {
+        let p1 = x + d1;
+        if !dot(p1) {
+            continue;
+        }
+        for d2 in (1..=digits(p1 + 1, 3)).rev() {
+            let p2 = p1 + 1 + d2;
+            if !dot(p2) {
+                continue;
+            }
+            for d3 in (1..=digits(p2 + 1, 3)).rev() {
+                let p3 = p2 + 1 + d3;
+                if !dot(p3) {
+                    continue;
+                }
+                for d4 in (1..=digits(p3 + 1, 3)).rev() {
+                    let q = p3 + 1 + d4;
+                    if h.get(q) == Some(&b'/') {
+                        for c in (1..=digits(q + 1, 2)).rev() {
+                            if boundary(q + 1 + c) {
+                                return Some(q + 1 + c);
+                            }
+                        }
+                    }
+                    if boundary(q) {
+                        return Some(q);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `str::parse::<u32>` of a run of ASCII digits.
+fn parse_digits(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u32, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add((c - b'0') as u32)
+        } else {
+            None
+        }
+    })
+}
+
 fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
     let (addr, cidr) = match memchr::memchr(b'/', m) {
         Some(p) => (&m[..p], Some(&m[p + 1..])),
@@ -1902,13 +2137,14 @@ fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
         if part.len() > 1 && part[0] == b'0' {
             return None; // leading zeros: not how addresses are written
         }
-        o[i] = std::str::from_utf8(part).ok()?.parse().ok()?;
+        // (A match of the IPv4 rule: four parts of one to three digits.)
+        o[i] = parse_digits(part)?;
         if o[i] > 255 {
             return None;
         }
     }
     if let Some(c) = cidr {
-        let bits: u32 = std::str::from_utf8(c).ok()?.parse().ok()?;
+        let bits = parse_digits(c)?;
         if bits > 32 {
             return None;
         }
@@ -1918,7 +2154,7 @@ fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
         || (o[0] == 192 && o[1] == 168)
         || (o[0] == 100 && (64..=127).contains(&o[1]));
     if private {
-        return Some(kinds::id("private_ip"));
+        return Some(kid!("private_ip"));
     }
     let special = o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || o[0] >= 224;
     if special {
@@ -1930,7 +2166,7 @@ fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
     if small || tail == b"v" || tail == b"V" {
         return None;
     }
-    Some(kinds::id("public_ip"))
+    Some(kid!("public_ip"))
 }
 
 fn ipv6_ok(m: &[u8]) -> bool {
@@ -1955,4 +2191,245 @@ fn ipv6_ok(m: &[u8]) -> bool {
     let first = ip.segments()[0];
     // Global unicast (2000::/3) and unique local (fc00::/7): what VPCs use.
     (0x2000..=0x3fff).contains(&first) || (first & 0xfe00) == 0xfc00
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The regex path of `patterns`, for comparison with the IPv4 shortcut.
+    fn patterns_regex(d: &Detector, hay: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        d.patterns_with(hay, 0, hay.len(), &mut out, |at| {
+            d.meta()
+                .search(&Input::new(hay).range(at..))
+                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        });
+        out
+    }
+
+    #[test]
+    fn ipv4_shortcut_cases() {
+        let d = Detector::default();
+        for hay in [
+            "10.0.1.17",
+            "10.0.1.17/24",
+            "127.0.0.1",
+            "1.2.3.4.5",
+            "1234.1.1.1",
+            "10.1.1.1/333",
+            "10.1.1.1/3/4",
+            "203.0.113.25.",
+            "..10.0.0.1..",
+            "1.2.3",
+            "10.0.0.1/8.1",
+            "999.1.1.1",
+            "1.1.1.1.1.1.1.1",
+            "54.239.28.85",
+            "10.0.0.01",
+            "100.64.0.1/10/",
+            "/10.0.0.1",
+            "3.11.4",
+            "",
+        ] {
+            let mut out = Vec::new();
+            d.patterns(hay.as_bytes(), 0, hay.len(), &mut out);
+            assert_eq!(out, patterns_regex(&d, hay.as_bytes()), "{hay}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// On digits, dots and slashes, the IPv4 shortcut finds what the regex path finds.
+        #[test]
+        fn ipv4_shortcut_equals_regex(hay in "[0-9./]{0,40}", hay2 in "(1?[0-9]{1,3}[./]){0,6}[0-9]{0,4}") {
+            let d = Detector::default();
+            for h in [hay.as_bytes(), hay2.as_bytes()] {
+                let mut out = Vec::new();
+                d.patterns(h, 0, h.len(), &mut out);
+                prop_assert_eq!(out, patterns_regex(&d, h));
+            }
+        }
+    }
+
+    /// `find` with the portable code (no AVX2) and with the best the CPU has, against `find_reference`.
+    fn assert_same(d: &Detector, text: &[u8]) {
+        let mut want = Vec::new();
+        d.find_reference(text, KeyContext::default(), &mut want);
+        let mut got = Vec::new();
+        d.find(text, KeyContext::default(), &mut got);
+        let show = |v: &[Finding]| -> Vec<String> {
+            v.iter()
+                .map(|f| {
+                    format!(
+                        "{}={}",
+                        d.kind(f.kind).name,
+                        String::from_utf8_lossy(&text[f.start..f.end])
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(show(&got), show(&want), "in {:?}", String::from_utf8_lossy(text));
+        let mut portable = Vec::new();
+        d.scan_with(&Classifier::portable(), text, &mut portable);
+        assert_eq!(
+            show(&portable),
+            show(&want),
+            "portable, in {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+
+    #[test]
+    fn fast_scan_equals_reference_on_seed_samples() {
+        let d = Detector::default();
+        let corpus = include_str!("../tests/data/seed-samples.txt");
+        for line in corpus.lines() {
+            assert_same(&d, line.as_bytes());
+        }
+        assert_same(&d, corpus.as_bytes());
+        // Every alignment against the block and segment boundaries.
+        let mut shifted = String::new();
+        for k in 0..70 {
+            shifted.clear();
+            shifted.push_str(&" ".repeat(k));
+            shifted.push_str(corpus);
+            assert_same(&d, shifted.as_bytes());
+        }
+    }
+
+    /// Pieces of text the detector reacts to: identifiers, near misses, keywords, keys, flags, separators.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // identifiers and near misses
+            "(i|vpc|sg|subnet|ami|vol|eni|r|o|p|h|ou|j|d|e|db|mrk|da2)-[0-9a-f]{4,18}",
+            "(AKIA|ASIA|AIDA|AROA|ABSK|IQoJb3|ZX|E)[A-Z0-9]{6,20}",
+            "arn:aws(-cn)?:(iam|s3|lambda|kms)::?[0-9]{12}?:(role|key|function)?/?[a-z0-9-]{0,12}",
+            "arn%3Aaws%3Aiam%3A%3A[0-9]{12}%3Arole%2F[a-z]{3}",
+            "(10|172|192|127|54|3)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(/[0-9]{1,2})?",
+            "[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,8}(/[0-9]{2})?",
+            "[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4}|[0-9]{1,20}",
+            "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[0-9a-f]{2}(:[0-9a-f]{2}){5}",
+            "[A-Za-z0-9/+]{40}|[0-9a-f]{64}|[a-z0-9]{10}",
+            "(s3|s3a|https?)://[a-z0-9.-]{3,20}(\\.s3\\.amazonaws\\.com)?/[a-z]{0,5}",
+            "[a-z0-9-]{1,12}\\.(us-east-1\\.)?(rds|elb|cache|execute-api|vpce|s3)?\\.?amazonaws\\.com(\\.cn)?",
+            "(ip|ec2)-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}(\\.ec2\\.internal)?",
+            "d[a-z0-9]{13}\\.cloudfront\\.net|[a-z-]{3,8}\\.elasticbeanstalk\\.com",
+            "us-east-1_[A-Za-z0-9]{9}|us-west-2:[0-9a-f-]{36}|alias/[A-Za-z]{3,8}|/aws/lambda/[a-z-]{3,9}",
+            "AWS_[A-Z0-9_]{2,8}_[0-9]{2,4}|aws_[a-z]{2,6}|X-Amz-(Credential|Signature)=[A-Za-z0-9%]{4,20}",
+            // keywords, keys and flags
+            "(account|owner|kms|key|secret|zone|hostedzone|distribution|cloudfront|restapi|apigw|macaddress|principal)",
+            "(bucket|buckets|s3|rds|lambda|dynamodb|redshift|sqs|sns|ecr|eks|ecs|glue|cloudformation|function|table|queue|cluster|instance|db|repo|stack|logs|topic|job)",
+            "(Bucket|S3|RDS|Lambda|AccountId|OwnerId|KeyId|HostedZoneId|SecretAccessKey|RestApiId|BucketName|FunctionName|StackName|RoleName)[:=]?",
+            "--(bucket|owner-ids|account-id|key-id|function-name|rest-api-id|hosted-zone-id|verbose)(=[a-z0-9-]{1,12})?",
+            "[a-z_]{1,10}_(bucket|stackname|dbinstance)",
+            // ordinary text
+            "[A-Za-z]{1,12}|[a-z]{1,6}[.:/=_-][a-z0-9]{1,8}|[0-9]{1,4}[.:/-][0-9]{1,4}([.:/-][0-9]{1,4})?",
+            "2024-06-15T10:30:4[0-9]\\.[0-9]{3}Z|v?[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}(\\.[0-9])?",
+            // separators
+            "[ ,;:=\"'()\\[\\]{}<>|\t\n]{1,3}|\\\\[ntrbf/]|  and | or |, and |[.!?]{1,2}|한국어|—|\u{1F600}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        /// The fast scan finds what the reference finds, on text built from pieces the detector reacts to.
+        #[test]
+        fn fast_scan_equals_reference(parts in proptest::collection::vec((piece(), "[ \t\n,]{0,2}"), 0..40)) {
+            let text: String = parts.iter().map(|(p, sep)| format!("{p}{sep}")).collect();
+            let d = Detector::default();
+            assert_same(&d, text.as_bytes());
+        }
+
+        /// And on arbitrary bytes.
+        #[test]
+        fn fast_scan_equals_reference_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let d = Detector::default();
+            assert_same(&d, &bytes);
+        }
+    }
+
+    /// Cases the random tests are unlikely to build.
+    #[test]
+    fn fast_scan_equals_reference_on_edge_cases() {
+        let d = Detector::default();
+        let cases = [
+            "2600:1f18:47d3:8c00:1:2:3:4",
+            "addr 2600:1f18:47d3:8c00:0000:0000:0000:0001/64 and fd12:3456:789a:1:2:3:4:5",
+            "02:58:f5:ef:4b:06 and \"MacAddress\": \"02:58:f5:ef:4b:06\"",
+            "x\\nmy-bucket-1 and S3 bucket\\nmy-bucket-2 and \\/aws/lambda/fn-1",
+            "foo>:bar Bucket>:my-bucket-1 --bucket>=my-bucket-2",
+            "Bucket:\nmy-bucket-3",
+            "buckets: my-a-1, my-b-2 and my-c-3, and my-d-4 or my-e-5",
+            "--bucket my-bucket-4 --owner-ids 123456789012 210987654321 --account-id=123456789012",
+            "s3_logs_bucket = my-logs-5; AccountId: 123456789012; KeyId=1234abcd-12ab-34cd-56ef-1234567890ab",
+            "/hostedzone/Z1D633PJN98FT9 hostedzone Z3M3LMPEXAMPLE1 CloudFront distribution EDFDVBD6EXAMPLE",
+            "restapi a1b2c3d4e5 and apigw 1a2b3c4d5e",
+            "secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY AKIAIOSFODNN7EXAMPLE",
+            "owner 79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
+            "us-east-1_EXAMPLE12 us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE r-ab12 x:r-ab12 ou-ab12-cd34ef56",
+            "sgw-12345678 sgw-ABCDEFAB p-AB_CD_EF_12 s3a://my-bucket-9/x s3n://b1c/x",
+            "a1.b2.c3.d4:r-ab12 1.2.3.4:s3a://bkt-1/k 10.0.0.1/8.1 v1.2.3.4 Kong 3.9.0.1",
+        ];
+        for c in cases {
+            assert_same(&d, c.as_bytes());
+        }
+    }
+
+    /// Matches of every rule of the pattern table (generated from the rule, without its `\\b`), alone and in
+    /// contexts: what the fast scan's anchors and checks must let through. Every rule's pattern must be one
+    /// the generator understands (a new rule with a construct it does not is a test failure to look at).
+    #[test]
+    fn fast_scan_equals_reference_on_every_rule() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let d = Detector::default();
+        let mut runner = TestRunner::deterministic();
+        let contexts: &[(&str, &str)] = &[
+            ("", ""),
+            (" ", " "),
+            ("x", "x"),
+            ("(", ")."),
+            ("key: ", ","),
+            ("--id=", ""),
+            ("\"a\": \"", "\""),
+            ("account ", " "),
+            ("1.2.", ".3"),
+            ("-", "-"),
+        ];
+        for rule in rules() {
+            let pattern = rule.pattern.replace("\\b", "");
+            let gen = proptest::string::string_regex(&pattern)
+                .unwrap_or_else(|e| panic!("the generator does not take {pattern}: {e}"));
+            for _ in 0..150 {
+                let m = gen.new_tree(&mut runner).map(|t| t.current()).unwrap_or_default();
+                for (pre, post) in contexts {
+                    assert_same(&d, format!("{pre}{m}{post}").as_bytes());
+                }
+            }
+        }
+    }
+
+    /// Long texts: runs and flags across 64-byte blocks and 8 KiB segments, every alignment of a few.
+    #[test]
+    fn fast_scan_equals_reference_on_long_text() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let d = Detector::default();
+        let mut runner = TestRunner::deterministic();
+        let strategy = proptest::collection::vec((piece(), "[ \n]{1}"), 800..1600);
+        for round in 0..6 {
+            let parts = strategy.new_tree(&mut runner).map(|t| t.current()).unwrap_or_default();
+            let text: String = parts.iter().map(|(p, sep)| format!("{p}{sep}")).collect();
+            let pad = " ".repeat(round * 13);
+            assert_same(&d, format!("{pad}{text}").as_bytes());
+            // A token longer than a block, a run longer than two.
+            let long = format!("{pad}{}{text}{}", "x".repeat(150), "AKIA".repeat(60));
+            assert_same(&d, long.as_bytes());
+        }
+    }
 }

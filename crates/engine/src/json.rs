@@ -440,7 +440,11 @@ impl<'a> Parser<'a, '_> {
 
 /// Appends `s` as a JSON string body (without quotes): `"`, `\` and control characters escaped.
 pub fn escape_into(s: &str, out: &mut Vec<u8>) {
-    let b = s.as_bytes();
+    escape_bytes_into(s.as_bytes(), out)
+}
+
+/// [`escape_into`] on bytes (per byte, so a text may be escaped piece by piece).
+pub(crate) fn escape_bytes_into(b: &[u8], out: &mut Vec<u8>) {
     let mut last = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {

@@ -211,6 +211,35 @@ pub fn builtin_id(name: &str) -> Option<KindId> {
     index.get(name).copied()
 }
 
+/// [`builtin_id`] at compile time (`const K: KindId = const_id("vpc")`): an unknown name fails the build.
+pub(crate) const fn const_id(name: &str) -> KindId {
+    let n = name.as_bytes();
+    let mut i = 0;
+    while i < BUILTIN.len() {
+        let b = BUILTIN[i].0.as_bytes();
+        if b.len() == n.len() {
+            let mut k = 0;
+            while k < n.len() && b[k] == n[k] {
+                k += 1;
+            }
+            if k == n.len() {
+                return i as KindId;
+            }
+        }
+        i += 1;
+    }
+    panic!("unknown built-in kind")
+}
+
+/// The id of a built-in kind named by a literal, computed at compile time.
+macro_rules! kid {
+    ($name:literal) => {{
+        const K: $crate::kinds::KindId = $crate::kinds::const_id($name);
+        K
+    }};
+}
+pub(crate) use kid;
+
 /// Like [`builtin_id`], for names the engine itself uses: a missing name is a programming error caught by tests.
 pub(crate) fn id(name: &str) -> KindId {
     match builtin_id(name) {

@@ -1,6 +1,7 @@
 //! maskgate's masking engine: detectors for AWS identifiers, the placeholder grammar, request masking (text and
 //! JSON), the leak check, and response unmasking (buffered and streaming). Pure: no I/O, no async runtime.
 
+mod classify;
 pub mod detect;
 pub mod json;
 pub mod kinds;

@@ -5,8 +5,9 @@
 //! letter, or one of `- . / : = % @ _ +`. The detector jumps from one interesting byte to the next and only
 //! then looks at the token around it. (A lower-case-only name like `my-bucket` holds a `-`.)
 
+/// A byte the detector jumps to: a digit, a capital, or one of `- . / : = % @ _ +`.
 #[inline]
-fn interesting(b: u8) -> bool {
+pub(crate) fn interesting(b: u8) -> bool {
     matches!(b, b'-'..=b':' | b'@'..=b'Z' | b'%' | b'=' | b'_' | b'+')
 }
 
