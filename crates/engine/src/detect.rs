@@ -877,7 +877,7 @@ const PROSE_NAMES: &[(&str, &[&str], &str, ValueShape)] = &[
 
 /// Keywords that name a value directly ("bucket my-logs", "RDS prod-db"); the others need their noun
 /// ("Lambda function my-fn": a bare "lambda x" is Python).
-const PROSE_DIRECT: &[&str] = &["bucket", "buckets", "rds", "elasticache", "redshift", "dynamodb"];
+const PROSE_DIRECT: &[&str] = &["bucket", "buckets", "s3", "rds", "elasticache", "redshift", "dynamodb"];
 
 fn keyed(key_norm: &[u8]) -> Option<(KindId, ValueShape)> {
     KEYED
