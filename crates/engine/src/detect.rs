@@ -379,7 +379,7 @@ fn rules() -> Vec<Rule> {
             Post::FixedDigit(k("cloudmap_id")),
         ),
         r(
-            r"\b(?:db|cluster)-[A-Z0-9]{26}\b".to_string(),
+            r"\b(?:db|cluster)-[A-Z0-9]{16,26}\b".to_string(),
             Post::FixedDigit(k("rds_resource_id")),
         ),
         r(r"\bsgw-[0-9A-F]{8}\b".to_string(), Post::Fixed(k("storage_gateway"))),
@@ -633,7 +633,8 @@ fn interesting(tok: &[u8]) -> bool {
     }
     let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
     let mut run = 0usize; // alphanumerics since the last '-'
-    let mut run_digit = false;
+    let mut run_digit = false; // the run holds a digit, or is all lower-case hex (`vpc-aaaabbbb` in docs)
+    let mut run_hex = true;
     let mut after_dash = false;
     let mut upper_run = 0usize; // [A-Z0-9] run: access keys, unique ids
     let mut placeholder_like = false;
@@ -655,6 +656,7 @@ fn interesting(tok: &[u8]) -> bool {
             }
             b'a'..=b'z' | b'A'..=b'Z' => {
                 run += 1;
+                run_hex &= matches!(c, b'a'..=b'f');
                 // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk".
                 if i + 3 < n {
                     let w = [c | 0x20, tok[i + 1] | 0x20, tok[i + 2] | 0x20];
@@ -697,16 +699,17 @@ fn interesting(tok: &[u8]) -> bool {
                 }
             }
             b'-' => {
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = true;
                 run = 0;
                 run_digit = false;
+                run_hex = true;
             }
             b'.' => {
                 dots += 1;
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
@@ -717,7 +720,7 @@ fn interesting(tok: &[u8]) -> bool {
                 }
                 colons += 1;
                 // Cognito identity pool: `us-east-1:uuid`.
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
@@ -727,20 +730,20 @@ fn interesting(tok: &[u8]) -> bool {
                 if i >= 2 && tok[i - 2] == b'-' && tok[i - 1].is_ascii_digit() {
                     return true;
                 }
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
             }
             _ => {
-                if after_dash && run >= 8 && run_digit {
+                if after_dash && run >= 8 && (run_digit || run_hex) {
                     return true;
                 }
                 after_dash = false;
             }
         }
     }
-    if after_dash && run >= 8 && run_digit {
+    if after_dash && run >= 8 && (run_digit || run_hex) {
         return true;
     }
     (dots >= 3 && digits >= 4)
@@ -872,6 +875,10 @@ const PROSE_NAMES: &[(&str, &[&str], &str, ValueShape)] = &[
     ("cloudformation", &["stack"], "stack_name", ValueShape::Name),
 ];
 
+/// Keywords that name a value directly ("bucket my-logs", "RDS prod-db"); the others need their noun
+/// ("Lambda function my-fn": a bare "lambda x" is Python).
+const PROSE_DIRECT: &[&str] = &["bucket", "buckets", "s3", "rds", "elasticache", "redshift", "dynamodb"];
+
 fn keyed(key_norm: &[u8]) -> Option<(KindId, ValueShape)> {
     KEYED
         .iter()
@@ -899,7 +906,7 @@ fn is_bucket(v: &[u8]) -> bool {
 }
 
 /// A name in prose must look like an identifier, not a word: it holds `-`, `_` or a digit, and is not a number.
-fn looks_like_id(v: &[u8]) -> bool {
+pub(crate) fn looks_like_id(v: &[u8]) -> bool {
     v.iter().any(|c| matches!(c, b'-' | b'_') || c.is_ascii_digit())
         && !all(v, |c| c.is_ascii_digit() || c == b'.' || c == b'-')
         && v.iter().any(u8::is_ascii_alphabetic)
@@ -1438,8 +1445,15 @@ impl Detector {
         // Never a part of a larger token: `my-subnet-1a2b3c4d`, `x.i-…`.
         let dash_before = prev == b'-';
         match self.posts[pattern] {
+            Post::Fixed(kind) if kind == kinds::id("placeholder_literal") => {
+                // Exactly the response side's grammar: whatever it would resolve, the request must mask.
+                Some((kind, ms, me))
+            }
             Post::Fixed(kind) => {
-                if dash_before || prev == b'.' || is_word(next) {
+                // Placeholder-shaped text is masked wherever unmasking would take it for a placeholder, that is
+                // between any two non-word bytes (`-AWS_EC2_001-`, `x.AWS_EC2_001`): else it could be resolved.
+                let literal = kind == kinds::id("placeholder_literal");
+                if (!literal && (dash_before || prev == b'.')) || is_word(next) {
                     return None;
                 }
                 if kind == kid!("log_group") && (is_word(prev) || prev == b'.' || prev == b'/') {
@@ -1492,7 +1506,8 @@ impl Detector {
             }
             Post::S3Bucket => {
                 // The bucket is the last path segment matched (`https://s3…/bucket`) or the authority (`s3://bucket`).
-                if next == b'.' && next2.is_ascii_alphanumeric() {
+                // `s3://arn:aws:s3:…:accesspoint/…` holds an access point ARN, not a bucket named "arn".
+                if (next == b'.' && next2.is_ascii_alphanumeric()) || next == b':' {
                     return None;
                 }
                 let start = if m.starts_with(b"s3") {
@@ -1504,6 +1519,12 @@ impl Detector {
             }
             Post::Presigned => {
                 let eq = memchr::memchr(b'=', m)?;
+                // A credential, token or signature: not `-`, `=x` or a stub cut short by a non-ASCII byte, which,
+                // masked everywhere in the request, would take every word that holds it (or fail the leak check).
+                let v = &m[eq + 1..];
+                if v.len() < 6 || !v[0].is_ascii_alphanumeric() {
+                    return None;
+                }
                 Some((kid!("presigned_credential"), ms + eq + 1, me))
             }
             Post::KmsAlias => {
@@ -1519,7 +1540,7 @@ impl Detector {
                 ipv4_kind(m, &hay[..ms]).map(|k| (k, ms, me))
             }
             Post::Ipv6 => {
-                if matches!(prev, b':' | b'.' | b'-') || next.is_ascii_hexdigit() || next == b':' || next == b'.' {
+                if matches!(prev, b':' | b'.' | b'-') || is_word(next) || next == b':' || next == b'.' {
                     return None;
                 }
                 ipv6_ok(m).then(|| (kid!("ipv6"), ms, me))
@@ -1571,7 +1592,13 @@ impl Detector {
                 return found(kind, Some(shape), st, out);
             }
         }
-        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1".
+        // Names in prose: "S3 bucket my-app-logs", "RDS instance prod-db-1". A CamelCase word with a digit
+        // ("IPv4Address") is code, not a resource name.
+        let named =
+            v.iter().any(|&c| c == b'-' || c == b'_') || all(v, |c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !named {
+            return;
+        }
         let Some(p1) = prev_raw_token(text, s) else { return };
         let p0 = prev_raw_token(text, p1.0).unwrap_or((0, 0));
         let (p1, p0) = (
@@ -1579,7 +1606,7 @@ impl Detector {
             &text[p0.0..p0.1],
         );
         for (kw, fillers, kind, shape) in PROSE_NAMES {
-            let direct = norm_eq(p1, kw);
+            let direct = PROSE_DIRECT.contains(kw) && norm_eq(p1, kw);
             let filled = !direct && norm_eq(p0, kw) && fillers.iter().any(|f| norm_eq(p1, f));
             if (direct || filled) && value_fits(v, *shape) {
                 return found(kinds::id(kind), Some(*shape), st, out);
@@ -1680,17 +1707,12 @@ fn is_flag_like(v: &[u8]) -> bool {
     v.starts_with(b"-")
 }
 
-/// CLI flags that are not JSON key names.
+/// CLI flags whose normalized name is not also a JSON key of [`KEYED`].
 fn flag_alias(norm: &[u8]) -> Option<(KindId, ValueShape)> {
-    let (kind, shape) = match norm {
-        b"owneridsowner" | b"accountids" => ("account_id", ValueShape::Ambiguous(Shape::Account)),
-        b"awsaccesskeyid" => return None,
-        b"functionname" => ("lambda_function", ValueShape::Name),
-        b"dbinstanceidentifier" | b"dbclusteridentifier" => ("rds_instance", ValueShape::Name),
-        b"distributionid" => ("cloudfront_distribution_id", ValueShape::Ambiguous(Shape::CloudFrontId)),
-        _ => return None,
-    };
-    Some((kinds::id(kind), shape))
+    match norm {
+        b"accountids" | b"targetaccountids" => Some((kinds::id("account_id"), ValueShape::Ambiguous(Shape::Account))),
+        _ => None,
+    }
 }
 
 fn percent_decode(s: &[u8]) -> Vec<u8> {

@@ -1,18 +1,20 @@
 //! maskgate's masking engine: detectors for AWS identifiers, the placeholder grammar, request masking (text and
 //! JSON), the leak check, and response unmasking (buffered and streaming). Pure: no I/O, no async runtime.
 
+mod classify;
+pub mod detect;
+pub mod json;
+pub mod kinds;
+pub mod mask;
 pub mod placeholder;
 pub mod resolve;
-
-pub use resolve::{RequestMap, Resolver, UnmaskStats};
-pub mod detect;
-pub mod kinds;
+mod skip;
+pub mod sse;
+pub mod stream;
+pub mod unmask;
 
 pub use detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
-mod classify;
-pub mod json;
-pub mod mask;
-mod needles;
-mod skip;
-
 pub use mask::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry};
+pub use resolve::{RequestMap, Resolver, UnmaskStats};
+pub use stream::{StreamError, StreamFormat, StreamUnmasker};
+pub use unmask::{unmask_json, unmask_text, TextStream, UnmaskError};

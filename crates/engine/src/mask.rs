@@ -6,10 +6,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
 use crate::kinds::KindId;
-use crate::needles::Needles;
 use crate::placeholder;
 use crate::resolve::RequestMap;
 
@@ -93,30 +94,34 @@ pub struct Plan {
     entries: Vec<PlanEntry>,
     /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them.
     skipped: Vec<(usize, usize)>,
+    /// Per entry: where else in the request it is masked, and so where the leak check looks for it.
+    reach: Vec<Reach>,
+    /// A JSON body (escape sequences in its strings are not text).
+    json: bool,
+}
+
+/// How far a found value reaches beyond where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Everywhere, also inside a larger word (which is then masked whole): distinctive values of 8+ bytes.
+    Anywhere,
+    /// Where it stands as a word of its own: short values ("r-ab12", "prod-db").
+    Word,
+    /// Nowhere else: a plain-word name (`--username admin`) would otherwise mask the word all over the text.
+    None,
 }
 
 #[derive(Default)]
 struct EntryTable {
-    /// Original → its first entry's kind and index; other kinds of the same text in `more`.
-    index: HashMap<String, (KindId, usize)>,
-    more: HashMap<(KindId, String), usize>,
+    index: HashMap<(KindId, String), usize>,
     entries: Vec<PlanEntry>,
     kind_ids: Vec<KindId>,
 }
 
 impl EntryTable {
     fn add(&mut self, detector: &Detector, kind: KindId, original: &str) -> usize {
-        match self.index.get(original) {
-            Some(&(k, i)) if k == kind => return i,
-            Some(_) => {
-                if let Some(&i) = self.more.get(&(kind, original.to_string())) {
-                    return i;
-                }
-                self.more.insert((kind, original.to_string()), self.entries.len());
-            }
-            None => {
-                self.index.insert(original.to_string(), (kind, self.entries.len()));
-            }
+        if let Some(&i) = self.index.get(&(kind, original.to_string())) {
+            return i;
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
@@ -125,6 +130,7 @@ impl EntryTable {
             original: original.to_string(),
         });
         self.kind_ids.push(kind);
+        self.index.insert((kind, original.to_string()), self.entries.len() - 1);
         self.entries.len() - 1
     }
 }
@@ -156,6 +162,19 @@ impl Masker {
 
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    fn reach(&self, kind: KindId, original: &str) -> Reach {
+        use crate::kinds::Tier;
+        let plain_name =
+            self.detector.kind(kind).tier == Tier::Context && !crate::detect::looks_like_id(original.as_bytes());
+        if plain_name {
+            Reach::None
+        } else if original.len() >= 8 {
+            Reach::Anywhere
+        } else {
+            Reach::Word
+        }
     }
 
     /// Plans the masking of a text body.
@@ -195,6 +214,7 @@ impl Masker {
         }
         let mut plan = self.plan(body, segs);
         plan.skipped = skipped;
+        plan.json = true;
         Ok(plan)
     }
 
@@ -209,41 +229,81 @@ impl Masker {
             for f in &findings {
                 table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
             }
-            per_seg.push(std::mem::take(&mut findings));
+            per_seg.push(findings.clone());
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
-        // a bucket name repeated in another message. An occurrence inside a larger word masks that word.
-        if !table.entries.is_empty() {
-            let needles = Needles::new(table.entries.iter().map(|e| e.original.as_bytes()).collect());
-            for (si, (seg, _)) in segs.iter().enumerate() {
-                let text = seg.text.as_bytes();
-                let mut extra = Vec::new();
-                for m in needles.leftmost_longest(text) {
-                    let (mut s, mut e) = (m.start, m.end);
-                    while s > 0 && placeholder::is_word_byte(text[s - 1]) {
-                        s -= 1;
-                    }
-                    while e < text.len() && placeholder::is_word_byte(text[e]) {
-                        e += 1;
-                    }
-                    let covered = per_seg[si].iter().any(|f| f.start < e && s < f.end);
-                    if !covered && seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
-                        let kind = table.kind_ids[m.needle];
-                        extra.push(Finding { start: s, end: e, kind });
-                    }
-                }
-                if !extra.is_empty() {
-                    let fs = &mut per_seg[si];
-                    fs.extend(extra);
-                    fs.sort_by_key(|f| f.start);
-                    let mut last = 0;
-                    fs.retain(|f| {
-                        let keep = f.start >= last;
-                        if keep {
-                            last = f.end;
+        // a bucket name repeated in another message. See `Reach` for which values and where.
+        let reach: Vec<Reach> = table
+            .entries
+            .iter()
+            .zip(&table.kind_ids)
+            .map(|(e, &k)| self.reach(k, &e.original))
+            .collect();
+        let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
+        if !spread.is_empty() {
+            let ac = AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(spread.iter().map(|&i| table.entries[i].original.as_bytes()))
+                .ok();
+            if let Some(ac) = ac {
+                for (si, (seg, _)) in segs.iter().enumerate() {
+                    let text = seg.text.as_bytes();
+                    let mut extra = Vec::new();
+                    for m in ac.find_iter(text) {
+                        let entry = spread[m.pattern().as_usize()];
+                        let fs = &per_seg[si];
+                        // Part of a value found here: replaced with it.
+                        if fs.iter().any(|f| f.start <= m.start() && m.end() <= f.end) {
+                            continue;
                         }
-                        keep
-                    });
+                        let (mut s, mut e) = (m.start(), m.end());
+                        let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
+                            && (e == text.len() || !placeholder::is_word_byte(text[e]));
+                        if !bounded && reach[entry] != Reach::Anywhere {
+                            continue;
+                        }
+                        // The whole word, and every value found that it overlaps (`gluejob=b=`, where the value
+                        // is `b=`): what stuck out of the replaced span would still hold the original.
+                        loop {
+                            while s > 0 && placeholder::is_word_byte(text[s - 1]) {
+                                s -= 1;
+                            }
+                            while e < text.len() && placeholder::is_word_byte(text[e]) {
+                                e += 1;
+                            }
+                            let before = (s, e);
+                            for f in fs {
+                                if f.start < e && s < f.end {
+                                    (s, e) = (s.min(f.start), e.max(f.end));
+                                }
+                            }
+                            if (s, e) == before {
+                                break;
+                            }
+                        }
+                        if seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                            extra.push(Finding {
+                                start: s,
+                                end: e,
+                                kind: table.kind_ids[entry],
+                            });
+                        }
+                    }
+                    if !extra.is_empty() {
+                        let fs = &mut per_seg[si];
+                        fs.extend(extra);
+                        // A span grown over values found comes first, and they are dropped.
+                        fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+                        let mut last = 0;
+                        fs.retain(|f| {
+                            let keep = f.start >= last;
+                            if keep {
+                                last = f.end;
+                            }
+                            keep
+                        });
+                    }
                 }
             }
         }
@@ -266,12 +326,20 @@ impl Masker {
                 (s.raw_start, s.raw_end, owned, s.json, s.hits)
             })
             .collect();
+        let reach = table
+            .entries
+            .iter()
+            .zip(&table.kind_ids)
+            .map(|(e, &k)| self.reach(k, &e.original))
+            .collect();
         Plan {
             body: body.to_vec(),
             segments,
             hits,
             entries: table.entries,
+            reach,
             skipped: Vec::new(),
+            json: false,
         }
     }
 }
@@ -304,6 +372,10 @@ impl Plan {
         let mut counts = vec![0u64; self.entries.len()];
         let mut last = 0;
         let mut skipped_out = Vec::with_capacity(self.skipped.len());
+        // Output spans of the placeholders written, in order: an original that is itself placeholder-shaped (a
+        // literal typed by the user) may equal, or be part of, a placeholder given to another value, or an
+        // original may run into one (`=A` in `=AWS_…`); that is no leak.
+        let mut inserted = Vec::with_capacity(self.hits.len());
         let mut sk = self.skipped.iter().peekable();
         for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
             // Skipped spans in the gap being copied keep their size: shift them by the growth so far.
@@ -316,18 +388,24 @@ impl Plan {
                 sk.next();
             }
             out.extend_from_slice(&self.body[last..*raw_start]);
-            // The segment's text (validated as UTF-8 when planned), its hits replaced; a JSON string escaped
-            // (piece by piece: escaping is per character, and placeholders need none).
-            let text: &[u8] = match owned {
-                Some(t) => t.as_bytes(),
-                None if *is_json => &self.body[raw_start + 1..raw_end - 1],
-                None => &self.body[*raw_start..*raw_end],
+            let text: &str = match owned {
+                Some(t) => t,
+                None => {
+                    let inner = if *is_json {
+                        &self.body[raw_start + 1..raw_end - 1]
+                    } else {
+                        &self.body[*raw_start..*raw_end]
+                    };
+                    // Borrowed segments were validated as UTF-8 when planned.
+                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?
+                }
             };
-            let emit = |part: &[u8], out: &mut Vec<u8>| {
+            // JSON escaping is per character and placeholders need none: escape the text between them.
+            let write = |out: &mut Vec<u8>, t: &str| {
                 if *is_json {
-                    json::escape_bytes_into(part, out);
+                    json::escape_into(t, out);
                 } else {
-                    out.extend_from_slice(part);
+                    out.extend_from_slice(t.as_bytes());
                 }
             };
             if *is_json {
@@ -335,12 +413,14 @@ impl Plan {
             }
             let mut at = 0;
             for &(s, e, entry) in &self.hits[hits.clone()] {
-                emit(&text[at..s], &mut out);
+                write(&mut out, &text[at..s]);
+                let p = out.len();
                 out.extend_from_slice(placeholders[entry].as_bytes());
+                inserted.push((p, out.len()));
                 counts[entry] += 1;
                 at = e;
             }
-            emit(&text[at..], &mut out);
+            write(&mut out, &text[at..]);
             if *is_json {
                 out.push(b'"');
             }
@@ -354,7 +434,7 @@ impl Plan {
         for (p, e) in placeholders.iter().zip(&self.entries) {
             map.insert(p.clone(), e.original.clone());
         }
-        leak_check(&out, &self.entries, &skipped_out)?;
+        leak_check(&out, &self.entries, &self.reach, &skipped_out, &inserted, self.json)?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
@@ -370,52 +450,81 @@ impl Plan {
     }
 }
 
-/// Fails when any original (raw, or as it would be written inside a JSON string) is in `out`, outside the
-/// `skipped` spans (values that skip rules pass unchanged, such as `model` or base64 payloads).
-pub fn leak_check(out: &[u8], entries: &[PlanEntry], skipped: &[(usize, usize)]) -> Result<(), MaskError> {
+/// Fails when an original (raw, or as it would be written inside a JSON string) is still in `out`: anywhere for
+/// distinctive values, as a word of its own for short ones (see [`Reach`]); not in the `skipped` spans (values
+/// that skip rules pass unchanged, such as `model` or base64 payloads). A match that overlaps one of the
+/// `inserted` spans (the placeholders written) is made of the placeholder, not of the original: a literal
+/// `AWS_EC2_001` typed by the user is an original, and may also be the placeholder given to an instance id. In a
+/// JSON body (`json`), a match that starts inside an escape sequence (`00e` in `\u00e5`, `nab` in `\nab`) is not
+/// the original either: the string does not say that. Both lists are sorted, their spans do not overlap.
+fn leak_check(
+    out: &[u8],
+    entries: &[PlanEntry],
+    reach: &[Reach],
+    skipped: &[(usize, usize)],
+    inserted: &[(usize, usize)],
+    json: bool,
+) -> Result<(), MaskError> {
     if entries.is_empty() {
         return Ok(());
     }
-    // Each original, and its JSON-escaped form when that differs.
-    let escaped: Vec<Option<Vec<u8>>> = entries
-        .iter()
-        .map(|e| {
-            let b = e.original.as_bytes();
-            b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20).then(|| {
-                let mut esc = Vec::new();
-                json::escape_into(&e.original, &mut esc);
-                esc
-            })
-        })
-        .collect();
-    let mut needles: Vec<&[u8]> = Vec::with_capacity(entries.len());
+    let mut needles: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
     let mut owner: Vec<usize> = Vec::with_capacity(entries.len());
-    for (i, (e, esc)) in entries.iter().zip(&escaped).enumerate() {
-        needles.push(e.original.as_bytes());
+    for (i, e) in entries.iter().enumerate() {
+        if reach[i] == Reach::None {
+            continue;
+        }
+        needles.push(e.original.as_bytes().to_vec());
         owner.push(i);
-        if let Some(esc) = esc {
+        let mut esc = Vec::new();
+        json::escape_into(&e.original, &mut esc);
+        if esc != e.original.as_bytes() {
             needles.push(esc);
             owner.push(i);
         }
     }
-    // The first match `find_overlapping_iter` of an Aho-Corasick automaton would report: by end, then the
-    // longest, then the first needle.
-    let index = Needles::new(needles);
-    let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
-    index.occurrences(out, |m| {
-        let inside_skipped = skipped.iter().any(|&(a, b)| a <= m.start && m.end <= b);
-        if !inside_skipped {
-            let key = (m.end, std::cmp::Reverse(m.end - m.start), m.needle);
-            if first.is_none_or(|f| key < f) {
-                first = Some(key);
-            }
+    let ac = AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        .match_kind(MatchKind::Standard)
+        .build(&needles)
+        .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
+    if needles.is_empty() {
+        return Ok(());
+    }
+    for m in ac.find_overlapping_iter(out) {
+        let entry = owner[m.pattern().as_usize()];
+        let bounded = (m.start() == 0 || !placeholder::is_word_byte(out[m.start() - 1]))
+            && (m.end() == out.len() || !placeholder::is_word_byte(out[m.end()]));
+        if reach[entry] == Reach::Word && !bounded {
+            continue;
         }
-        true
-    });
-    if let Some((_, _, needle)) = first {
-        return Err(MaskError::Leak {
-            kind: entries[owner[needle]].kind.clone(),
-        });
+        let k = skipped.partition_point(|&(a, _)| a <= m.start());
+        let inside_skipped = k > 0 && m.end() <= skipped[k - 1].1;
+        let k = inserted.partition_point(|&(_, b)| b <= m.start());
+        let placeholder = k < inserted.len() && inserted[k].0 < m.end();
+        let not_text = placeholder || (json && in_escape(out, m.start()));
+        if !inside_skipped && !not_text {
+            return Err(MaskError::Leak {
+                kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
+            });
+        }
     }
     Ok(())
+}
+
+/// True when `b[pos]` is part of a JSON escape sequence and does not stand for itself: the letter of `\n`,
+/// `\t`, `\r`, `\b`, `\f`, or the `u` and hex digits of `\uXXXX` (`\/`, `\"` and `\\` stand for their letter).
+fn in_escape(b: &[u8], pos: usize) -> bool {
+    // The backslash at `i` starts an escape when an even number of backslashes precede it.
+    let opens = |i: usize| b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0;
+    (1..=5).any(|k| {
+        pos >= k
+            && b[pos - k] == b'\\'
+            && opens(pos - k)
+            && if k == 1 {
+                matches!(b[pos], b'n' | b't' | b'r' | b'b' | b'f' | b'u')
+            } else {
+                b[pos - k + 1] == b'u' && b[pos - k + 2..=pos].iter().all(u8::is_ascii_hexdigit)
+            }
+    })
 }

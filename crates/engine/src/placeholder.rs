@@ -4,7 +4,9 @@
 //! continues with upper-case letters or digits, then `_` and three or more decimal digits. Because kind segments
 //! start with a letter and the counter is all digits, the split is unambiguous. A placeholder is only recognised
 //! when it stands alone: the byte before and the byte after must not be `[A-Za-z0-9_]`, so `AWS_EC2_100` never
-//! matches inside `AWS_EC2_1000` or `xAWS_EC2_100`.
+//! matches inside `AWS_EC2_1000` or `xAWS_EC2_100`. The one exception is the letter of a backslash escape
+//! (`\n`, `\t`, `\r`, `\b`, `\f`) spelled out in text: the detectors take `\nmy-bucket` for a separator and a
+//! value, so in `\nAWS_S3_BUCKET_001` the placeholder stands alone (see [`touches_left`]).
 
 /// Longest placeholder we ever recognise or emit. Longer look-alikes are ordinary text.
 pub const MAX_LEN: usize = 64;
@@ -13,6 +15,21 @@ pub const MAX_LEN: usize = 64;
 #[inline]
 pub fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// True when the byte before `text[start]` keeps a placeholder starting there from standing alone: a word byte,
+/// unless it is the letter of a backslash escape (`\nAWS_EC2_001` in a text that spells out its escapes).
+#[inline]
+pub fn touches_left(text: &[u8], start: usize) -> bool {
+    start > 0
+        && is_word_byte(text[start - 1])
+        && !(start >= 2 && text[start - 2] == b'\\' && is_escape_letter(text[start - 1]))
+}
+
+/// Letters of the escapes `\n`, `\t`, `\r`, `\b`, `\f`: after a backslash they separate words.
+#[inline]
+pub fn is_escape_letter(b: u8) -> bool {
+    matches!(b, b'n' | b't' | b'r' | b'b' | b'f')
 }
 
 /// Formats a placeholder: `prefix` is e.g. `AWS_EC2`, `n` the per-tenant, per-kind counter (1-based).
@@ -110,7 +127,7 @@ impl Iterator for PlaceholderIter<'_> {
             let rel = self.finder.find(&self.text[self.pos..])?;
             let start = self.pos + rel;
             self.pos = start + 1;
-            if start > 0 && is_word_byte(self.text[start - 1]) {
+            if touches_left(self.text, start) {
                 continue;
             }
             if let Some(n) = match_at(&self.text[start..]) {
@@ -132,7 +149,7 @@ pub fn is_placeholder(text: &str) -> bool {
 pub fn holdback_len(text: &[u8]) -> usize {
     let from = text.len().saturating_sub(MAX_LEN);
     for p in from..text.len() {
-        if text[p] != b'A' || (p > 0 && is_word_byte(text[p - 1])) {
+        if text[p] != b'A' || touches_left(text, p) {
             continue;
         }
         if could_continue(&text[p..]) {
@@ -225,6 +242,12 @@ mod tests {
             ["AWS_VPC_002", "AWS_S3_BUCKET_010"]
         );
         assert_eq!(all("AWS_EC2_001AWS_EC2_002"), Vec::<&str>::new());
+        // Escapes spelled out in text separate, as they do for the detectors.
+        assert_eq!(
+            all(r"x\nAWS_EC2_001\tAWS_VPC_002 \\bAWS_SG_003"),
+            ["AWS_EC2_001", "AWS_VPC_002", "AWS_SG_003"]
+        );
+        assert!(all(r"nAWS_EC2_001 \xAWS_EC2_001 \AWS_EC2_001x").is_empty());
     }
 
     #[test]
@@ -240,5 +263,7 @@ mod tests {
         assert_eq!(holdback_len(b"helloA"), 0);
         assert_eq!(holdback_len(b"AWS_x"), 0);
         assert_eq!(holdback_len(b"AW"), 2);
+        assert_eq!(holdback_len(br"x\nAWS_E"), 5);
+        assert_eq!(holdback_len(br"x\qAWS_E"), 0);
     }
 }

@@ -49,6 +49,18 @@ impl<R: Resolver + ?Sized> Resolver for &R {
     }
 }
 
+impl<R: Resolver + ?Sized> Resolver for std::sync::Arc<R> {
+    fn resolve(&self, placeholder: &str) -> Option<&str> {
+        (**self).resolve(placeholder)
+    }
+}
+
+impl<R: Resolver + ?Sized> Resolver for Box<R> {
+    fn resolve(&self, placeholder: &str) -> Option<&str> {
+        (**self).resolve(placeholder)
+    }
+}
+
 /// Counts of what unmasking did, for metrics and access logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UnmaskStats {

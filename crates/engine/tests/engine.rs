@@ -557,3 +557,263 @@ impl Numbering {
         plan.finish(&ph).unwrap_err()
     }
 }
+
+// Round trips and forgery -----------------------------------------------------------------------------------
+
+fn arb_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => filler(),
+            2 => id_strategy(),
+            1 => "AWS_[A-Z]{2,5}_[0-9]{3,4}".prop_map(|p| p),
+            1 => "[a-z0-9_:./\\-]{1,12}",
+        ],
+        0..12,
+    )
+    .prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// unmask(mask(x)) == x for text.
+    #[test]
+    fn round_trip_text(text in arb_text()) {
+        let m = mask_text(&text);
+        let masked = String::from_utf8(m.body.clone()).unwrap();
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let back = maskgate_engine::unmask_text(&masked, &m.map, &mut stats);
+        prop_assert_eq!(back.as_ref(), text.as_str());
+        prop_assert_eq!(stats.misses, 0);
+    }
+
+    /// unmask(mask(x)) == x for JSON bodies (as values; bytes outside changed strings are kept anyway).
+    #[test]
+    fn round_trip_json(a in arb_text(), b in arb_text(), key in arb_text()) {
+        let body = serde_json::json!({
+            "model": "claude", "system": a,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": b}]}],
+            "metadata": {key.clone(): a, "n": 1.25e3}
+        }).to_string();
+        let m = mask_json(&body);
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut stats).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&back).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    /// A request containing placeholder-shaped text never gets back an original it did not contain: whatever
+    /// the provider answers (echoes, invented placeholders, other tenants' numbers), unmasking with the request's
+    /// map only restores values of this request, and typed placeholders come back verbatim.
+    #[test]
+    fn placeholders_cannot_be_forged(request in arb_text(), invented in proptest::collection::vec("AWS_[A-Z]{2,8}_[0-9]{3}", 0..6)) {
+        // Another request of the same tenant masks its own secrets first (shared numbering).
+        let masker = Masker::new(&MaskerConfig::default()).unwrap();
+        let mut numbering = Numbering::default();
+        let other = numbering.finish(masker.plan_text("secret i-0fedcba9876543210 and 10.9.8.7 and account 999988887777"));
+        prop_assert!(!other.map.is_empty());
+        let mine = numbering.finish(masker.plan_text(&request));
+        let masked = String::from_utf8(mine.body.clone()).unwrap();
+        let answer = format!("{masked} {} {}", invented.join(" "), other.map.iter().map(|(p, _)| p).collect::<Vec<_>>().join(" "));
+        let mut stats = maskgate_engine::UnmaskStats::default();
+        let restored = maskgate_engine::unmask_text(&answer, &mine.map, &mut stats);
+        for (_, original) in other.map.iter() {
+            prop_assert!(request.contains(original) || !restored.contains(original), "forged {original}");
+        }
+        // Typed placeholder-shaped text comes back exactly as typed.
+        prop_assert!(restored.starts_with(&request));
+    }
+}
+
+#[test]
+fn an_original_inside_our_placeholders_is_not_a_leak() {
+    // `--username AWS` masks the name "AWS", which every placeholder contains.
+    let m = mask_text("docker login --username AWS --password-stdin; also --user-name EC2_001 here");
+    let out = String::from_utf8(m.body).unwrap();
+    assert_eq!(
+        out,
+        "docker login --username AWS_IAM_USER_NAME_001 --password-stdin; also --user-name AWS_IAM_USER_NAME_002 here"
+    );
+}
+
+// Regressions found by fuzzing (fuzz/, see BENCHMARKS.md) ------------------------------------------------------
+
+/// fuzz `json_mask`: a placeholder-shaped literal typed by the user is an original; when the placeholder given
+/// to another value of the same request is that very text (a fresh tenant gives `AWS_EC2_001` to the first
+/// instance id), or contains it (`AWS_LITERAL_1000` contains `AWS_LITERAL_100`), the leak check must not take
+/// the placeholder for a leak.
+#[test]
+fn fuzz_leak_check_ignores_the_placeholders_it_wrote() {
+    let text = "AWS_EC2_001 is not i-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(out, "AWS_LITERAL_001 is not AWS_EC2_001");
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+
+    let body = r#"{"messages":[{"content":"i-0abc123def4567890\n\"AWS_EC2_001\""}],"model":"AWS_EC2_001"}"#;
+    let m = mask_json(body);
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+    assert_eq!(v["messages"][0]["content"], "AWS_EC2_001\n\"AWS_LITERAL_001\"");
+
+    // The placeholder is the literal itself.
+    let m = mask_text("AWS_LITERAL_001");
+    assert_eq!(m.body, b"AWS_LITERAL_001");
+
+    // A placeholder that contains an original.
+    let masker = Masker::new(&MaskerConfig::default()).unwrap();
+    let plan = masker.plan_text("AWS_LITERAL_100 AWS_EC2_001");
+    let ph: Vec<String> = plan
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, 1000 - 900 * i as u64))
+        .collect();
+    assert_eq!(ph, ["AWS_LITERAL_1000", "AWS_LITERAL_100"]);
+    let m = plan.finish(&ph).unwrap();
+    assert_eq!(m.body, b"AWS_LITERAL_1000 AWS_LITERAL_100");
+
+    // A real leak next to a placeholder is still refused.
+    let plan = masker
+        .plan_json(br#"{"OwnerId":"123456789012","n":123456789012}"#)
+        .unwrap();
+    assert!(plan.finish(&["AWS_ACCOUNT_001".into()]).is_err());
+}
+
+/// fuzz `json_mask`: the leak check scans the raw bytes; an original that only appears inside a JSON escape
+/// sequence (`00e` in `\u00e5`, which says `å`) is not in the string and must not fail the request. An original
+/// right after an escaped `/` is still a leak.
+#[test]
+fn fuzz_leak_check_ignores_escape_sequences() {
+    let body = r#"{"":"bucket\\00e","\u00e5":{"k":"x\u000e \nnab"}}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        r#"{"":"bucket\\AWS_S3_BUCKET_001","\u00e5":{"k":"x\u000e \nnab"}}"#
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(v, serde_json::from_str::<serde_json::Value>(body).unwrap());
+
+    let masker = Masker::new(&MaskerConfig::default()).unwrap();
+    let plan = masker
+        .plan_json(br#"{"OwnerId":"123456789012","n":[1234567890123]}"#)
+        .unwrap();
+    assert!(plan.finish(&["AWS_ACCOUNT_001".into()]).is_err());
+}
+
+/// fuzz `detect`: the detectors take an escape spelled out in text (`\nsubnet-…`, a JSON log line pasted into a
+/// prompt) for a separator, so masking writes `\nAWS_SUBNET_001`; unmasking must take the `n` for a boundary too,
+/// or the request never comes back (`unmask(mask(x)) == x`), buffered or streamed.
+#[test]
+fn fuzz_escapes_spelled_out_in_text_round_trip() {
+    let text = r"subnets subnet-2a2b3c4d, \nsubnet-5e6f7a8b\tvpc-0a1b2c3d \\bi-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        r"subnets AWS_SUBNET_001, \nAWS_SUBNET_002\tAWS_VPC_001 \\bAWS_EC2_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    assert_eq!(st.resolved, 4);
+    for k in 0..=out.len() {
+        let mut ts = maskgate_engine::TextStream::new();
+        let mut got = String::new();
+        ts.push(&out[..k], &m.map, &mut st, &mut got);
+        ts.push(&out[k..], &m.map, &mut st, &mut got);
+        ts.finish(&m.map, &mut st, &mut got);
+        assert_eq!(got, text, "split at {k}");
+    }
+
+    // The same text inside a JSON string (raw `\\n`), and a letter that is no escape.
+    let body = serde_json::json!({ "messages": [{ "content": text }], "x": r"\xi-0abc123def4567890" }).to_string();
+    let m = mask_json(&body);
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(back, serde_json::from_str::<serde_json::Value>(&body).unwrap());
+}
+
+/// fuzz `detect`: an IPv6-looking start of a larger token (`2600:1f18::1y-data-bucket`) is no address; taking it
+/// wrote `AWS_IPV6_001y-…`, a placeholder glued to a letter that unmasking can never recognise.
+#[test]
+fn fuzz_ipv6_never_part_of_a_larger_word() {
+    let d = det();
+    assert!(found(&d, "가2600:1f18::1y-data-bucket").is_empty());
+    assert!(found(&d, "2600:1f18::1_x 2600:1f18::1g").is_empty());
+    assert_eq!(
+        found(&d, "가2600:1f18::1 y"),
+        [("ipv6".to_string(), "2600:1f18::1".to_string())]
+    );
+    let text = "the incide가2600:1f18::1y-data-bucket, 2600:1f18::1";
+    let m = mask_text(text);
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
+
+/// fuzz `detect`: masking text must not refuse it. An occurrence of an original that overlaps a value found
+/// (`gluejob=b=`, where the value is `b=`) is masked together with it; an original that runs into a placeholder
+/// (`=A` before `AWS_…`) is no leak.
+#[test]
+fn fuzz_text_masking_does_not_refuse_overlaps() {
+    for text in [
+        "gluejob=b=",
+        "X-Amz-Credential==A\u{fffd}KA",
+        "X-Amz-Credential=A\u{fffd}KIAIOSFODNN7EXAMPLE Amz",
+    ] {
+        let m = mask_text(text);
+        let out = String::from_utf8(m.body.clone()).unwrap();
+        let mut st = maskgate_engine::UnmaskStats::default();
+        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text, "via {out}");
+    }
+    // `b=` is a plain-word name: it is masked where its key names it and does not spread (see `Reach`).
+    assert_eq!(mask_text("gluejob=b=").body, b"gluejob=AWS_GLUE_JOB_001");
+}
+
+/// fuzz `detect`: placeholder-shaped text between non-word bytes (`-AWS_ACCOUNT_001-`, `x.AWS_EC2_001`) is a
+/// placeholder for unmasking, so it must be masked as a literal, or a response would resolve it (and the text
+/// would not come back as it was sent).
+#[test]
+fn fuzz_placeholder_literals_after_dash_or_dot_are_masked() {
+    let text = "see -AWS_ACCOUNT_001- and x.AWS_EC2_001, account 111122223333, i-0abc123def4567890";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        "see -AWS_LITERAL_001- and x.AWS_LITERAL_002, account AWS_ACCOUNT_001, AWS_EC2_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
+
+/// fuzz `detect`: `X-Amz-Credential=` followed by `-`, `=A` or a stub cut by a non-ASCII byte is no credential;
+/// taking `-` (masked everywhere) made every request with a dash fail the leak check, and taking `A` masked every
+/// word holding an `A`.
+#[test]
+fn fuzz_presigned_values_are_credentials() {
+    let d = det();
+    for text in [
+        "X-Amz-Credential=-\u{fffd}KIA",
+        "X-Amz-Credential==A\u{fffd}KA",
+        "X-Amz-Credential=A\u{fffd}KIAIOSFODNN7EXAMPLE",
+        "X-Amz-Signature=abc",
+    ] {
+        assert!(
+            found(&d, text).iter().all(|(k, _)| k != "presigned_credential"),
+            "{text}"
+        );
+        let m = mask_text(text);
+        let mut st = maskgate_engine::UnmaskStats::default();
+        let out = String::from_utf8(m.body.clone()).unwrap();
+        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    }
+    assert_eq!(
+        found(&d, "?X-Amz-Signature=abc123&x"),
+        [("presigned_credential".to_string(), "abc123".to_string())]
+    );
+}

@@ -4,6 +4,9 @@
 //! serve a request in one round trip. Allocation is atomic per `(tenant, kind prefix)`: the same original always
 //! gets the same placeholder within a tenant while the mapping lives (sliding TTL), and two concurrent requests
 //! never get the same number for different originals.
+//!
+//! Backends: [`MemoryVault`] (embedded, one process) and, with the `redis` feature, [`RedisVault`] (several
+//! replicas share one Redis; see `redis_vault`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +14,24 @@ use std::pin::Pin;
 pub mod memory;
 
 pub use memory::{MemoryVault, MemoryVaultConfig};
+
+#[cfg(feature = "redis")]
+pub mod breaker;
+#[cfg(feature = "redis")]
+pub mod keys;
+#[cfg(feature = "redis")]
+pub mod redis_vault;
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub mod testing;
+
+/// The `redis` client crate, for callers (and tests) that talk to the same server.
+#[cfg(feature = "redis")]
+pub use ::redis as redis_client;
+#[cfg(feature = "redis")]
+pub use keys::Keyring;
+#[cfg(feature = "redis")]
+pub use redis_vault::{RedisVault, RedisVaultConfig};
 
 /// A boxed future, so the trait is object safe (`Arc<dyn Vault>`) without an async-trait macro.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,162 @@
+//! Test support: a real `redis-server` on a free port, killed on drop. Used by this crate's tests and the
+//! gateway's. Not part of the product.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process: `--save '' --appendonly no`, bound to 127.0.0.1 on a free port.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    tls: bool,
+}
+
+/// The binary, if installed (`REDIS_SERVER` overrides the path).
+fn binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("REDIS_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl RedisServer {
+    /// Starts a server, or returns `None` after a loud message when `redis-server` is not installed locally.
+    /// Under CI (`CI` set) a missing binary is a failure, not a skip: `scripts/setup-test-env.sh` installs it.
+    pub fn start() -> Option<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// Same, with extra `redis-server` arguments (e.g. `["--requirepass", "x"]`).
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        let mut s = Self::prepare(extra)?;
+        s.spawn();
+        Some(s)
+    }
+
+    fn prepare(extra: &[&str]) -> Option<RedisServer> {
+        if binary().is_none() {
+            let msg = "redis-server is not installed: Redis tests SKIPPED (apt-get install -y redis-server, or run \
+                       scripts/setup-test-env.sh)";
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}; under CI this is a failure");
+            }
+            eprintln!("\n!!!!!!!!!! {msg} !!!!!!!!!!\n");
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("maskgate-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let s = RedisServer {
+            child: None,
+            port,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: false,
+        };
+        Some(s)
+    }
+
+    /// A TLS-only server (`rediss://localhost:PORT`) with this certificate, key and CA (PEM); clients are not
+    /// asked for certificates.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Option<RedisServer> {
+        let mut s = Self::prepare(&[])?;
+        std::fs::write(s.dir.join("cert.pem"), cert_pem).expect("write cert");
+        std::fs::write(s.dir.join("key.pem"), key_pem).expect("write key");
+        std::fs::write(s.dir.join("ca.pem"), ca_pem).expect("write ca");
+        s.tls = true;
+        s.spawn();
+        Some(s)
+    }
+
+    fn spawn(&mut self) {
+        let bin = binary().expect("redis-server present");
+        let child = Command::new(bin)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("redis.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            if Instant::now() > deadline {
+                panic!("redis-server did not listen on port {} within 10 s", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        if self.tls {
+            format!("rediss://localhost:{}", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// Kills the server (SIGKILL: like a crash); its data is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// What the server printed (for failing tests).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

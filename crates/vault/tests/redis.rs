@@ -1,0 +1,562 @@
+//! The Redis backend against a real `redis-server` started on a free port by each test.
+#![cfg(feature = "redis")]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maskgate_vault::redis_client::{self, AsyncCommands};
+use maskgate_vault::testing::RedisServer;
+use maskgate_vault::{Entry, Keyring, RedisVault, RedisVaultConfig, Vault, VaultError};
+
+const K1: &str = "8f2a0c1b3d4e5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff";
+const K2: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn vault(url: &str, keys: &str, tweak: impl FnOnce(&mut RedisVaultConfig)) -> RedisVault {
+    let mut c = RedisVaultConfig {
+        url: url.into(),
+        ..Default::default()
+    };
+    tweak(&mut c);
+    RedisVault::new(c, Arc::new(Keyring::parse(keys).unwrap())).unwrap()
+}
+
+fn e<'a>(prefix: &'a str, original: &'a str) -> Entry<'a> {
+    Entry { prefix, original }
+}
+
+async fn raw(url: &str) -> redis_client::aio::MultiplexedConnection {
+    redis_client::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Every key and every value (strings) in the server.
+async fn dump(url: &str) -> Vec<(String, Vec<u8>)> {
+    let mut c = raw(url).await;
+    let keys: Vec<String> = redis_client::cmd("KEYS").arg("*").query_async(&mut c).await.unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: Option<Vec<u8>> = c.get(&k).await.unwrap();
+        out.push((k, v.unwrap_or_default()));
+    }
+    out.sort();
+    out
+}
+
+async fn command_calls(url: &str, cmd: &str) -> u64 {
+    let mut c = raw(url).await;
+    let info: String = redis_client::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn num(p: &str) -> u64 {
+    p.rsplit('_').next().unwrap().parse().unwrap()
+}
+
+/// Encodings of a value that must never appear in Redis: itself, hex (both cases), base64 (standard and URL-safe,
+/// with and without padding).
+fn encodings(o: &str) -> Vec<String> {
+    let hex: String = o.bytes().map(|b| format!("{b:02x}")).collect();
+    let b64 = |alphabet: &[u8; 64], pad: bool| {
+        let b = o.as_bytes();
+        let mut s = String::new();
+        for chunk in b.chunks(3) {
+            let n = chunk.len();
+            let v = (chunk[0] as u32) << 16
+                | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+                | *chunk.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                if i <= n {
+                    s.push(alphabet[((v >> (18 - 6 * i)) & 63) as usize] as char);
+                } else if pad {
+                    s.push('=');
+                }
+            }
+        }
+        s
+    };
+    let std = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let url = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut v = vec![
+        o.to_string(),
+        hex.clone(),
+        hex.to_uppercase(),
+        b64(std, true),
+        b64(std, false),
+        b64(url, false),
+    ];
+    // Base64 of the value at any alignment inside a longer blob: the middle of the encoding is stable.
+    for shift in 1..3 {
+        let padded = format!("{}{o}", "\0".repeat(shift));
+        let enc = {
+            let b = padded.as_bytes();
+            let mut s = String::new();
+            for chunk in b.chunks(3) {
+                let v = (chunk[0] as u32) << 16
+                    | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+                    | *chunk.get(2).unwrap_or(&0) as u32;
+                for i in 0..=chunk.len() {
+                    s.push(std[((v >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            s
+        };
+        if enc.len() > 8 {
+            v.push(enc[4..enc.len() - 4].to_string());
+        }
+    }
+    v
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_vaults_agree_dense_no_duplicates() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let v1 = Arc::new(vault(&url, K1, |_| {}));
+    let v2 = Arc::new(vault(&url, K1, |_| {}));
+    let originals: Vec<String> = (0..60).map(|i| format!("i-{i:017x}")).collect();
+    let vpcs: Vec<String> = (0..20).map(|i| format!("vpc-{i:017x}")).collect();
+    let originals = Arc::new(originals);
+    let vpcs = Arc::new(vpcs);
+    // Load the script once per server (the first EVALSHA meets NOSCRIPT), in a tenant of its own.
+    v1.assign("warm-up", &[e("AWS_EC2", "i-ffffffffffffffff0")])
+        .await
+        .unwrap();
+    v2.assign("warm-up", &[e("AWS_EC2", "i-ffffffffffffffff0")])
+        .await
+        .unwrap();
+    let before = command_calls(&url, "evalsha").await;
+    let mut tasks = Vec::new();
+    for t in 0..16usize {
+        let v = if t % 2 == 0 { v1.clone() } else { v2.clone() };
+        let (originals, vpcs) = (originals.clone(), vpcs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for round in 0..8usize {
+                // Overlapping windows of originals, in different orders, with duplicates inside a request.
+                let start = (t * 7 + round * 5) % 50;
+                let mut entries: Vec<Entry> = originals[start..start + 10].iter().map(|o| e("AWS_EC2", o)).collect();
+                entries.push(e("AWS_VPC", &vpcs[(t + round) % 20]));
+                entries.push(entries[0]);
+                if t % 3 == 0 {
+                    entries.reverse();
+                }
+                let out = v.assign("tenant-a", &entries).await.unwrap();
+                assert_eq!(out.len(), entries.len());
+                for (en, p) in entries.iter().zip(out) {
+                    seen.push((en.prefix.to_string(), en.original.to_string(), p));
+                }
+            }
+            seen
+        }));
+    }
+    let mut by_original: HashMap<(String, String), String> = HashMap::new();
+    let mut by_placeholder: HashMap<String, (String, String)> = HashMap::new();
+    for t in tasks {
+        for (prefix, o, p) in t.await.unwrap() {
+            assert!(p.starts_with(&format!("{prefix}_")), "{p}");
+            if let Some(prev) = by_original.insert((prefix.clone(), o.clone()), p.clone()) {
+                assert_eq!(prev, p, "one original, two placeholders");
+            }
+            if let Some(prev) = by_placeholder.insert(p.clone(), (prefix.clone(), o.clone())) {
+                assert_eq!(prev, (prefix, o), "one placeholder, two originals");
+            }
+        }
+    }
+    // Dense numbering per kind: 1..=N with no gap.
+    let mut nums: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for p in by_placeholder.keys() {
+        let prefix = p[..p.rfind('_').unwrap()].to_string();
+        nums.entry(prefix).or_default().push(num(p));
+    }
+    for (prefix, mut n) in nums {
+        n.sort();
+        let expect: Vec<u64> = (1..=n.len() as u64).collect();
+        assert_eq!(n, expect, "{prefix} numbering is not dense");
+    }
+    // One round trip (one EVALSHA) per assign call.
+    let after = command_calls(&url, "evalsha").await;
+    assert_eq!(after - before, 16 * 8, "one script call per assign");
+    // Both vaults resolve each other's placeholders.
+    let (p, (_, o)) = by_placeholder.iter().next().unwrap();
+    assert_eq!(
+        v2.resolve("tenant-a", &[p.as_str()]).await.unwrap(),
+        vec![Some(o.clone())]
+    );
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tenants_are_separate() {
+    let Some(server) = RedisServer::start() else { return };
+    let v = vault(&server.url(), K1, |c| c.cache_entries = 0);
+    let a = v.assign("a", &[e("AWS_EC2", "i-aaaaaaaaaaaaaaaaa")]).await.unwrap();
+    let b = v.assign("b", &[e("AWS_EC2", "i-bbbbbbbbbbbbbbbbb")]).await.unwrap();
+    assert_eq!(a, ["AWS_EC2_001"]);
+    assert_eq!(b, ["AWS_EC2_001"], "own numbering per tenant");
+    assert_eq!(
+        v.resolve("a", &["AWS_EC2_001"]).await.unwrap(),
+        [Some("i-aaaaaaaaaaaaaaaaa".to_string())]
+    );
+    assert_eq!(
+        v.resolve("b", &["AWS_EC2_001"]).await.unwrap(),
+        [Some("i-bbbbbbbbbbbbbbbbb".to_string())]
+    );
+    assert_eq!(v.resolve("c", &["AWS_EC2_001"]).await.unwrap(), [None]);
+    // The same original in another tenant is a new mapping there.
+    let b2 = v.assign("b", &[e("AWS_EC2", "i-aaaaaaaaaaaaaaaaa")]).await.unwrap();
+    assert_eq!(b2, ["AWS_EC2_002"]);
+    // Copying tenant a's ciphertext into tenant b's reverse key does not make it resolvable there.
+    let mut c = raw(&server.url()).await;
+    let ka = format!("{}r:AWS_EC2_001", v.tenant_base("a"));
+    let kb = format!("{}r:AWS_EC2_001", v.tenant_base("b"));
+    let blob: Vec<u8> = c.get(&ka).await.unwrap();
+    let _: () = c.set(&kb, blob).await.unwrap();
+    assert_eq!(v.resolve("b", &["AWS_EC2_001"]).await.unwrap(), [None]);
+    // Keys of each tenant share one hash tag (one Cluster slot), different per tenant.
+    let keys = dump(&server.url()).await;
+    let tags: HashSet<String> = keys
+        .iter()
+        .map(|(k, _)| k[k.find('{').unwrap()..=k.find('}').unwrap()].to_string())
+        .collect();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_scan_shows_no_original() {
+    let Some(server) = RedisServer::start() else { return };
+    let v = vault(&server.url(), K1, |_| {});
+    let originals = [
+        "i-0123456789abcdef0",
+        "arn:aws:iam::123456789012:role/DeployRole",
+        "10.0.1.25",
+        "AKIAIOSFODNN7EXAMPLE",
+        "123456789012",
+        "my-very-private-bucket-name",
+    ];
+    let prefixes = [
+        "AWS_EC2",
+        "AWS_IAM_ROLE",
+        "AWS_PRIVATE_IP",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCOUNT",
+        "AWS_S3_BUCKET",
+    ];
+    let entries: Vec<Entry> = prefixes.iter().zip(originals).map(|(p, o)| e(p, o)).collect();
+    v.assign("tenant-with-secrets", &entries).await.unwrap();
+    v.assign("other", &entries).await.unwrap();
+    let mut c = raw(&server.url()).await;
+    let _: () = v
+        .rate_limit("10.0.1.25", &[(60, 10)], 1_000_000)
+        .await
+        .map(|_| ())
+        .unwrap();
+    let all = dump(&server.url()).await;
+    assert!(all.len() > 2 * (2 * originals.len()), "{}", all.len());
+    for (k, val) in &all {
+        for o in originals {
+            for enc in encodings(o) {
+                assert!(!k.contains(&enc), "key {k} holds {o} ({enc})");
+                assert!(!contains(val, enc.as_bytes()), "value of {k} holds {o} ({enc})");
+            }
+        }
+        assert!(!k.contains("tenant-with-secrets"), "tenant names are hashed: {k}");
+    }
+    // And SCAN agrees with KEYS (the layout has nothing hidden elsewhere).
+    let mut it: redis_client::AsyncIter<String> = c.scan().await.unwrap();
+    let mut n = 0;
+    while let Some(k) = it.next_item().await {
+        k.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, all.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_key_rotation() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let old = vault(&url, K1, |c| c.cache_entries = 0);
+    let a = old
+        .assign(
+            "t",
+            &[e("AWS_EC2", "i-0000000000000000a"), e("AWS_EC2", "i-0000000000000000b")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a, ["AWS_EC2_001", "AWS_EC2_002"]);
+    // Rotate: the new key first, the old one still listed.
+    let rotated = vault(&url, &format!("{K2},{K1}"), |c| c.cache_entries = 0);
+    let ring = Keyring::parse(&format!("{K2},{K1}")).unwrap();
+    // Not yet used since the rotation: still resolves (old key decrypts).
+    assert_eq!(
+        rotated.resolve("t", &["AWS_EC2_002"]).await.unwrap(),
+        [Some("i-0000000000000000b".to_string())]
+    );
+    // Used again: same placeholder, mapping moved to the new key.
+    let r = rotated
+        .assign("t", &[e("AWS_EC2", "i-0000000000000000a")])
+        .await
+        .unwrap();
+    assert_eq!(r, ["AWS_EC2_001"]);
+    let mut c = raw(&url).await;
+    let base = rotated.tenant_base("t");
+    let blob1: Vec<u8> = c.get(format!("{base}r:AWS_EC2_001")).await.unwrap();
+    let blob2: Vec<u8> = c.get(format!("{base}r:AWS_EC2_002")).await.unwrap();
+    assert_eq!(ring.blob_key(&blob1), Some(0), "re-encrypted with the current key");
+    assert_eq!(
+        ring.blob_key(&blob2),
+        Some(1),
+        "untouched mapping keeps the old key until used"
+    );
+    let fwd: Vec<String> = redis_client::cmd("KEYS")
+        .arg(format!("{base}f:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(fwd.len(), 2, "{fwd:?}");
+    assert_eq!(fwd.iter().filter(|k| k.contains(&ring.key_id(0))).count(), 1);
+    // New values get new numbers as before.
+    let n = rotated
+        .assign("t", &[e("AWS_EC2", "i-0000000000000000c")])
+        .await
+        .unwrap();
+    assert_eq!(n, ["AWS_EC2_003"]);
+    // Once every mapping moved (here: by using it), the old key can go.
+    rotated
+        .assign("t", &[e("AWS_EC2", "i-0000000000000000b")])
+        .await
+        .unwrap();
+    let only_new = vault(&url, K2, |c| c.cache_entries = 0);
+    assert_eq!(
+        only_new
+            .resolve("t", &["AWS_EC2_001", "AWS_EC2_002", "AWS_EC2_003"])
+            .await
+            .unwrap(),
+        [
+            Some("i-0000000000000000a".to_string()),
+            Some("i-0000000000000000b".to_string()),
+            Some("i-0000000000000000c".to_string())
+        ]
+    );
+    assert_eq!(
+        only_new
+            .assign("t", &[e("AWS_EC2", "i-0000000000000000b")])
+            .await
+            .unwrap(),
+        ["AWS_EC2_002"]
+    );
+    // The old key alone cannot read what the new key wrote.
+    assert_eq!(old.resolve("t", &["AWS_EC2_003"]).await.unwrap(), [None]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sliding_ttl_expiry() {
+    let Some(server) = RedisServer::start() else { return };
+    let v = vault(&server.url(), K1, |c| {
+        c.ttl = Duration::from_secs(2);
+        c.cache_entries = 0;
+    });
+    let o = "i-0000000000000dead";
+    assert_eq!(v.assign("t", &[e("AWS_EC2", o)]).await.unwrap(), ["AWS_EC2_001"]);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Renewed by use.
+    assert_eq!(v.assign("t", &[e("AWS_EC2", o)]).await.unwrap(), ["AWS_EC2_001"]);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(v.resolve("t", &["AWS_EC2_001"]).await.unwrap(), [Some(o.to_string())]);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(v.resolve("t", &["AWS_EC2_001"]).await.unwrap(), [None], "expired");
+    // A number is never reused: the original comes back with a new one.
+    assert_eq!(v.assign("t", &[e("AWS_EC2", o)]).await.unwrap(), ["AWS_EC2_002"]);
+    // Mapping keys carry a TTL; the counter does not (so numbers are never reused).
+    let mut c = raw(&server.url()).await;
+    let base = v.tenant_base("t");
+    let ttl: i64 = c.ttl(format!("{base}r:AWS_EC2_002")).await.unwrap();
+    assert!((1..=2).contains(&ttl), "{ttl}");
+    let ttl: i64 = c.ttl(format!("{base}n:AWS_EC2")).await.unwrap();
+    assert_eq!(ttl, -1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lost_counter_never_reissues_a_live_number() {
+    let Some(server) = RedisServer::start() else { return };
+    let v = vault(&server.url(), K1, |c| c.cache_entries = 0);
+    v.assign(
+        "t",
+        &[e("AWS_EC2", "i-1111111111111111a"), e("AWS_EC2", "i-1111111111111111b")],
+    )
+    .await
+    .unwrap();
+    let mut c = raw(&server.url()).await;
+    let _: () = c.del(format!("{}n:AWS_EC2", v.tenant_base("t"))).await.unwrap();
+    let p = v.assign("t", &[e("AWS_EC2", "i-1111111111111111c")]).await.unwrap();
+    assert_eq!(p, ["AWS_EC2_003"]);
+    assert_eq!(
+        v.resolve("t", &["AWS_EC2_001"]).await.unwrap(),
+        [Some("i-1111111111111111a".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_resolve_one_round_trip_and_cache() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let writer = vault(&url, K1, |_| {});
+    let originals: Vec<String> = (0..50).map(|i| format!("i-{i:017x}")).collect();
+    let entries: Vec<Entry> = originals.iter().map(|o| e("AWS_EC2", o)).collect();
+    let ps = writer.assign("t", &entries).await.unwrap();
+    let reader = vault(&url, K1, |c| c.cache_entries = 20);
+    let mut asked: Vec<&str> = ps.iter().map(String::as_str).collect();
+    asked.push("AWS_EC2_999");
+    asked.push("not a placeholder");
+    let before = command_calls(&url, "mget").await;
+    let got = reader.resolve("t", &asked).await.unwrap();
+    assert_eq!(command_calls(&url, "mget").await - before, 1, "one MGET for all");
+    for (i, o) in originals.iter().enumerate() {
+        assert_eq!(got[i].as_deref(), Some(o.as_str()));
+    }
+    assert_eq!(got[50], None);
+    assert_eq!(got[51], None);
+    assert!(reader.cache_len() <= 20, "bounded: {}", reader.cache_len());
+    // Recently resolved ones come from the cache: no round trip.
+    let before = command_calls(&url, "mget").await;
+    let again = reader.resolve("t", &[ps[49].as_str()]).await.unwrap();
+    assert_eq!(again, [Some(originals[49].clone())]);
+    assert_eq!(command_calls(&url, "mget").await, before);
+    // The writer's own assignments are cached too.
+    let before = command_calls(&url, "mget").await;
+    assert_eq!(
+        writer.resolve("t", &[ps[0].as_str()]).await.unwrap(),
+        [Some(originals[0].clone())]
+    );
+    assert_eq!(command_calls(&url, "mget").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_fast_and_recovers() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let v = vault(&server.url(), K1, |c| {
+        c.timeout = Duration::from_millis(300);
+        c.connect_timeout = Duration::from_millis(300);
+        c.breaker_failures = 2;
+        c.breaker_cooldown = Duration::from_millis(500);
+    });
+    assert_eq!(
+        v.assign("t", &[e("AWS_EC2", "i-2222222222222222a")]).await.unwrap(),
+        ["AWS_EC2_001"]
+    );
+    v.ping().await.unwrap();
+    server.stop();
+    for _ in 0..2 {
+        let t = Instant::now();
+        let r = v.assign("t", &[e("AWS_EC2", "i-2222222222222222b")]).await;
+        assert!(matches!(r, Err(VaultError::Unavailable(_))), "{r:?}");
+        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+        if let Err(VaultError::Unavailable(why)) = r {
+            assert!(!why.contains("i-2222"), "{why}");
+        }
+    }
+    assert!(v.breaker_open());
+    let t = Instant::now();
+    assert!(v.assign("t", &[e("AWS_EC2", "i-2222222222222222b")]).await.is_err());
+    assert!(v.ping().await.is_err());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "open breaker answers at once: {:?}",
+        t.elapsed()
+    );
+    server.restart();
+    let back = Instant::now();
+    loop {
+        if v.ping().await.is_ok() {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "not recovered within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!v.breaker_open());
+    // The restarted server is empty: allocation starts again, and works.
+    assert_eq!(
+        v.assign("t", &[e("AWS_EC2", "i-2222222222222222b")]).await.unwrap(),
+        ["AWS_EC2_001"]
+    );
+    eprintln!("recovered in {:?}", back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_then_up() {
+    let Some(mut server) = RedisServer::start() else { return };
+    server.stop();
+    let v = vault(&server.url(), K1, |c| c.breaker_cooldown = Duration::from_millis(200));
+    assert!(v.ping().await.is_err());
+    server.restart();
+    let t = Instant::now();
+    while v.ping().await.is_err() {
+        assert!(t.elapsed() < Duration::from_secs(5), "not recovered within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        v.assign("t", &[e("AWS_EC2", "i-3333333333333333a")]).await.unwrap(),
+        ["AWS_EC2_001"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_password_auth() {
+    let pw = "correct-horse-battery-staple";
+    let Some(server) = RedisServer::start_with(&["--requirepass", pw]) else {
+        return;
+    };
+    let ok = vault(&server.url(), K1, |c| c.password = Some(pw.into()));
+    ok.ping().await.unwrap();
+    let bad = vault(&server.url(), K1, |c| c.password = Some("wrong-password-value".into()));
+    match bad.ping().await {
+        Err(VaultError::Unavailable(why)) => assert!(!why.contains("wrong-password-value"), "{why}"),
+        r => panic!("{r:?}"),
+    }
+    let none = vault(&server.url(), K1, |_| {});
+    assert!(none.assign("t", &[e("AWS_EC2", "i-4444444444444444a")]).await.is_err());
+    // Password in the URL works too, and Debug never shows it.
+    let in_url = vault(&format!("redis://:{pw}@127.0.0.1:{}", server.port), K1, |_| {});
+    in_url.ping().await.unwrap();
+    assert!(!format!("{in_url:?}").contains(pw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rate_limit_shared() {
+    let Some(server) = RedisServer::start() else { return };
+    let v1 = vault(&server.url(), K1, |_| {});
+    let v2 = vault(&server.url(), K1, |_| {});
+    let now = 1_000_040; // 20 s into a minute
+    let mut allowed = 0;
+    for i in 0..10 {
+        let v = if i % 2 == 0 { &v1 } else { &v2 };
+        let (ok, counts) = v.rate_limit("client-1", &[(1, 100), (60, 5)], now).await.unwrap();
+        if ok {
+            allowed += 1;
+            assert_eq!(counts[1], allowed);
+        } else {
+            assert_eq!(counts[1], 5);
+        }
+    }
+    assert_eq!(allowed, 5, "one shared budget across both");
+    let (ok, _) = v1.rate_limit("client-2", &[(60, 5)], now).await.unwrap();
+    assert!(ok, "another key has its own budget");
+    let (ok, counts) = v2.rate_limit("client-1", &[(60, 5)], now + 40).await.unwrap();
+    assert!(ok && counts == [1], "the next window starts afresh");
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the tests need: redis-server (the Redis vault and rate-limit tests start their own on a free
+# port), and the Python venv with the official LLM SDKs used by the gateway's SDK tests
+# (crates/gateway/tests/gateway/sdk.rs). Idempotent. Usage: scripts/setup-test-env.sh [VENV_DIR]
+# Default VENV_DIR: <repo>/.venv-sdk (the tests look there, or in $MASKGATE_SDK_VENV).
+set -euo pipefail
+
+# redis-server: only when missing (no system service is used; each test starts its own server).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing redis-server (apt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    # The package may start a system service; the tests never use it.
+    if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+  else
+    echo "redis-server missing and cannot be installed here (need root and apt-get): Redis tests will fail under CI" >&2
+  fi
+fi
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${1:-${MASKGATE_SDK_VENV:-$repo/.venv-sdk}}"
+# The sidecar's end-to-end test (crates/sidecar/tests) needs iptables and iproute2 (`ip netns`); installed only
+# when missing, and only where apt-get and root are available.
+missing=()
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y "${missing[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+  else
+    echo "note: ${missing[*]} missing (needed by the sidecar end-to-end test, which then skips)" >&2
+  fi
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian splits venv/ensurepip out of python3.
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+    else
+      echo "cannot create a venv: install python3-venv" >&2
+      exit 1
+    fi
+  fi
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "anthropic>=0.40" "openai>=1.50"
+"$venv/bin/python" -c 'import anthropic, openai; print("sdk venv ready:", "anthropic", anthropic.__version__, "openai", openai.__version__)'
