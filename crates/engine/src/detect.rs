@@ -2312,6 +2312,7 @@ mod tests {
         prop_oneof![
             // identifiers and near misses
             "(i|vpc|sg|subnet|ami|vol|eni|r|o|p|h|ou|j|d|e|db|mrk|da2)-[0-9a-f]{4,18}",
+            "(i|vpc|sg|subnet|x|my)-[a-f]{6,18}|[a-z]{2,6}-[a-z]{8,10}",
             "(AKIA|ASIA|AIDA|AROA|ABSK|IQoJb3|ZX|E)[A-Z0-9]{6,20}",
             "arn:aws(-cn)?:(iam|s3|lambda|kms)::?[0-9]{12}?:(role|key|function)?/?[a-z0-9-]{0,12}",
             "arn%3Aaws%3Aiam%3A%3A[0-9]{12}%3Arole%2F[a-z]{3}",
@@ -2381,6 +2382,8 @@ mod tests {
             "us-east-1_EXAMPLE12 us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE r-ab12 x:r-ab12 ou-ab12-cd34ef56",
             "sgw-12345678 sgw-ABCDEFAB p-AB_CD_EF_12 s3a://my-bucket-9/x s3n://b1c/x",
             "a1.b2.c3.d4:r-ab12 1.2.3.4:s3a://bkt-1/k 10.0.0.1/8.1 v1.2.3.4 Kong 3.9.0.1",
+            "vpc-aaaabbbb and x subnet-abcdefab sg-aaaaaaaaaaaaaaaaa. my-deadbeef follow-upgrades",
+            "--target-account-ids 123456789012 --account-ids 210987654321",
         ];
         for c in cases {
             assert_same(&d, c.as_bytes());

@@ -1003,8 +1003,8 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
         }
     }
     let dash = win.dash() & te;
-    if !dash.is_zero() && !d.is_zero() {
-        // A `-`, then eight or more alphanumerics holding a digit.
+    if !dash.is_zero() {
+        // A `-`, then eight or more alphanumerics holding a digit, or no letter but `a` to `f`.
         let an = (win.al() | win.d()) & te;
         let x = an & (an >> 1);
         let x = x & (x >> 2);
@@ -1022,6 +1022,10 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
                 after & W::M::below(gap.trailing() as usize)
             };
             if !(run & d).is_zero() {
+                return true;
+            }
+            let (a, b) = (run.trailing() as usize + org - s, run.highest() as usize + 1 + org - s);
+            if tok[a..b].iter().all(|c| matches!(c, b'a'..=b'f')) {
                 return true;
             }
         }
@@ -1060,21 +1064,19 @@ fn interesting_maybe<W: Win>(t: &[u8], win: W, tm: W::M, td: W::M, dash: W::M, c
         if colon.count() >= 7 || !(colon & (colon >> 1)).is_zero() {
             return true;
         }
-        if !dash.is_zero() {
-            // A `-` followed by eight alphanumerics.
-            if n >= 9 {
-                let an = (win.al() | win.d()) & tm;
-                let x = an & (an >> 1);
-                let x = x & (x >> 2);
-                let x = x & (x >> 4);
-                if !(dash & (x >> 1)).is_zero() {
-                    return true;
-                }
-            }
-            // `-<digit>_` (Cognito user pools).
-            if !(win.us() & tm & (td << 1) & (dash << 2)).is_zero() {
-                return true;
-            }
+        // `-<digit>_` (Cognito user pools).
+        if !(win.us() & tm & (td << 1) & (dash << 2)).is_zero() {
+            return true;
+        }
+    }
+    // A `-` followed by eight alphanumerics (holding a digit, or hex letters only).
+    if !dash.is_zero() && n >= 9 {
+        let an = (win.al() | win.d()) & tm;
+        let x = an & (an >> 1);
+        let x = x & (x >> 2);
+        let x = x & (x >> 4);
+        if !(dash & (x >> 1)).is_zero() {
+            return true;
         }
     }
     // Sixteen capitals or digits in a row.
@@ -1147,26 +1149,18 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
         }
     }
     let norm = &buf[buf.len() - len..];
-    (!longer && exact_keys()[len].contains(&norm))
+    (!longer && (exact_keys()[len].contains(&norm) || flag_alias(norm).is_some()))
         || TEXT_KEY_SUFFIXES
             .iter()
             .any(|(s, _, _)| s.as_bytes().last() == norm.last() && norm.ends_with(s.as_bytes()))
 }
 
-/// The keys `keyed` and `flag_alias` know, by length.
+/// The keys of [`KEYED`], by length.
 fn exact_keys() -> &'static [Vec<&'static [u8]>; 25] {
     static KEYS: std::sync::OnceLock<[Vec<&'static [u8]>; 25]> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         let mut t: [Vec<&'static [u8]>; 25] = Default::default();
-        let flags: [&'static [u8]; 6] = [
-            b"owneridsowner",
-            b"accountids",
-            b"functionname",
-            b"dbinstanceidentifier",
-            b"dbclusteridentifier",
-            b"distributionid",
-        ];
-        for k in KEYED.iter().map(|(k, _, _)| k.as_bytes()).chain(flags) {
+        for k in KEYED.iter().map(|(k, _, _)| k.as_bytes()) {
             t[k.len()].push(k);
         }
         t
@@ -1244,7 +1238,7 @@ mod tests {
     fn token() -> impl Strategy<Value = String> {
         prop_oneof![
             "[a-zA-Z0-9:./=_%@+#~*&?!$-]{0,40}",
-            "(aws|AWS|amz|alias/|s3|S3|ip|int|internal|cloudfront|CLOUDFRONT|beanstalk|IQoJb3|ABSK|r-|ou-|da2-|x|-|_|:|\\.|[0-9]{1,4}|[A-Z0-9]{4,8}|[a-z]{1,5}){1,8}",
+            "(aws|AWS|amz|alias/|s3|S3|ip|int|internal|cloudfront|CLOUDFRONT|beanstalk|IQoJb3|ABSK|r-|ou-|da2-|x|-|_|:|\\.|[0-9]{1,4}|[A-Z0-9]{4,8}|[a-z]{1,5}|[a-f]{4,9}|[0-9a-f]{4,9}){1,8}",
         ]
     }
 
@@ -1307,14 +1301,7 @@ mod tests {
     #[test]
     fn key_last_letters() {
         let mut keys: Vec<&str> = KEYED.iter().map(|(k, _, _)| *k).collect();
-        keys.extend([
-            "owneridsowner",
-            "accountids",
-            "functionname",
-            "dbinstanceidentifier",
-            "dbclusteridentifier",
-            "distributionid",
-        ]);
+        keys.extend(["accountids", "targetaccountids"]);
         keys.extend([
             "bucket",
             "rdsinstance",
