@@ -1679,24 +1679,25 @@ fn is_prose_keyword(v: &[u8]) -> bool {
 }
 
 /// Keys written in text (`s3_logs_bucket = …`), matched on their normalized ending.
+const TEXT_KEY_SUFFIXES: &[(&str, &str, ValueShape)] = &[
+    ("bucket", "s3_bucket", ValueShape::Bucket),
+    ("rdsinstance", "rds_instance", ValueShape::Name),
+    ("dbinstance", "rds_instance", ValueShape::Name),
+    ("rdscluster", "rds_instance", ValueShape::Name),
+    ("redshift", "redshift_cluster", ValueShape::Name),
+    ("redshiftcluster", "redshift_cluster", ValueShape::Name),
+    ("elasticache", "elasticache_cluster", ValueShape::Name),
+    ("elasticachecluster", "elasticache_cluster", ValueShape::Name),
+    ("gluejob", "glue_job", ValueShape::Name),
+    ("lambdafunction", "lambda_function", ValueShape::Name),
+    ("dynamodbtable", "dynamodb_table", ValueShape::Name),
+    ("eksclustername", "eks_cluster", ValueShape::Name),
+    ("ecsclustername", "ecs_cluster", ValueShape::Name),
+    ("stackname", "stack_name", ValueShape::Name),
+];
+
 fn text_key(key: &[u8]) -> Option<(KindId, ValueShape)> {
-    const SUFFIXES: &[(&str, &str, ValueShape)] = &[
-        ("bucket", "s3_bucket", ValueShape::Bucket),
-        ("rdsinstance", "rds_instance", ValueShape::Name),
-        ("dbinstance", "rds_instance", ValueShape::Name),
-        ("rdscluster", "rds_instance", ValueShape::Name),
-        ("redshift", "redshift_cluster", ValueShape::Name),
-        ("redshiftcluster", "redshift_cluster", ValueShape::Name),
-        ("elasticache", "elasticache_cluster", ValueShape::Name),
-        ("elasticachecluster", "elasticache_cluster", ValueShape::Name),
-        ("gluejob", "glue_job", ValueShape::Name),
-        ("lambdafunction", "lambda_function", ValueShape::Name),
-        ("dynamodbtable", "dynamodb_table", ValueShape::Name),
-        ("eksclustername", "eks_cluster", ValueShape::Name),
-        ("ecsclustername", "ecs_cluster", ValueShape::Name),
-        ("stackname", "stack_name", ValueShape::Name),
-    ];
-    SUFFIXES
+    TEXT_KEY_SUFFIXES
         .iter()
         .find(|(s, _, _)| key.ends_with(s.as_bytes()))
         .map(|(_, k, sh)| (kinds::id(k), *sh))
@@ -2072,32 +2073,38 @@ fn ipv4_search(h: &[u8], at: usize) -> Option<(usize, usize)> {
         .find_map(|x| ipv4_at(h, x).map(|y| (x, y)))
 }
 
-/// The end of the IPv4 rule's match starting at `x` (where `\b` holds).
+/// The end of the IPv4 rule's match starting at `x` (where the leading word boundary holds).
 fn ipv4_at(h: &[u8], x: usize) -> Option<usize> {
-    let digit = |p: usize| p < h.len() && h[p].is_ascii_digit();
-    // `\b` after a digit: the next byte is not one.
-    let boundary = |p: usize| !digit(p);
-    let digits = |p: usize, max: usize| (0..max).take_while(|&k| digit(p + k)).count();
-    let dot = |p: usize| h.get(p) == Some(&b'.');
-    for d1 in (1..=digits(x, 3)).rev() {
+    // Digits at `p`, at most `max`.
+    fn digits(h: &[u8], p: usize, max: usize) -> usize {
+        let mut k = 0;
+        while k < max && p + k < h.len() && h[p + k].is_ascii_digit() {
+            k += 1;
+        }
+        k
+    }
+    // The word boundary after a digit: the next byte is not one.
+    let boundary = |p: usize| p >= h.len() || !h[p].is_ascii_digit();
+    let dot = |p: usize| p < h.len() && h[p] == b'.';
+    for d1 in (1..=digits(h, x, 3)).rev() {
         let p1 = x + d1;
         if !dot(p1) {
             continue;
         }
-        for d2 in (1..=digits(p1 + 1, 3)).rev() {
+        for d2 in (1..=digits(h, p1 + 1, 3)).rev() {
             let p2 = p1 + 1 + d2;
             if !dot(p2) {
                 continue;
             }
-            for d3 in (1..=digits(p2 + 1, 3)).rev() {
+            for d3 in (1..=digits(h, p2 + 1, 3)).rev() {
                 let p3 = p2 + 1 + d3;
                 if !dot(p3) {
                     continue;
                 }
-                for d4 in (1..=digits(p3 + 1, 3)).rev() {
+                for d4 in (1..=digits(h, p3 + 1, 3)).rev() {
                     let q = p3 + 1 + d4;
-                    if h.get(q) == Some(&b'/') {
-                        for c in (1..=digits(q + 1, 2)).rev() {
+                    if q < h.len() && h[q] == b'/' {
+                        for c in (1..=digits(h, q + 1, 2)).rev() {
                             if boundary(q + 1 + c) {
                                 return Some(q + 1 + c);
                             }

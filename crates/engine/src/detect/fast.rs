@@ -39,6 +39,10 @@ pub(super) struct Masks<const CAP: usize> {
     bs: [u64; CAP],
     tri: [u64; CAP],
     tri6: [u64; CAP],
+    /// The anchors of [`anchors`]: pattern, key, shape.
+    apat: [u64; CAP],
+    akey: [u64; CAP],
+    ashape: [u64; CAP],
 }
 
 impl<const CAP: usize> Masks<CAP> {
@@ -63,6 +67,9 @@ impl<const CAP: usize> Masks<CAP> {
             bs: z,
             tri: z,
             tri6: z,
+            apat: z,
+            akey: z,
+            ashape: z,
         }
     }
 
@@ -256,6 +263,9 @@ pub(super) trait Win: Copy {
     fn eq(self) -> Self::M;
     fn us(self) -> Self::M;
     fn tri(self) -> Self::M;
+    fn apat(self) -> Self::M;
+    fn akey(self) -> Self::M;
+    fn ashape(self) -> Self::M;
 }
 
 #[derive(Clone, Copy)]
@@ -278,7 +288,7 @@ macro_rules! win_fields {
         }
     };
 }
-win_fields!(d, al, u, dash, dot, colon, eq, us, tri);
+win_fields!(d, al, u, dash, dot, colon, eq, us, tri, apat, akey, ashape);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bit-parallel run flags
@@ -600,25 +610,16 @@ struct Carries {
     w: u64,
     k: u64,
     nontrim: u64,
-    pat: u64,
-    key: u64,
-    shape: u64,
+    hot: u64,
     dud: u64,
     al: u64,
 }
 
-/// The per-run flags of one block, at its end markers.
-struct Flags {
-    /// Runs to look at: visited, not only `.` and `:` (trimmed to nothing), and with some route open.
-    todo: u64,
-    pat: u64,
-    key: u64,
-    shape: u64,
-}
-
 impl<const CAP: usize> Masks<CAP> {
+    /// The runs of block `b` to look at, at their end markers: visited, not only `.` and `:` (trimmed to
+    /// nothing), and holding an anchor or being a name candidate.
     #[inline(always)]
-    fn flags(&self, b: usize, anch: [u64; 3], c: &mut Carries) -> Flags {
+    fn todo(&self, b: usize, c: &mut Carries) -> u64 {
         let w = self.w[b];
         let wp = (w << 1) | c.w;
         c.w = w >> 63;
@@ -626,18 +627,17 @@ impl<const CAP: usize> Masks<CAP> {
         let ends = !w & wp;
         let visited = has(w, starts, ends, self.k[b], &mut c.k);
         let nontrim = has(w, starts, ends, w & !(self.dot[b] | self.colon[b]), &mut c.nontrim);
-        let pat = has(w, starts, ends, anch[0], &mut c.pat);
-        let key = has(w, starts, ends, anch[1], &mut c.key) | (ends & self.gt[b]);
-        let shape = has(w, starts, ends, anch[2], &mut c.shape);
+        let anchored = has(
+            w,
+            starts,
+            ends,
+            self.apat[b] | self.akey[b] | self.ashape[b],
+            &mut c.hot,
+        );
         // Name candidates: a letter, and a digit, `-` or `_` (what `looks_like_id` needs).
         let dud = has(w, starts, ends, self.dash[b] | self.us[b] | self.d[b], &mut c.dud);
         let al = has(w, starts, ends, self.al[b], &mut c.al);
-        Flags {
-            todo: visited & nontrim & (pat | key | shape | (dud & al)),
-            pat,
-            key,
-            shape,
-        }
+        visited & nontrim & (anchored | (ends & self.gt[b]) | (dud & al))
     }
 
     #[inline(always)]
@@ -704,19 +704,19 @@ impl Detector {
             let mut g = 0;
             while g <= last {
                 let [pat, key, shape] = anchors(&m.cls::<L>(g), &mut prev);
-                let (mut ap, mut ak, mut ash) = ([0u64; 4], [0u64; 4], [0u64; 4]);
-                pat.store(&mut ap);
-                key.store(&mut ak);
-                shape.store(&mut ash);
+                let mut four = [0u64; 4];
+                for (a, out) in [(pat, &mut m.apat), (key, &mut m.akey), (shape, &mut m.ashape)] {
+                    a.store(&mut four);
+                    out[g..g + L::N].copy_from_slice(&four[..L::N]);
+                }
                 for lane in 0..L::N {
                     let b = g + lane;
-                    let f = m.flags(b, [ap[lane], ak[lane], ash[lane]], &mut car);
+                    let mut todo = m.todo(b, &mut car);
                     // Block 0 only primes the carries.
                     if b == 0 || b > last {
                         continue;
                     }
                     let o = base + 64 * (b - 1);
-                    let mut todo = f.todo;
                     if i >= o {
                         todo &= if i - o >= 63 { 0 } else { !0u64 << (i - o + 1) };
                     }
@@ -731,8 +731,7 @@ impl Detector {
                         if (s0 as isize) < m.start(0) && !visited(text, s0, j) {
                             continue;
                         }
-                        let routes = (f.pat >> r & 1, f.key >> r & 1, f.shape >> r & 1);
-                        if let Some(pk) = self.acts(text, &m, s0, j, routes, &st) {
+                        if let Some(pk) = self.acts(text, &m, s0, j, &st) {
                             i = j;
                             if let Some(next) = self.visit(text, s0, j, pk, &mut st, out) {
                                 i = next;
@@ -754,7 +753,7 @@ impl Detector {
     }
 
     /// Whether the token `[s0, j)` must be visited (`Some`, with what is known of its patterns): a check per
-    /// open route (`(pattern, key, shape)`; every flagged token is also checked as a name).
+    /// route its anchors open (every flagged token is also checked as a name).
     #[inline(always)]
     fn acts<const CAP: usize>(
         &self,
@@ -762,7 +761,6 @@ impl Detector {
         m: &Masks<CAP>,
         s0: usize,
         j: usize,
-        routes: (u64, u64, u64),
         st: &ScanState,
     ) -> Option<Known> {
         if (s0 as isize) < m.start(0) {
@@ -772,9 +770,9 @@ impl Detector {
         let kl = ((j - 1) as isize - m.start(0)) as usize / 64;
         let org = m.start(k).max(0) as usize;
         if kl == k {
-            self.acts_on(text, One(m, k), m, org, s0, j, routes, st)
+            self.acts_on(text, One(m, k), m, org, s0, j, st)
         } else if kl == k + 1 {
-            self.acts_on(text, Two(m, k), m, org, s0, j, routes, st)
+            self.acts_on(text, Two(m, k), m, org, s0, j, st)
         } else {
             Some(Known::Unknown)
         }
@@ -790,7 +788,6 @@ impl Detector {
         org: usize,
         s0: usize,
         j: usize,
-        (pat, key, shape): (u64, u64, u64),
         st: &ScanState,
     ) -> Option<Known> {
         if s0 > 0 && text[s0 - 1] == b'\\' {
@@ -812,11 +809,19 @@ impl Detector {
         if nonletter.is_zero() && n < 16 {
             return None;
         }
+        // The routes the run's anchors open (see [`anchors`]).
+        let pat = !(win.apat() & tm).is_zero();
+        let key = !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>');
+        let shape = !(win.ashape() & tm).is_zero();
+        if !(pat || key || shape) {
+            // Only the name route (the run is a name candidate): `looks_like_id` needs what the run has.
+            return self.name_may_act(text, m, s, st).then_some(Known::No);
+        }
         let te = W::M::below(e - org) & from_s;
 
         // The patterns: a superset test on the masks, then exactly.
         let mut pk = Known::No;
-        if pat != 0 && n >= 6 {
+        if pat && n >= 6 {
             let td = tm & win.d();
             if interesting_maybe(&text[s..e], win, tm, td, tm & win.dash(), tm & win.colon()) {
                 let tok = &text[s..e];
@@ -835,7 +840,7 @@ impl Detector {
         }
         // `key_then_value` (only for tokens with punctuation): the key it would look up must not be known.
         let ops = (win.colon() | win.eq()) & te;
-        if key != 0 && !(nonletter & !win.d()).is_zero() && self.key_may_act(text, m, org, s, e, ops) {
+        if key && !(nonletter & !win.d()).is_zero() && self.key_may_act(text, m, org, s, e, ops) {
             return Some(pk);
         }
         // `context`: the value part of the token, its shape, and the words before it.
@@ -850,10 +855,7 @@ impl Detector {
             vs = s + 12;
         }
         let vm = te & !W::M::below(vs - org);
-        if shape != 0
-            && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100)
-            && shape_maybe(&text[vs..e], vm, win)
-        {
+        if shape && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100) && shape_maybe(&text[vs..e], vm, win) {
             return Some(pk);
         }
         // `looks_like_id(v)`.
@@ -865,15 +867,25 @@ impl Detector {
         if (vm & !(vd | vdash | win.dot())).is_zero() {
             return None;
         }
-        // A list after a name, or a name after a prose keyword.
+        self.name_may_act(text, m, s, st).then_some(pk)
+    }
+
+    /// Whether the token at `s` may continue a list after a name, or be a name after a prose keyword (the last
+    /// steps of `context`, for a value that looks like an id).
+    #[inline(always)]
+    fn name_may_act<const CAP: usize>(&self, text: &[u8], m: &Masks<CAP>, s: usize, st: &ScanState) -> bool {
         if let Some((_, _, end)) = st.list {
             if end <= s && list_gap(&text[end..s]) {
-                return Some(pk);
+                return true;
             }
         }
-        let p1 = m.prev_token(text, s)?;
-        let (a, b) = trim_assign(text, p1);
-        prose_word_maybe(&text[a..b]).then_some(pk)
+        match m.prev_token(text, s) {
+            None => false,
+            Some(p1) => {
+                let (a, b) = trim_assign(text, p1);
+                prose_word_maybe(&text[a..b])
+            }
+        }
     }
 
     /// Whether `key_then_value` may know the key of the token `[s, e)` (`ops`: its `:` and `=`).
@@ -1106,8 +1118,18 @@ pub(super) const KEY_LAST: &[u8] = b"bdenrsty";
 
 /// `normalize(raw)` names a JSON key, CLI flag or text key: what `key_then_value` looks up.
 pub(super) fn key_known(raw: &[u8]) -> bool {
+    // `KEY_LAST` as a bit set of letters.
+    const LAST: u32 = {
+        let mut m = 0u32;
+        let mut i = 0;
+        while i < KEY_LAST.len() {
+            m |= 1 << (KEY_LAST[i] - b'a');
+            i += 1;
+        }
+        m
+    };
     match raw.iter().rfind(|c| c.is_ascii_alphanumeric()) {
-        Some(c) if KEY_LAST.contains(&c.to_ascii_lowercase()) => {}
+        Some(&c) if c.is_ascii_alphabetic() && LAST >> ((c | 0x20) - b'a') & 1 != 0 => {}
         _ => return false,
     }
     // The normalized key, from its end: at most 24 bytes (the longest exact key has 20).
@@ -1125,7 +1147,10 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
         }
     }
     let norm = &buf[buf.len() - len..];
-    (!longer && exact_keys()[len].contains(&norm)) || text_key(norm).is_some()
+    (!longer && exact_keys()[len].contains(&norm))
+        || TEXT_KEY_SUFFIXES
+            .iter()
+            .any(|(s, _, _)| s.as_bytes().last() == norm.last() && norm.ends_with(s.as_bytes()))
 }
 
 /// The keys `keyed` and `flag_alias` know, by length.
