@@ -14,6 +14,8 @@
 
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
 use maskgate_engine::{unmask_json, unmask_text, StreamFormat, StreamUnmasker, UnmaskStats};
 use maskgate_fuzz::{placeholder_like, Reader, Recording, TenantVault, MASKER};
@@ -50,10 +52,17 @@ const WORDS: &[&str] = &[
     "sg-0123456789abcdef0",
 ];
 
-fn victim_originals() -> Vec<String> {
+/// Glue for responses: nothing that could be an original.
+const GLUE: &[&str] = &[" ", "\n", "\\n", "AWS_", "_", "0", "\\", "x", "-", ".", "é", "\""];
+
+/// The tenant's vault once the victim's request is masked, and the victim's originals.
+static AFTER_VICTIM: LazyLock<(TenantVault, Vec<String>)> = LazyLock::new(|| {
     let plan = MASKER.plan_text(VICTIM);
-    plan.entries().iter().map(|e| e.original.clone()).collect()
-}
+    let originals = plan.entries().iter().map(|e| e.original.clone()).collect();
+    let mut vault = TenantVault::default();
+    vault.finish(plan).expect("victim masked");
+    (vault, originals)
+});
 
 /// Text made of placeholder-shaped strings, words and raw bytes.
 fn attacker_text(r: &mut Reader<'_>) -> String {
@@ -92,7 +101,7 @@ fn response(r: &mut Reader<'_>, masked: &str) -> String {
                 }
                 s.push_str(&masked[a..e]);
             }
-            _ => s.push_str(WORDS[usize::from(r.u8()) % WORDS.len()]),
+            _ => s.push_str(GLUE[usize::from(r.u8()) % GLUE.len()]),
         }
     }
     s
@@ -115,9 +124,8 @@ fn check(what: &str, rec: &Recording<'_>, request: &str, unmasked: &str, victim:
 
 fuzz_target!(|data: &[u8]| {
     let mut r = Reader::new(data);
-    let mut vault = TenantVault::default();
-    let victim = victim_originals();
-    vault.finish(MASKER.plan_text(VICTIM)).expect("victim masked");
+    let mut vault = AFTER_VICTIM.0.clone();
+    let victim = &AFTER_VICTIM.1;
 
     let request = attacker_text(&mut r);
 
@@ -134,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
     let resp = response(&mut r, masked_text);
     let rec = Recording::new(&masked.map);
     let out = unmask_text(&resp, &rec, &mut st);
-    check("text", &rec, &request, &out, &victim);
+    check("text", &rec, &request, &out, victim);
 
     // Streamed: the response's text as Anthropic text deltas, cut by the fuzz input.
     let rec = Recording::new(&masked.map);
@@ -156,7 +164,7 @@ fuzz_target!(|data: &[u8]| {
     s.feed(&sse, &mut out).expect("stream");
     s.finish(&mut out).expect("stream");
     drop(s);
-    check("stream", &rec, &request, &String::from_utf8_lossy(&out), &victim);
+    check("stream", &rec, &request, &String::from_utf8_lossy(&out), victim);
 
     // As a JSON body.
     let body = json!({"model": "m", "messages": [{"role": "user", "content": &request}]}).to_string();
@@ -180,12 +188,12 @@ fuzz_target!(|data: &[u8]| {
     let rec = Recording::new(&masked.map);
     let out = unmask_json(resp_body.as_bytes(), &rec, &mut st).expect("JSON");
     let out: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
-    check("json", &rec, &request, &out.to_string(), &victim);
+    check("json", &rec, &request, &out.to_string(), victim);
     check(
         "json text",
         &rec,
         &request,
         out["content"][0]["text"].as_str().unwrap_or_default(),
-        &victim,
+        victim,
     );
 });

@@ -72,7 +72,7 @@ pub fn fresh_placeholders(plan: &Plan) -> Vec<String> {
 }
 
 /// One tenant's vault: get-or-allocate per `(prefix, original)`, counters per prefix that only grow.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TenantVault {
     by_value: HashMap<(String, String), String>,
     counters: HashMap<String, u64>,

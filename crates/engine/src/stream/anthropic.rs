@@ -89,6 +89,10 @@ pub(crate) struct Anthropic {
 }
 
 impl Anthropic {
+    pub fn each_block(&mut self, mut f: impl FnMut(&mut Block)) {
+        self.blocks.iter_mut().for_each(|b| f(&mut b.block));
+    }
+
     pub fn on_data<R: Resolver + ?Sized>(
         &mut self,
         cx: &mut Ctx<'_, R>,

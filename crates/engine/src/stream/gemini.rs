@@ -58,6 +58,10 @@ pub(crate) struct Gemini {
 }
 
 impl Gemini {
+    pub fn each_block(&mut self, mut f: impl FnMut(&mut Block)) {
+        self.streams.iter_mut().for_each(|s| f(&mut s.block));
+    }
+
     pub fn on_data<R: Resolver + ?Sized>(
         &mut self,
         cx: &mut Ctx<'_, R>,

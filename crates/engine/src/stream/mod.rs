@@ -134,6 +134,8 @@ pub struct StreamUnmasker<R: Resolver> {
     transport: Transport,
     scratch: String,
     error: Option<StreamError>,
+    /// The last SSE event ended with a `\r`: a lone `\n` event next is the rest of its `\r\n`.
+    cr_open: bool,
 }
 
 impl<R: Resolver> StreamUnmasker<R> {
@@ -164,6 +166,7 @@ impl<R: Resolver> StreamUnmasker<R> {
             transport,
             scratch: String::new(),
             error: None,
+            cr_open: false,
         }
     }
 
@@ -187,9 +190,12 @@ impl<R: Resolver> StreamUnmasker<R> {
         };
         let handler = &mut self.handler;
         let scratch = &mut self.scratch;
+        let cr_open = &mut self.cr_open;
         let res = match &mut self.transport {
             Transport::Sse(f) => f
-                .feed(chunk, |raw| sse_event(handler, &mut cx, scratch, raw, true, out))
+                .feed(chunk, |raw| {
+                    sse_event(handler, &mut cx, scratch, cr_open, raw, true, out)
+                })
                 .map_err(StreamError::from),
             Transport::Array(a) => a.feed(handler, &mut cx, scratch, chunk, out),
         };
@@ -210,9 +216,10 @@ impl<R: Resolver> StreamUnmasker<R> {
         };
         let handler = &mut self.handler;
         let scratch = &mut self.scratch;
+        let cr_open = &mut self.cr_open;
         match &mut self.transport {
             Transport::Sse(f) => {
-                f.finish(|raw| sse_event(handler, &mut cx, scratch, raw, false, out));
+                f.finish(|raw| sse_event(handler, &mut cx, scratch, cr_open, raw, false, out));
                 handler.flush_all(&mut cx, &mut Framing::Sse, out);
             }
             Transport::Array(a) => a.finish(handler, &mut cx, scratch, out),
@@ -265,6 +272,20 @@ pub(crate) struct Template {
     pub event: Vec<u8>,
     /// Its data, a JSON object.
     pub data: String,
+    /// `event` ends with a `\r` that the framer emitted at once, so a `\n` may still follow (a `\r\n` cut
+    /// between chunks): the next event tells.
+    cr_open: bool,
+}
+
+impl Template {
+    /// The next event has come: `lf` when it is the lone `\n` that completes this event's final `\r\n`, which
+    /// then belongs to the template too (whole input would have framed it so).
+    fn close_cr(&mut self, lf: bool) {
+        if self.cr_open && lf {
+            self.event.push(b'\n');
+        }
+        self.cr_open = false;
+    }
 }
 
 /// A streamed block of text: its unmasker and the template for flushing it.
@@ -304,10 +325,8 @@ impl Block {
             // Too large to keep: the flush event gets this event's other lines and a minimal payload.
             Event::new(event).write_without_data(&mut self.tpl.event);
         }
-        // An event of a `\r\n` stream emitted at its last `\r` (the `\n` was in the next chunk).
-        if self.tpl.event.ends_with(b"\r") && memchr::memmem::find(&self.tpl.event, b"\r\n").is_some() {
-            self.tpl.event.push(b'\n');
-        }
+        // An event emitted at its last `\r`: a `\n` in the next chunk would complete it (see `close_cr`).
+        self.tpl.cr_open = self.tpl.event.ends_with(b"\r");
     }
 
     /// Ends the block: the unmasked held text (empty when nothing was held).
@@ -439,6 +458,17 @@ impl Handler {
         }
     }
 
+    /// Calls `f` on every block held.
+    fn each_block(&mut self, f: impl FnMut(&mut Block)) {
+        match self {
+            Handler::Anthropic(h) => h.each_block(f),
+            Handler::Chat(h) => h.each_block(f),
+            Handler::Responses(h) => h.each_block(f),
+            Handler::Gemini(h) => h.each_block(f),
+            Handler::Generic => {}
+        }
+    }
+
     /// Flushes every block.
     fn flush_all<R: Resolver + ?Sized>(&mut self, cx: &mut Ctx<'_, R>, fr: &mut Framing, out: &mut Vec<u8>) {
         match self {
@@ -456,15 +486,20 @@ enum Transport {
     Array(ArrayStream),
 }
 
-/// One complete SSE event.
+/// One complete SSE event. `cr_open`: the previous event ended with `\r` (see [`Template::close_cr`]).
 fn sse_event<R: Resolver + ?Sized>(
     handler: &mut Handler,
     cx: &mut Ctx<'_, R>,
     scratch: &mut String,
+    cr_open: &mut bool,
     raw: &[u8],
     terminated: bool,
     out: &mut Vec<u8>,
 ) {
+    if std::mem::replace(cr_open, raw.ends_with(b"\r")) {
+        let lf = raw == b"\n";
+        handler.each_block(|b| b.tpl.close_cr(lf));
+    }
     let ev = Event::new(raw);
     let Some(data) = ev.data() else {
         out.extend_from_slice(raw);

@@ -112,6 +112,10 @@ pub(crate) struct Chat {
 }
 
 impl Chat {
+    pub fn each_block(&mut self, mut f: impl FnMut(&mut Block)) {
+        self.streams.iter_mut().for_each(|s| f(&mut s.block));
+    }
+
     pub fn on_data<R: Resolver + ?Sized>(
         &mut self,
         cx: &mut Ctx<'_, R>,
@@ -324,6 +328,10 @@ pub(crate) struct Responses {
 }
 
 impl Responses {
+    pub fn each_block(&mut self, mut f: impl FnMut(&mut Block)) {
+        self.streams.iter_mut().for_each(|s| f(&mut s.block));
+    }
+
     pub fn on_data<R: Resolver + ?Sized>(
         &mut self,
         cx: &mut Ctx<'_, R>,

@@ -266,6 +266,40 @@ fn anthropic_passthrough_and_framing() {
     assert!(!out.replace("\r\n", "").contains('\n'));
 }
 
+/// fuzz `sse_stream`: an event whose lines end differently (`\r`, `\n`, then a `\r\n` blank line) left a block
+/// held; cut between that last `\r` and `\n`, the framer emits the event at the `\r` and the `\n` alone, and the
+/// flush event built from it ended with `\r` where whole input gives `\r\n`. The lone `\n` now completes the
+/// template, exactly.
+#[test]
+fn mixed_line_endings_cut_inside_the_last_crlf() {
+    let delta =
+        |t: &str| format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{t}"}}}}"#);
+    let input = format!(
+        "data: {}\rid: 1\n\r\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\r\r",
+        delta("vm AWS_E"),
+    );
+    let (out, _) = feed_all_ways(StreamFormat::AnthropicMessages, input.as_bytes());
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(&format!(
+            "data: {}\rid: 1\n\r\ndata: {}\rid: 1\n\r\n",
+            delta("vm "),
+            delta("AWS_E")
+        )),
+        "{out:?}"
+    );
+    // A `\r`-only blank line, then a lone `\n` event of its own: nothing to complete.
+    let input = format!(
+        "data: {}\n\r\n\ndata: {{\"type\":\"message_stop\"}}\n\n",
+        delta("x AWS_E")
+    );
+    feed_all_ways(StreamFormat::AnthropicMessages, input.as_bytes());
+    let gemini =
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"thinking AWS_AC\", \"thought\": true}]}}]}\r\
+        content_index\n\r\ndata: {\"candidates\":{\"[c oncteonntent\": {\"parts\": []}}]t\":\n";
+    feed_all_ways(StreamFormat::GeminiSse, gemini.as_bytes());
+}
+
 #[test]
 fn anthropic_unresolved_and_whole_events() {
     // An unknown placeholder split across events stays as it was, counted once.
