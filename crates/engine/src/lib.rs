@@ -6,6 +6,7 @@ pub mod detect;
 pub mod json;
 pub mod kinds;
 pub mod mask;
+mod needles;
 pub mod placeholder;
 pub mod resolve;
 mod skip;

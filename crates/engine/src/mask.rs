@@ -6,11 +6,10 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
 use crate::kinds::KindId;
+use crate::needles::Needles;
 use crate::placeholder;
 use crate::resolve::RequestMap;
 
@@ -113,15 +112,27 @@ enum Reach {
 
 #[derive(Default)]
 struct EntryTable {
-    index: HashMap<(KindId, String), usize>,
+    /// Original → its first entry's kind and index (looked up without allocating); the entries of the same
+    /// text under other kinds in `more`.
+    index: HashMap<String, (KindId, usize)>,
+    more: HashMap<(KindId, String), usize>,
     entries: Vec<PlanEntry>,
     kind_ids: Vec<KindId>,
 }
 
 impl EntryTable {
     fn add(&mut self, detector: &Detector, kind: KindId, original: &str) -> usize {
-        if let Some(&i) = self.index.get(&(kind, original.to_string())) {
-            return i;
+        match self.index.get(original) {
+            Some(&(k, i)) if k == kind => return i,
+            Some(_) => {
+                if let Some(&i) = self.more.get(&(kind, original.to_string())) {
+                    return i;
+                }
+                self.more.insert((kind, original.to_string()), self.entries.len());
+            }
+            None => {
+                self.index.insert(original.to_string(), (kind, self.entries.len()));
+            }
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
@@ -130,7 +141,6 @@ impl EntryTable {
             original: original.to_string(),
         });
         self.kind_ids.push(kind);
-        self.index.insert((kind, original.to_string()), self.entries.len() - 1);
         self.entries.len() - 1
     }
 }
@@ -241,69 +251,67 @@ impl Masker {
             .collect();
         let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
         if !spread.is_empty() {
-            let ac = AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(spread.iter().map(|&i| table.entries[i].original.as_bytes()))
-                .ok();
-            if let Some(ac) = ac {
-                for (si, (seg, _)) in segs.iter().enumerate() {
-                    let text = seg.text.as_bytes();
-                    let mut extra = Vec::new();
-                    for m in ac.find_iter(text) {
-                        let entry = spread[m.pattern().as_usize()];
-                        let fs = &per_seg[si];
-                        // Part of a value found here: replaced with it.
-                        if fs.iter().any(|f| f.start <= m.start() && m.end() <= f.end) {
-                            continue;
+            // The matches an Aho-Corasick automaton would report with `MatchKind::LeftmostLongest`, found by a
+            // gram index (see `needles`).
+            let index = Needles::new(spread.iter().map(|&i| table.entries[i].original.as_bytes()).collect());
+            let mut matches = Vec::new();
+            for (si, (seg, _)) in segs.iter().enumerate() {
+                let text = seg.text.as_bytes();
+                let mut extra = Vec::new();
+                index.leftmost_longest_into(text, &mut matches);
+                for m in &matches {
+                    let entry = spread[m.needle];
+                    let fs = &per_seg[si];
+                    // Part of a value found here: replaced with it.
+                    if fs.iter().any(|f| f.start <= m.start && m.end <= f.end) {
+                        continue;
+                    }
+                    let (mut s, mut e) = (m.start, m.end);
+                    let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
+                        && (e == text.len() || !placeholder::is_word_byte(text[e]));
+                    if !bounded && reach[entry] != Reach::Anywhere {
+                        continue;
+                    }
+                    // The whole word, and every value found that it overlaps (`gluejob=b=`, where the value
+                    // is `b=`): what stuck out of the replaced span would still hold the original.
+                    loop {
+                        while s > 0 && placeholder::is_word_byte(text[s - 1]) {
+                            s -= 1;
                         }
-                        let (mut s, mut e) = (m.start(), m.end());
-                        let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
-                            && (e == text.len() || !placeholder::is_word_byte(text[e]));
-                        if !bounded && reach[entry] != Reach::Anywhere {
-                            continue;
+                        while e < text.len() && placeholder::is_word_byte(text[e]) {
+                            e += 1;
                         }
-                        // The whole word, and every value found that it overlaps (`gluejob=b=`, where the value
-                        // is `b=`): what stuck out of the replaced span would still hold the original.
-                        loop {
-                            while s > 0 && placeholder::is_word_byte(text[s - 1]) {
-                                s -= 1;
-                            }
-                            while e < text.len() && placeholder::is_word_byte(text[e]) {
-                                e += 1;
-                            }
-                            let before = (s, e);
-                            for f in fs {
-                                if f.start < e && s < f.end {
-                                    (s, e) = (s.min(f.start), e.max(f.end));
-                                }
-                            }
-                            if (s, e) == before {
-                                break;
+                        let before = (s, e);
+                        for f in fs {
+                            if f.start < e && s < f.end {
+                                (s, e) = (s.min(f.start), e.max(f.end));
                             }
                         }
-                        if seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
-                            extra.push(Finding {
-                                start: s,
-                                end: e,
-                                kind: table.kind_ids[entry],
-                            });
+                        if (s, e) == before {
+                            break;
                         }
                     }
-                    if !extra.is_empty() {
-                        let fs = &mut per_seg[si];
-                        fs.extend(extra);
-                        // A span grown over values found comes first, and they are dropped.
-                        fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-                        let mut last = 0;
-                        fs.retain(|f| {
-                            let keep = f.start >= last;
-                            if keep {
-                                last = f.end;
-                            }
-                            keep
+                    if seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                        extra.push(Finding {
+                            start: s,
+                            end: e,
+                            kind: table.kind_ids[entry],
                         });
                     }
+                }
+                if !extra.is_empty() {
+                    let fs = &mut per_seg[si];
+                    fs.extend(extra);
+                    // A span grown over values found comes first, and they are dropped.
+                    fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+                    let mut last = 0;
+                    fs.retain(|f| {
+                        let keep = f.start >= last;
+                        if keep {
+                            last = f.end;
+                        }
+                        keep
+                    });
                 }
             }
         }
@@ -483,33 +491,39 @@ fn leak_check(
             owner.push(i);
         }
     }
-    let ac = AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-        .match_kind(MatchKind::Standard)
-        .build(&needles)
-        .map_err(|_| MaskError::Leak { kind: "unknown".into() })?;
     if needles.is_empty() {
         return Ok(());
     }
-    for m in ac.find_overlapping_iter(out) {
-        let entry = owner[m.pattern().as_usize()];
-        let bounded = (m.start() == 0 || !placeholder::is_word_byte(out[m.start() - 1]))
-            && (m.end() == out.len() || !placeholder::is_word_byte(out[m.end()]));
+    // Every occurrence, overlapping, as `find_overlapping_iter` of an Aho-Corasick automaton reports them; the
+    // leak named is the first one it would report (by end, then the longest, then the first needle).
+    let index = Needles::new(needles.iter().map(Vec::as_slice).collect());
+    let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
+    index.occurrences(out, |m| {
+        let entry = owner[m.needle];
+        let bounded = (m.start == 0 || !placeholder::is_word_byte(out[m.start - 1]))
+            && (m.end == out.len() || !placeholder::is_word_byte(out[m.end]));
         if reach[entry] == Reach::Word && !bounded {
-            continue;
+            return true;
         }
-        let k = skipped.partition_point(|&(a, _)| a <= m.start());
-        let inside_skipped = k > 0 && m.end() <= skipped[k - 1].1;
-        let k = inserted.partition_point(|&(_, b)| b <= m.start());
-        let placeholder = k < inserted.len() && inserted[k].0 < m.end();
-        let not_text = placeholder || (json && in_escape(out, m.start()));
+        let k = skipped.partition_point(|&(a, _)| a <= m.start);
+        let inside_skipped = k > 0 && m.end <= skipped[k - 1].1;
+        let k = inserted.partition_point(|&(_, b)| b <= m.start);
+        let placeholder = k < inserted.len() && inserted[k].0 < m.end;
+        let not_text = placeholder || (json && in_escape(out, m.start));
         if !inside_skipped && !not_text {
-            return Err(MaskError::Leak {
-                kind: entries[owner[m.pattern().as_usize()]].kind.clone(),
-            });
+            let key = (m.end, std::cmp::Reverse(m.end - m.start), m.needle);
+            if first.is_none_or(|f| key < f) {
+                first = Some(key);
+            }
         }
+        true
+    });
+    match first {
+        Some((_, _, needle)) => Err(MaskError::Leak {
+            kind: entries[owner[needle]].kind.clone(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// True when `b[pos]` is part of a JSON escape sequence and does not stand for itself: the letter of `\n`,

@@ -1,0 +1,382 @@
+//! Finding many short literal needles (the originals of a request) in a text, fast, for propagation and for
+//! the leak check.
+//!
+//! A masked request has hundreds of distinct originals, most of them random ids: a general multi-pattern
+//! automaton has no prefilter for that many and runs a transition per byte. Here every needle of 7 bytes or
+//! more is indexed by four of its 4-byte grams, one at an offset of each residue modulo 4: an occurrence at
+//! `x` holds, at every multiple of 4 inside it, the gram of the needle at an offset `≡ -x (mod 4)`, so
+//! whichever gram of that residue was indexed is seen. The text is probed once every 4 bytes (a bit filter,
+//! then a small hash table); a hit is verified by comparing the needle. Of each residue class the least
+//! shared gram is indexed, so ids with a common prefix do not pile up on one gram; if some gram still has
+//! many needles (a request built to defeat this), an Aho-Corasick automaton is used instead, as for needles
+//! shorter than 7 bytes.
+//!
+//! [`Needles::occurrences`] reports every occurrence, overlapping, like `find_overlapping_iter`; the callers
+//! derive leftmost-longest selections or the first leak from it. Tested against `aho-corasick`.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// The shortest needle the gram index finds (a gram of 4 at one of 4 offsets).
+const MIN_INDEXED: usize = 7;
+
+pub(crate) struct Needles<'a> {
+    needles: Vec<&'a [u8]>,
+    /// One bit per 16-bit gram hash: a cheap first test before the table.
+    bloom: Box<[u64; 1024]>,
+    /// Open-addressing table of grams: `slots[h] = (gram, first posting + 1)`, 0 = empty.
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+    /// `(needle, offset, next posting + 1)`: the needles holding a gram at an offset, chained.
+    postings: Vec<(u32, u32, u32)>,
+    /// Needles shorter than [`MIN_INDEXED`] (or all of them, when the index would be slow).
+    short: Short,
+}
+
+/// The most needles one gram may lead to before the index gives way to an automaton.
+const MAX_CHAIN: u32 = 32;
+
+enum Short {
+    None,
+    /// An automaton over them, and their ids.
+    Automaton(AhoCorasick, Vec<u32>),
+    /// Compared at every position (if the automaton could not be built).
+    Scan(Vec<u32>),
+}
+
+/// One occurrence: `[start, end)` of needle `needle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Occurrence {
+    pub start: usize,
+    pub end: usize,
+    pub needle: usize,
+}
+
+#[inline(always)]
+fn bloom_bit(g: u32) -> usize {
+    (g.wrapping_mul(0x2545_f491) >> 16) as usize
+}
+
+#[inline(always)]
+fn gram(b: &[u8], at: usize) -> u32 {
+    match b[at..at + 4].try_into() {
+        Ok(g) => u32::from_le_bytes(g),
+        Err(_) => unreachable!(),
+    }
+}
+
+impl<'a> Needles<'a> {
+    pub(crate) fn new(needles: Vec<&'a [u8]>) -> Needles<'a> {
+        let long = needles.iter().filter(|n| n.len() >= MIN_INDEXED).count();
+        let cap = (long * 16).next_power_of_two().max(16);
+        let mut t = Needles {
+            needles,
+            bloom: Box::new([0u64; 1024]),
+            slots: vec![(0, 0); cap],
+            shift: 32 - cap.trailing_zeros(),
+            postings: Vec::with_capacity(long * 4),
+            short: Short::None,
+        };
+        let mut short = Vec::new();
+        let mut short_ids = Vec::new();
+        let mut chain = vec![0u32; cap];
+        let mut worst = 0;
+        for i in 0..t.needles.len() {
+            let n = t.needles[i];
+            if n.len() < MIN_INDEXED {
+                if !n.is_empty() {
+                    short.push(n);
+                    short_ids.push(i as u32);
+                }
+                continue;
+            }
+            for r in 0..4 {
+                // The offset of residue `r` whose gram leads to the fewest needles so far.
+                let (slot, g) = (r..=n.len() - 4)
+                    .step_by(4)
+                    .map(|off| {
+                        let g = gram(n, off);
+                        (t.slot(g), g, off)
+                    })
+                    .min_by_key(|&(slot, _, _)| chain[slot])
+                    .map(|(slot, g, off)| {
+                        let head = t.slots[slot].1;
+                        t.postings.push((i as u32, off as u32, head));
+                        (slot, g)
+                    })
+                    .unwrap_or_else(|| unreachable!("a needle of 7 bytes has a gram of every residue"));
+                t.slots[slot] = (g, t.postings.len() as u32);
+                chain[slot] += 1;
+                worst = worst.max(chain[slot]);
+                let b = bloom_bit(g);
+                t.bloom[b >> 6] |= 1 << (b & 63);
+            }
+        }
+        if worst > MAX_CHAIN {
+            // Index nothing; every needle goes to the automaton.
+            t.postings.clear();
+            short = t.needles.iter().copied().filter(|n| !n.is_empty()).collect();
+            short_ids = (0..t.needles.len() as u32)
+                .filter(|&i| !t.needles[i as usize].is_empty())
+                .collect();
+        }
+        if !short.is_empty() {
+            t.short = match AhoCorasick::builder().match_kind(MatchKind::Standard).build(&short) {
+                Ok(ac) => Short::Automaton(ac, short_ids),
+                Err(_) => Short::Scan(short_ids),
+            };
+        }
+        t
+    }
+
+    /// The slot of gram `g`: its own, or the empty one where it goes.
+    #[inline(always)]
+    fn slot(&self, g: u32) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut h = (g.wrapping_mul(0x9e37_79b1) >> self.shift) as usize;
+        loop {
+            let (k, head) = self.slots[h];
+            if head == 0 || k == g {
+                return h;
+            }
+            h = (h + 1) & mask;
+        }
+    }
+
+    /// Calls `f` for every occurrence of every needle in `hay` (overlapping), in no particular order; stops
+    /// when `f` returns false.
+    pub(crate) fn occurrences(&self, hay: &[u8], mut f: impl FnMut(Occurrence) -> bool) {
+        if !self.postings.is_empty() && hay.len() >= 4 {
+            let bloom = &*self.bloom;
+            let mut p = 0;
+            while p + 4 <= hay.len() {
+                let g = gram(hay, p);
+                let b = bloom_bit(g);
+                if bloom[b >> 6] >> (b & 63) & 1 != 0 && !self.at(hay, p, g, &mut f) {
+                    return;
+                }
+                p += 4;
+            }
+        }
+        match &self.short {
+            Short::None => {}
+            Short::Automaton(ac, ids) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    let o = Occurrence {
+                        start: m.start(),
+                        end: m.end(),
+                        needle: ids[m.pattern().as_usize()] as usize,
+                    };
+                    if !f(o) {
+                        return;
+                    }
+                }
+            }
+            Short::Scan(ids) => {
+                for &i in ids {
+                    let n = self.needles[i as usize];
+                    for start in 0..hay.len().saturating_sub(n.len() - 1) {
+                        if &hay[start..start + n.len()] == n
+                            && !f(Occurrence {
+                                start,
+                                end: start + n.len(),
+                                needle: i as usize,
+                            })
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The occurrences holding gram `g` at `p` (a multiple of 4); false when `f` asked to stop.
+    #[inline(never)]
+    fn at(&self, hay: &[u8], p: usize, g: u32, f: &mut impl FnMut(Occurrence) -> bool) -> bool {
+        let (k, mut post) = self.slots[self.slot(g)];
+        if k != g {
+            return true;
+        }
+        while post != 0 {
+            let (needle, off, next) = self.postings[post as usize - 1];
+            post = next;
+            let n = self.needles[needle as usize];
+            let off = off as usize;
+            if p >= off && p - off + n.len() <= hay.len() && &hay[p - off..p - off + n.len()] == n {
+                let start = p - off;
+                let o = Occurrence {
+                    start,
+                    end: start + n.len(),
+                    needle: needle as usize,
+                };
+                if !f(o) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Every occurrence, sorted by start, then longest first, then needle.
+    #[cfg(test)]
+    pub(crate) fn all(&self, hay: &[u8]) -> Vec<Occurrence> {
+        let mut v = Vec::new();
+        self.all_into(hay, &mut v);
+        v
+    }
+
+    fn all_into(&self, hay: &[u8], v: &mut Vec<Occurrence>) {
+        v.clear();
+        self.occurrences(hay, |o| {
+            v.push(o);
+            true
+        });
+        v.sort_unstable_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then(b.end.cmp(&a.end))
+                .then(a.needle.cmp(&b.needle))
+        });
+    }
+
+    /// The matches `aho-corasick` reports with `MatchKind::LeftmostLongest` (`find_iter`): from the left, the
+    /// longest match at the earliest start (on a tie, the first needle), then on from its end. Into `out`.
+    pub(crate) fn leftmost_longest_into(&self, hay: &[u8], out: &mut Vec<Occurrence>) {
+        self.all_into(hay, out);
+        let mut at = 0;
+        out.retain(|o| {
+            let keep = o.start >= at;
+            if keep {
+                at = o.end;
+            }
+            keep
+        });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn leftmost_longest(&self, hay: &[u8]) -> Vec<Occurrence> {
+        let mut v = Vec::new();
+        self.leftmost_longest_into(hay, &mut v);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference_overlapping(needles: &[Vec<u8>], hay: &[u8]) -> Vec<Occurrence> {
+        let mut v: Vec<Occurrence> = Vec::new();
+        for (i, n) in needles.iter().enumerate() {
+            if n.is_empty() {
+                continue;
+            }
+            for s in 0..hay.len().saturating_sub(n.len() - 1) {
+                if &hay[s..s + n.len()] == n.as_slice() {
+                    v.push(Occurrence {
+                        start: s,
+                        end: s + n.len(),
+                        needle: i,
+                    });
+                }
+            }
+        }
+        v.sort_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then(b.end.cmp(&a.end))
+                .then(a.needle.cmp(&b.needle))
+        });
+        v
+    }
+
+    fn check(needles: &[Vec<u8>], hay: &[u8]) {
+        let t = Needles::new(needles.iter().map(|n| n.as_slice()).collect());
+        assert_eq!(t.all(hay), reference_overlapping(needles, hay));
+        // Leftmost-longest as aho-corasick reports it.
+        let nonempty: Vec<&Vec<u8>> = needles.iter().filter(|n| !n.is_empty()).collect();
+        if nonempty.len() == needles.len() && !needles.is_empty() {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(needles)
+                .unwrap();
+            let want: Vec<(usize, usize, usize)> = ac
+                .find_iter(hay)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect();
+            let got: Vec<(usize, usize, usize)> = t
+                .leftmost_longest(hay)
+                .iter()
+                .map(|o| (o.start, o.end, o.needle))
+                .collect();
+            assert_eq!(got, want);
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(needles)
+                .unwrap();
+            let want: Vec<(usize, usize, usize)> = ac
+                .find_overlapping_iter(hay)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect();
+            assert_eq!(overlapping_order(needles, hay), want);
+        }
+    }
+
+    /// The order `find_overlapping_iter` reports matches in: by end, then longest, then first needle (the leak
+    /// check names the first one that is a leak).
+    fn overlapping_order(needles: &[Vec<u8>], hay: &[u8]) -> Vec<(usize, usize, usize)> {
+        let t = Needles::new(needles.iter().map(|n| n.as_slice()).collect());
+        let mut v = t.all(hay);
+        v.sort_by_key(|o| (o.end, std::cmp::Reverse(o.end - o.start), o.needle));
+        v.into_iter().map(|o| (o.start, o.end, o.needle)).collect()
+    }
+
+    #[test]
+    fn cases() {
+        let n = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        check(
+            &n(&["i-0123456789abcdef0", "vpc-12345678", "10.0.0.1"]),
+            b"x i-0123456789abcdef0 vpc-12345678 10.0.0.10.0.0.1",
+        );
+        check(&n(&["abc", "abcdefgh", "bcdefghi", "abcdefgh"]), b"abcdefghij abcdefgh");
+        check(&n(&["aaaaaaa", "aaaa"]), b"aaaaaaaaaaaaaa");
+        check(&n(&["x"]), b"");
+        check(&n(&["1234567"]), b"123456");
+        // Ids sharing a long prefix spread over different grams; a set no gram choice can spread falls back to
+        // the automaton.
+        let ids: Vec<Vec<u8>> = (0..300).map(|i| format!("i-{i:017x}").into_bytes()).collect();
+        let hay: Vec<u8> = ids
+            .iter()
+            .rev()
+            .step_by(7)
+            .flat_map(|i| [&b" x"[..], i].concat())
+            .collect();
+        check(&ids, &hay);
+        let same: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("{}{}", "a".repeat(12), "a".repeat(i % 5)).into_bytes())
+            .collect();
+        check(&same, &b"a".repeat(40));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn equals_reference(needles in proptest::collection::vec("[ab0\\-]{1,12}", 1..12),
+                            hay in "[ab0 \\-]{0,200}") {
+            let needles: Vec<Vec<u8>> = needles.into_iter().map(String::into_bytes).collect();
+            check(&needles, hay.as_bytes());
+        }
+
+        #[test]
+        fn planted(needles in proptest::collection::vec("[a-z0-9-]{7,30}", 1..20), filler in "[a-z0-9 -]{0,40}", picks in proptest::collection::vec(0usize..100, 0..10)) {
+            let needles: Vec<Vec<u8>> = needles.into_iter().map(String::into_bytes).collect();
+            let mut hay = filler.clone().into_bytes();
+            for p in picks {
+                hay.extend_from_slice(&needles[p % needles.len()]);
+                hay.extend_from_slice(filler.as_bytes());
+            }
+            check(&needles, &hay);
+        }
+    }
+}
