@@ -8,7 +8,8 @@
 //!   a `\r` ending a chunk ends the event at once, no byte is held).
 //! - `StreamUnmasker` (a `RequestMap` with a few placeholders): no panic, no error under the default limit; the
 //!   output and the stats for cut input (and for 1-byte chunks) equal those for the whole input; under a small
-//!   event limit, cut and whole input fail alike.
+//!   event limit, cut and whole input fail alike (except for an event one byte over the limit whose final
+//!   `\r\n` is cut: the framer emits it at the `\r`), and give the same output when they do not fail.
 //! - With an empty resolver, SSE formats pass the input through byte for byte when nothing can be held back:
 //!   no `AWS_` (generic SSE: events are unmasked whole), and for the formats that stream text blocks not even
 //!   an `A` (a block's trailing `A`, `AW`, ... is held as a possible placeholder prefix and sent as a flush event,
@@ -96,6 +97,7 @@ fuzz_target!(|data: &[u8]| {
     let at = cuts(&mut cr, input.len(), n);
     let bytes_at: Vec<usize> = (0..=input.len()).collect();
     const DEFAULT: usize = maskgate_engine::sse::DEFAULT_MAX_EVENT;
+    const SMALL: usize = 48;
 
     // The framer.
     let whole_evs = frame(input, &whole_at);
@@ -118,12 +120,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(bytes, whole, "{format:?}: 1-byte chunks");
         }
 
-        // A small event limit: whole and cut input fail alike, and agree when they do not fail.
-        let small_whole = run(format, &*MAP, input, &whole_at, 48);
-        let small_cut = run(format, &*MAP, input, &at, 48);
-        assert_eq!(
-            small_whole.is_ok(),
-            small_cut.is_ok(),
+        // A small event limit: whole and cut input fail alike, and agree when they do not fail. The one
+        // exception is the framer's: an event of limit + 1 bytes ending in `\r\n`, cut between the two, is
+        // emitted at its `\r` (limit bytes, no error) and the `\n` follows alone.
+        let small_whole = run(format, &*MAP, input, &whole_at, SMALL);
+        let small_cut = run(format, &*MAP, input, &at, SMALL);
+        let edge = format != StreamFormat::GeminiJsonArray
+            && whole_evs.iter().any(|e| e.len() == SMALL + 1 && e.ends_with(b"\r\n"));
+        assert!(
+            small_whole.is_ok() == small_cut.is_ok() || edge,
             "{format:?}: limit, cut at {at:?}"
         );
         if let (Ok(a), Ok(b)) = (small_whole, small_cut) {

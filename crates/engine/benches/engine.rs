@@ -175,6 +175,19 @@ fn bench_mask(c: &mut Criterion) {
             plan.finish(&ph).expect("masked").body.len()
         })
     });
+    // A small request (one turn, 2 KB, a few identifiers): the fixed cost per request.
+    let small = serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": format!("{} instance i-0abc123def4567890 in account 123456789012, \
+            role arn:aws:iam::123456789012:role/Admin, vpc-0a1b2c3d", mixed(5, 2000))}]}))
+    .expect("JSON");
+    g.throughput(Throughput::Bytes(small.len() as u64));
+    g.bench_function("anthropic_request_2kb", |b| {
+        b.iter(|| {
+            let plan = masker.plan_json(black_box(&small)).expect("valid");
+            let ph = placeholders(&plan);
+            plan.finish(&ph).expect("masked").body.len()
+        })
+    });
     g.finish();
 }
 

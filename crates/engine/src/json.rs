@@ -372,7 +372,8 @@ impl<'a> Parser<'a, '_> {
                         b't' => out.push(b'\t'),
                         b'u' => {
                             let hex4 = |at: usize| -> Option<u32> {
-                                let h = b.get(at..at + 4)?;
+                                // Four hex digits: `from_str_radix` alone would take `+00e`.
+                                let h = b.get(at..at + 4).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
                                 u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
                             };
                             let Some(u) = hex4(i) else {

@@ -817,3 +817,19 @@ fn fuzz_presigned_values_are_credentials() {
         [("presigned_credential".to_string(), "abc123".to_string())]
     );
 }
+
+/// fuzz `json_mask`: `\u+00e` is no escape (`u32::from_str_radix` takes a leading `+`); the reader accepted it,
+/// masked the string as `U+000E` and sent on a body that is not JSON.
+#[test]
+fn fuzz_unicode_escapes_are_four_hex_digits() {
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    for body in [
+        r#"{"a":"\u+00e9"}"#,
+        r#"{"a":"\u+0e9 i-0abc123def4567890"}"#,
+        r#"["\ud83d\u+e00"]"#,
+    ] {
+        assert!(m.plan_json(body.as_bytes()).is_err(), "{body}");
+        assert!(serde_json::from_str::<serde_json::Value>(body).is_err());
+    }
+    assert!(m.plan_json(br#"{"a":"\u00E9\ud83d\ude00"}"#).is_ok());
+}
