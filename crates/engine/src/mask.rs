@@ -396,24 +396,23 @@ impl Plan {
                 sk.next();
             }
             out.extend_from_slice(&self.body[last..*raw_start]);
-            let text: &str = match owned {
-                Some(t) => t,
-                None => {
-                    let inner = if *is_json {
-                        &self.body[raw_start + 1..raw_end - 1]
-                    } else {
-                        &self.body[*raw_start..*raw_end]
-                    };
-                    // Borrowed segments were validated as UTF-8 when planned.
-                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?
+            let text: &[u8] = match owned {
+                Some(t) => t.as_bytes(),
+                // A JSON string's text, validated as UTF-8 when planned.
+                None if *is_json => {
+                    let inner = &self.body[raw_start + 1..raw_end - 1];
+                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?;
+                    inner
                 }
+                // A text body came as a `&str`.
+                None => &self.body[*raw_start..*raw_end],
             };
-            // JSON escaping is per character and placeholders need none: escape the text between them.
-            let write = |out: &mut Vec<u8>, t: &str| {
+            // JSON escaping is per byte and placeholders need none: escape the text between them.
+            let write = |out: &mut Vec<u8>, t: &[u8]| {
                 if *is_json {
-                    json::escape_into(t, out);
+                    json::escape_bytes_into(t, out);
                 } else {
-                    out.extend_from_slice(t.as_bytes());
+                    out.extend_from_slice(t);
                 }
             };
             if *is_json {
