@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
-use maskgate_engine::{Masker, MaskerConfig, RequestMap, UnmaskStats};
+use maskgate_engine::{Masker, MaskerConfig, Plan, RequestMap, UnmaskStats};
 use maskgate_vault::{Entry, MemoryVault, MemoryVaultConfig};
 
 /// A failure with a message for the user (never an original value) and an exit code.
@@ -51,6 +51,10 @@ pub struct MaskArgs {
     /// Masking settings (TOML with the keys of the gateway's `[masking]` table).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Threads that detect in parallel (default: the CPUs available, at most 8). Output and numbering do not
+    /// depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +78,11 @@ struct MappingsFile {
 const BLOCK: usize = 1 << 20;
 /// A line longer than this is cut at its last separator (or hard, as a last resort).
 const MAX_CARRY: usize = 8 << 20;
+/// Read beyond the blocks of one round, so that the last block's end is known (a block ends at the last line
+/// end in its first [`BLOCK`] bytes) and only a little is carried over to the next round.
+const SLACK: usize = 64 << 10;
+/// Most threads `maskgate mask` uses.
+const MAX_THREADS: usize = 8;
 
 fn load_config(path: &Option<PathBuf>) -> Result<MaskerConfig, CliError> {
     let Some(path) = path else {
@@ -92,13 +101,8 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut stdin = io::stdin().lock();
 
-    let mut run = |text_or_json: Result<&str, &[u8]>, out: &mut dyn Write| -> Result<(), CliError> {
-        let plan = match text_or_json {
-            Ok(text) => masker.plan_text(text),
-            Err(json) => masker
-                .plan_json(json)
-                .map_err(|e| CliError::Input(format!("stdin: {e}")))?,
-        };
+    // Placeholders are numbered in input order: plans are assigned one after another, in order.
+    let assign = |plan: &Plan| -> Result<Vec<String>, CliError> {
         let entries: Vec<Entry> = plan
             .entries()
             .iter()
@@ -107,63 +111,90 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
                 original: &e.original,
             })
             .collect();
-        let placeholders = vault
+        vault
             .assign_now(&args.tenant, &entries)
-            .map_err(|e| CliError::Io(e.to_string()))?;
-        let masked = plan
-            .finish(&placeholders)
-            .map_err(|e| CliError::Io(format!("masking failed: {e}")))?;
-        out.write_all(&masked.body).map_err(io_err("stdout"))?;
-        if args.mappings.is_some() {
-            map.extend(masked.map);
-        }
-        Ok(())
+            .map_err(|e| CliError::Io(e.to_string()))
+    };
+    let finish = |plan: Plan, placeholders: &[String]| {
+        plan.finish(placeholders)
+            .map_err(|e| CliError::Io(format!("masking failed: {e}")))
     };
 
     if args.json {
         let mut body = Vec::new();
         stdin.read_to_end(&mut body).map_err(io_err("stdin"))?;
-        run(Err(&body), &mut out)?;
+        let plan = masker
+            .plan_json(&body)
+            .map_err(|e| CliError::Input(format!("stdin: {e}")))?;
+        let placeholders = assign(&plan)?;
+        let masked = finish(plan, &placeholders)?;
+        out.write_all(&masked.body).map_err(io_err("stdout"))?;
+        map.extend(masked.map);
     } else {
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * 2);
+        let threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, MAX_THREADS);
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * threads + SLACK);
         let mut offset = 0usize; // bytes of stdin already written out
         let mut eof = false;
-        while !eof {
-            let before = buf.len();
-            buf.resize(before + BLOCK, 0);
-            let n = read_full(&mut stdin, &mut buf[before..]).map_err(io_err("stdin"))?;
-            buf.truncate(before + n);
-            eof = n == 0;
-            let cut = if eof {
-                buf.len()
-            } else if let Some(nl) = memchr::memrchr(b'\n', &buf) {
-                nl + 1
-            } else if buf.len() >= MAX_CARRY {
-                buf.iter()
-                    .rposition(|c| c.is_ascii_whitespace())
-                    .map(|p| p + 1)
-                    .unwrap_or(buf.len())
-            } else {
+        let mut want = BLOCK * threads + SLACK;
+        loop {
+            while !eof && buf.len() < want {
+                let before = buf.len();
+                buf.resize(want, 0);
+                let n = read_full(&mut stdin, &mut buf[before..]).map_err(io_err("stdin"))?;
+                buf.truncate(before + n);
+                eof = n == 0;
+            }
+            // Blocks are cut by a rule that does not depend on the number of threads or on read sizes, so
+            // neither changes the output.
+            let mut cuts = Vec::with_capacity(threads);
+            let mut p = 0;
+            while cuts.len() < threads {
+                match next_cut(&buf, p, eof) {
+                    Some(c) if c > p => {
+                        cuts.push(c);
+                        p = c;
+                    }
+                    _ => break,
+                }
+            }
+            let Some(&end) = cuts.last() else {
+                if eof {
+                    break;
+                }
+                want = buf.len() + BLOCK;
                 continue;
             };
-            let block = &buf[..cut];
-            // Only cut on a UTF-8 boundary: a hard cut may split a character; keep its start for the next block.
-            let (text, valid) = match std::str::from_utf8(block) {
-                Ok(t) => (t, cut),
-                Err(e) if e.error_len().is_none() && !eof => {
-                    let v = e.valid_up_to();
-                    (std::str::from_utf8(&block[..v]).unwrap_or_default(), v)
+            want = BLOCK * threads + SLACK;
+            let mut parts = Vec::with_capacity(cuts.len());
+            let mut from = 0;
+            for &c in &cuts {
+                parts.push((from, &buf[from..c]));
+                from = c;
+            }
+            // Plan (detection, the bulk of the work) in parallel, assign in input order, finish in parallel.
+            let plans = parallel(parts, |(at, part)| match std::str::from_utf8(part) {
+                Ok(text) => Ok(masker.plan_text(text)),
+                Err(e) => Err(at + e.valid_up_to()),
+            });
+            let mut jobs = Vec::with_capacity(plans.len());
+            for plan in plans {
+                let plan =
+                    plan.map_err(|at| CliError::Input(format!("stdin is not valid UTF-8 at byte {}", offset + at)))?;
+                let placeholders = assign(&plan)?;
+                jobs.push((plan, placeholders));
+            }
+            for masked in parallel(jobs, |(plan, placeholders)| finish(plan, &placeholders)) {
+                let masked = masked?;
+                out.write_all(&masked.body).map_err(io_err("stdout"))?;
+                if args.mappings.is_some() {
+                    map.extend(masked.map);
                 }
-                Err(e) => {
-                    return Err(CliError::Input(format!(
-                        "stdin is not valid UTF-8 at byte {}",
-                        offset + e.valid_up_to()
-                    )));
-                }
-            };
-            run(Ok(text), &mut out)?;
-            offset += valid;
-            buf.drain(..valid);
+            }
+            offset += end;
+            buf.drain(..end);
         }
     }
     out.flush().map_err(io_err("stdout"))?;
@@ -176,6 +207,67 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         write_private(path, &json).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// Where the block that starts at `p` ends: after the last line end in the next [`BLOCK`] bytes; a longer line
+/// ends at its line end, or is cut after its last whitespace (hard, at a character boundary, as a last resort)
+/// when it exceeds [`MAX_CARRY`]. `None` when `buf` does not hold enough to tell.
+fn next_cut(buf: &[u8], p: usize, eof: bool) -> Option<usize> {
+    let rest = &buf[p..];
+    if eof && rest.len() <= BLOCK {
+        return Some(buf.len());
+    }
+    if rest.len() < BLOCK {
+        return None;
+    }
+    if let Some(nl) = memchr::memrchr(b'\n', &rest[..BLOCK]) {
+        return Some(p + nl + 1);
+    }
+    let far = rest.len().min(MAX_CARRY);
+    if let Some(nl) = memchr::memchr(b'\n', &rest[BLOCK..far]) {
+        return Some(p + BLOCK + nl + 1);
+    }
+    if rest.len() >= MAX_CARRY {
+        let line = &rest[..MAX_CARRY];
+        let cut = match line.iter().rposition(|c| c.is_ascii_whitespace()) {
+            Some(ws) => ws + 1,
+            // Back to the start of the character the cut would split.
+            None => (0..MAX_CARRY)
+                .rev()
+                .find(|&i| line[i] & 0xC0 != 0x80)
+                .filter(|&i| i > 0)
+                .unwrap_or(MAX_CARRY),
+        };
+        return Some(p + cut);
+    }
+    if eof {
+        return Some(buf.len());
+    }
+    None
+}
+
+/// `f` over `items`, one thread per item (the calling thread takes the first), results in order.
+fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else {
+        return Vec::new();
+    };
+    if items.len() == 0 {
+        return vec![f(first)];
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items.map(|it| s.spawn(move || f(it))).collect();
+        let mut out = Vec::with_capacity(handles.len() + 1);
+        out.push(f(first));
+        for h in handles {
+            match h.join() {
+                Ok(r) => out.push(r),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// The mappings hold originals: the file is readable by its owner only.

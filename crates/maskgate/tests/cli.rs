@@ -117,3 +117,45 @@ fn kinds_lists_the_catalogue() {
     assert!(out.lines().count() >= 51);
     assert!(out.contains("ec2_instance") && out.contains("AWS_EC2"));
 }
+
+#[test]
+fn threads_do_not_change_the_output() {
+    // 3.5 MiB of lines (blocks are 1 MiB) in which values recur across blocks, also without their context.
+    let mut input = String::new();
+    let mut n = 0u64;
+    while input.len() < 7 << 19 {
+        input.push_str(&format!(
+            "line {n}: account 1234567{:05} runs i-{:08x} in subnet-{:08x}; see 1234567{:05} too\n",
+            n % 977,
+            n % 1013,
+            n % 89,
+            n % 977
+        ));
+        n += 1;
+    }
+    let maps = tmp("threads-maps.json");
+    let mut outs = Vec::new();
+    for t in ["1", "3"] {
+        let (code, out, err) = maskgate(
+            &["mask", "--threads", t, "--mappings", maps.to_str().unwrap()],
+            input.as_bytes(),
+        );
+        assert_eq!(code, 0, "{err}");
+        outs.push(out);
+    }
+    assert!(outs.iter().all(|o| *o == outs[0]), "output depends on --threads");
+    let masked = String::from_utf8(outs.pop().unwrap()).unwrap();
+    assert!(!masked.contains("i-0") && !masked.contains("subnet-0"), "an id leaked");
+    assert!(masked.contains("AWS_ACCOUNT_"), "{}", &masked[..200]);
+    let (code, back, err) = maskgate(&["unmask", "--mappings", maps.to_str().unwrap()], masked.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert!(back == input.as_bytes(), "round trip changed the text");
+
+    // Invalid UTF-8 deep in a later block is reported at its offset, whatever the thread count.
+    let mut bad = input.into_bytes();
+    let at = (5 << 19) + 12345;
+    bad[at] = 0xff;
+    let (code, _, err) = maskgate(&["mask", "--threads", "2"], &bad);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("byte {at}")), "{err}");
+}

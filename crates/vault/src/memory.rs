@@ -44,7 +44,7 @@ struct Shard {
     /// (tenant, placeholder) -> (prefix, original)
     reverse: HashMap<(Arc<str>, String), Key>,
     /// (tenant, prefix) -> last number handed out
-    counters: HashMap<(Arc<str>, String), u64>,
+    counters: HashMap<(Arc<str>, Arc<str>), u64>,
     /// Touch order, oldest first; stale pairs (stamp no longer the slot's) are skipped.
     lru: VecDeque<(Key, u64)>,
     stamp: u64,
@@ -134,10 +134,7 @@ impl MemoryVault {
                 None => {
                     shard.remove(&key);
                     shard.make_room(cap, now, self.config.ttl);
-                    let counter = shard
-                        .counters
-                        .entry((tenant.clone(), e.prefix.to_string()))
-                        .or_insert(0);
+                    let counter = shard.counters.entry((tenant.clone(), key.prefix.clone())).or_insert(0);
                     *counter += 1;
                     let p = maskgate_engine::placeholder::format(e.prefix, *counter);
                     shard.reverse.insert((tenant.clone(), p.clone()), key.clone());
