@@ -719,6 +719,31 @@ mod deploy {
             assert!(dash.contains(m), "the dashboard does not query {m}");
         }
         assert!(queried.len() >= 15, "{queried:?}");
+        // The compose file's health checks (bash's /dev/tcp, the image has no curl) against the real processes: they
+        // gate the start of the sidecar and the app. And they fail on a non-200 answer (the proxy port's 4xx).
+        let compose = read("deploy/compose/docker-compose.yml");
+        let checks: Vec<String> = compose
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("test: "))
+            .filter(|l| l.contains("\"bash\""))
+            .map(|l| {
+                let v: Vec<String> = serde_json::from_str(l).expect("a flow sequence of plain strings");
+                assert_eq!(v[..3], ["CMD", "bash", "-c"]);
+                v[3].clone()
+            })
+            .collect();
+        assert_eq!(checks.len(), 2, "gateway and sidecar health checks");
+        for (from, port) in [("127.0.0.1/8001", admin), ("127.0.0.1/15000", sc_admin)] {
+            let script = checks.iter().find(|c| c.contains(from)).expect(from);
+            let (ok, out, err) = run(Command::new("bash")
+                .arg("-c")
+                .arg(script.replace(from, &format!("127.0.0.1/{port}"))));
+            assert!(ok, "health check {from}: {out}{err}");
+            let (ok, _, _) = run(Command::new("bash")
+                .arg("-c")
+                .arg(script.replace(from, &format!("127.0.0.1/{proxy}"))));
+            assert!(!ok, "health check {from} passed on a non-200 answer");
+        }
         // No original in a metric.
         for o in ["i-0123456789abcdef0", "vpc-0a1b2c3d4e5f67890", "123456789012"] {
             assert!(!gw_metrics.contains(o) && !sc_metrics.contains(o), "{o} in /metrics");
