@@ -751,4 +751,136 @@ mod deploy {
         drop(procs);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A gateway started for the SIGTERM tests: (process, proxy port, mock process).
+    fn gateway_for_shutdown(dir: &Path, grace: &str) -> (Procs, u16) {
+        let (mock, proxy, admin) = (free_port(), free_port(), free_port());
+        let cfg = dir.join("gateway.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[gateway]\nlisten = \"127.0.0.1:{proxy}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\
+                 shutdown_grace = \"{grace}\"\n\n[[routes]]\nhost = \"api.anthropic.com\"\n\
+                 path_prefix = \"/anthropic\"\nupstream = \"http://127.0.0.1:{mock}\"\nkeep_client_credentials = true\n"
+            ),
+        )
+        .unwrap();
+        let mock_addr = format!("127.0.0.1:{mock}");
+        let mut procs = Procs(Vec::new());
+        procs
+            .0
+            .push(spawn(dir, "mock", &["mock-provider", "--listen", &mock_addr], &[]));
+        procs.0.push(spawn(
+            dir,
+            "gateway",
+            &["gateway", "--config", cfg.to_str().unwrap()],
+            &[],
+        ));
+        wait_ready(admin, "gateway", &dir.join("gateway.log"));
+        let t = Instant::now();
+        while TcpStream::connect(&mock_addr).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(30), "mock provider did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (procs, proxy)
+    }
+
+    /// Starts a streamed Anthropic request whose events come `delay_ms` apart; returns once the response head
+    /// has arrived, with what was read so far.
+    fn start_stream(proxy: u16, delay_ms: u64) -> (TcpStream, Vec<u8>) {
+        let body = serde_json::json!({"model": "m", "max_tokens": 50, "stream": true, "messages": [
+            {"role": "user", "content": "Why is i-0123456789abcdef0 in vpc-0a1b2c3d4e5f67890 down?"}]})
+        .to_string();
+        let mut s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "POST /anthropic/v1/messages HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n\
+             x-mock-chunk: 10000\r\nx-mock-delay-ms: {delay_ms}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the response head");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+        (s, got)
+    }
+
+    fn sigterm(c: &Child) {
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGTERM) }, 0);
+    }
+
+    fn wait_exit(c: &mut Child, within: Duration) -> std::process::ExitStatus {
+        let t = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t.elapsed() < within, "the gateway did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What README "Upgrading without dropped streams" promises, on the real process: on SIGTERM the gateway
+    /// stops accepting at once, lets the stream in flight finish (unmasked, whole), and exits 0.
+    #[test]
+    fn gateway_sigterm_drains_streams_then_exits() {
+        let dir = tmpdir("sigterm-drain");
+        let (mut procs, proxy) = gateway_for_shutdown(&dir, "30s");
+        let (mut s, mut got) = start_stream(proxy, 300);
+        let t = Instant::now();
+        sigterm(&procs.0[1]);
+        // New connections are refused while the stream goes on.
+        let t2 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", proxy)).is_ok() {
+            assert!(t2.elapsed() < Duration::from_secs(5), "still accepting after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.read_to_end(&mut got).unwrap();
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("event: message_stop") && text.ends_with("0\r\n\r\n"),
+            "cut: {text}"
+        );
+        assert!(
+            text.contains("i-0123456789abcdef0") && text.contains("vpc-0a1b2c3d4e5f67890"),
+            "{text}"
+        );
+        assert!(!text.contains("AWS_EC2_"), "{text}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "the stream did not outlive SIGTERM"
+        );
+        let st = wait_exit(&mut procs.0[1], Duration::from_secs(10));
+        assert!(
+            st.success(),
+            "exit {st:?}: {}",
+            std::fs::read_to_string(dir.join("gateway.log")).unwrap()
+        );
+    }
+
+    /// A stream longer than `shutdown_grace` is cut at the deadline and the gateway still exits.
+    #[test]
+    fn gateway_sigterm_cuts_streams_after_the_grace() {
+        let dir = tmpdir("sigterm-cut");
+        let (mut procs, proxy) = gateway_for_shutdown(&dir, "1s");
+        let (mut s, mut got) = start_stream(proxy, 2000);
+        let t = Instant::now();
+        sigterm(&procs.0[1]);
+        let st = wait_exit(&mut procs.0[1], Duration::from_secs(8));
+        assert!(
+            t.elapsed() >= Duration::from_millis(900),
+            "exited before the grace period"
+        );
+        assert!(st.success(), "exit {st:?}");
+        let _ = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(!text.contains("event: message_stop"), "the stream was not cut: {text}");
+    }
 }
