@@ -45,4 +45,33 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "anthropic>=0.40" "openai>=1.50"
+
+# Validators of the deployment files (deploy/, tests in crates/maskgate/tests/cli.rs, module deploy), each only when
+# missing: `docker-compose config` (Debian's docker-compose, v1: validates the compose file without a daemon),
+# kubernetes-validate (the Kubernetes JSON schemas, into the venv), and promtool (alert rules and PromQL; taken out of
+# Debian's prometheus package into the venv's bin/, so that no Prometheus service is installed or started).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing docker-compose (apt)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+  else
+    echo "note: docker-compose missing (the compose check fails under CI)" >&2
+  fi
+fi
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate>=1.30"
+fi
+if [ ! -x "$venv/bin/promtool" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    tmp="$(mktemp -d)"
+    ( cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } \
+      && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool ) \
+      && install -m 0755 "$tmp/usr/bin/promtool" "$venv/bin/promtool" \
+      || echo "note: could not get promtool (the alert-rule check fails under CI)" >&2
+    rm -rf "$tmp"
+  else
+    echo "note: promtool missing (no apt-get)" >&2
+  fi
+fi
 "$venv/bin/python" -c 'import anthropic, openai; print("sdk venv ready:", "anthropic", anthropic.__version__, "openai", openai.__version__)'
