@@ -45,7 +45,7 @@ enum Cr {
 
 /// Cuts a byte stream into SSE events. Feed chunks; complete events are handed to the callback as raw bytes,
 /// terminating blank line included. Events that lie within one chunk are not copied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SseFramer {
     pending: Vec<u8>,
     line_has_content: bool,

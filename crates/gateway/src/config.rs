@@ -320,11 +320,31 @@ pub struct Route {
     /// Forward request bodies that cannot be masked (not JSON or text) instead of refusing them.
     #[serde(default)]
     pub passthrough_unmaskable: bool,
+    /// Which placeholders a response may resolve: `request` (default) only those inserted into the request it
+    /// answers; `tenant` any placeholder of the tenant, looked up in the vault as it appears (for stateful APIs
+    /// such as OpenAI Responses with `previous_response_id`, whose answers refer to earlier requests).
+    #[serde(default, skip_serializing_if = "ResolveScope::is_request")]
+    pub resolve: ResolveScope,
     /// Masking options for this route, replacing the global `[masking]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masking: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+}
+
+/// See [`Route::resolve`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolveScope {
+    #[default]
+    Request,
+    Tenant,
+}
+
+impl ResolveScope {
+    fn is_request(&self) -> bool {
+        *self == ResolveScope::Request
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,6 +463,7 @@ fn default_routes() -> Vec<Route> {
         keep_client_credentials: true,
         tenant: None,
         passthrough_unmaskable: false,
+        resolve: ResolveScope::Request,
         masking: None,
         rate_limit: None,
     };

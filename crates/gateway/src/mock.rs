@@ -6,7 +6,8 @@
 //! Per-request controls (request headers): `x-mock-chunk` (bytes per streamed delta, default 4),
 //! `x-mock-delay-ms` (pause between events), `x-mock-encoding` (gzip/deflate/br/zstd response),
 //! `x-mock-break-after` (abort the stream after N events), `x-mock-status` (error status with the text echoed),
-//! `x-mock-sleep-ms` (wait before answering).
+//! `x-mock-sleep-ms` (wait before answering). A request with `previous_response_id` gets an answer that also quotes
+//! the text of the request received before it (as a stateful provider would).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -277,7 +278,16 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
     };
     let req_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = last_message_text(&req_json);
-    let reply = format!("I looked at: {text}");
+    let mut reply = format!("I looked at: {text}");
+    // A stateful API (OpenAI Responses with `previous_response_id`): the provider remembers the conversation, so
+    // the answer may quote what an earlier request said (here: the request received before this one).
+    if req_json.get("previous_response_id").is_some_and(Value::is_string) {
+        let records = st.records.lock().unwrap();
+        if let Some(prev) = records.iter().rev().nth(1) {
+            let prev: Value = serde_json::from_slice(&prev.body).unwrap_or(Value::Null);
+            reply = format!("Earlier you said: {} Now: {reply}", last_message_text(&prev));
+        }
+    }
     let tool = req_json
         .get("tools")
         .and_then(|t| t.as_array())

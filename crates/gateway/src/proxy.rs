@@ -1,5 +1,7 @@
 //! The proxy handler: route, rate-limit, read and mask the request, forward it, unmask the response.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use hyper::body::{Body, Frame, Incoming};
 use maskgate_vault::Entry;
 
 use crate::body::{decode_all, full, parse_codings, BoxError, Decoder, RespBody};
-use crate::config::LimitBy;
+use crate::config::{LimitBy, ResolveScope};
 use crate::engine::stream::{StreamFormat, StreamUnmasker};
 use crate::engine::unmask::{unmask_json, unmask_text};
 use crate::engine::{Masker, RequestMap, Resolver, UnmaskStats};
@@ -48,14 +50,115 @@ pub const X_TENANT: &str = "x-maskgate-tenant";
 /// Shared token that authenticates a sidecar.
 pub const X_SIDECAR_TOKEN: &str = "x-maskgate-sidecar-token";
 
-/// A `Resolver` over the map of the request being answered, shareable with a streaming body.
-#[derive(Clone)]
-pub struct SharedMap(pub Arc<RequestMap>);
+/// The placeholders a response may resolve: those inserted into the request it answers and, on routes with
+/// `resolve = "tenant"`, those of the tenant looked up in the vault as they appear.
+#[derive(Clone, Default)]
+pub struct AnswerMap {
+    request: Arc<RequestMap>,
+    /// Looked up in the vault: `None` when the tenant has no such placeholder or the lookup failed (left as is).
+    tenant: Arc<HashMap<String, Option<String>>>,
+    /// Set on a probe copy: the placeholders it met that are neither in the request nor looked up yet.
+    record: Option<RefCell<Vec<String>>>,
+}
 
-impl Resolver for SharedMap {
-    fn resolve(&self, placeholder: &str) -> Option<&str> {
-        self.0.resolve(placeholder)
+/// Most placeholders one response looks up tenant-wide; beyond that they stay as they are (and are counted).
+const MAX_TENANT_LOOKUPS: usize = 10_000;
+
+impl AnswerMap {
+    pub fn new(request: Arc<RequestMap>) -> Self {
+        AnswerMap {
+            request,
+            ..Default::default()
+        }
     }
+
+    /// A copy that records what it cannot resolve.
+    fn probe(&self) -> AnswerMap {
+        AnswerMap {
+            request: self.request.clone(),
+            tenant: self.tenant.clone(),
+            record: Some(RefCell::new(Vec::new())),
+        }
+    }
+
+    /// What a probe met and could not resolve, each once, within the lookup bound.
+    fn recorded(&self) -> Vec<String> {
+        let mut asked = self.record.as_ref().map(|r| r.take()).unwrap_or_default();
+        asked.sort_unstable();
+        asked.dedup();
+        asked.truncate(MAX_TENANT_LOOKUPS.saturating_sub(self.tenant.len()));
+        asked
+    }
+
+    fn learn(&mut self, found: Vec<(String, Option<String>)>) {
+        Arc::make_mut(&mut self.tenant).extend(found);
+    }
+}
+
+impl Resolver for AnswerMap {
+    fn resolve(&self, placeholder: &str) -> Option<&str> {
+        if let Some(o) = self.request.resolve(placeholder) {
+            return Some(o);
+        }
+        match self.tenant.get(placeholder) {
+            Some(o) => o.as_deref(),
+            None => {
+                if let Some(r) = &self.record {
+                    r.borrow_mut().push(placeholder.to_string());
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Looks placeholders up tenant-wide: one vault call, bounded by the vault timeout. A failure leaves them
+/// unresolved (counted as misses, logged without values); the response goes on.
+type Lookup = Pin<Box<dyn Future<Output = Vec<(String, Option<String>)>> + Send>>;
+
+fn look_up(shared: Arc<Shared>, tenant: String, timeout: Duration, asked: Vec<String>) -> Lookup {
+    Box::pin(async move {
+        let t = Instant::now();
+        let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
+        let r = tokio::time::timeout(timeout, shared.vault.resolve(&tenant, &refs)).await;
+        let m = &shared.metrics;
+        m.vault_latency
+            .get_or_create(&OpLabel { op: "resolve".into() })
+            .observe(t.elapsed().as_secs_f64());
+        let (result, found) = match r {
+            Ok(Ok(found)) if found.len() == asked.len() => ("ok", found),
+            Ok(Ok(_)) => ("error", vec![None; asked.len()]),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, placeholders = asked.len(), "tenant-wide lookup failed: left in place");
+                ("error", vec![None; asked.len()])
+            }
+            Err(_) => {
+                tracing::warn!(
+                    placeholders = asked.len(),
+                    "tenant-wide lookup timed out: left in place"
+                );
+                ("timeout", vec![None; asked.len()])
+            }
+        };
+        m.vault_ops
+            .get_or_create(&VaultOp {
+                op: "resolve".into(),
+                result: result.into(),
+            })
+            .inc();
+        asked.into_iter().zip(found).collect()
+    })
+}
+
+/// Unmasks a whole response body: JSON strings, else text; bytes that are neither pass unchanged.
+fn unmask_body<R: Resolver>(decoded: &[u8], is_json: bool, r: &R, stats: &mut UnmaskStats) -> Option<Vec<u8>> {
+    if is_json {
+        if let Ok(v) = unmask_json(decoded, r, stats) {
+            return Some(v);
+        }
+    }
+    let s = std::str::from_utf8(decoded).ok()?;
+    Some(unmask_text(s, r, stats).into_owned().into_bytes())
 }
 
 /// One access-log line, written when the response ends (or the client goes away).
@@ -803,7 +906,8 @@ async fn proxy(
         || rparts.status == StatusCode::NOT_MODIFIED
         || rparts.status.is_informational();
     let map = Arc::new(map);
-    if no_body || map.is_empty() {
+    let tenant_wide = route.cfg.resolve == ResolveScope::Tenant;
+    if no_body || (map.is_empty() && !tenant_wide) {
         // Nothing of ours can be in it: pass it through as it is (with the idle timeout).
         return Ok(stream_response(rparts, rbody, None, None, cfg.idle_timeout, log, false));
     }
@@ -824,12 +928,17 @@ async fn proxy(
         let decoder = Decoder::new(&codings, u64::MAX).map_err(|_| ApiError::unreachable())?;
         rparts.headers.remove(header::CONTENT_LENGTH);
         rparts.headers.remove(header::CONTENT_ENCODING);
-        let unmasker = StreamUnmasker::new(fmt, SharedMap(map));
+        let unmasker = StreamUnmasker::new(fmt, AnswerMap::new(map));
+        let lookup = tenant_wide.then(|| TenantLookup {
+            shared: shared.clone(),
+            tenant: tenant.clone(),
+            timeout: cfg.vault_timeout,
+        });
         return Ok(stream_response(
             rparts,
             rbody,
             Some(decoder),
-            Some(unmasker),
+            Some((unmasker, lookup)),
             cfg.idle_timeout,
             log,
             true,
@@ -872,22 +981,19 @@ async fn proxy(
             ))
         }
     };
+    let mut resolver = AnswerMap::new(map);
+    if tenant_wide {
+        // A first pass finds the placeholders that are not the request's; one vault call looks them up.
+        let probe = resolver.probe();
+        unmask_body(&decoded, is_json, &probe, &mut UnmaskStats::default());
+        let asked = probe.recorded();
+        if !asked.is_empty() {
+            let found = look_up(shared.clone(), tenant.clone(), cfg.vault_timeout, asked).await;
+            resolver.learn(found);
+        }
+    }
     let mut stats = UnmaskStats::default();
-    let resolver = SharedMap(map);
-    let out: Vec<u8> = if is_json {
-        match unmask_json(&decoded, &resolver, &mut stats) {
-            Ok(v) => v,
-            Err(_) => match std::str::from_utf8(&decoded) {
-                Ok(s) => unmask_text(s, &resolver, &mut stats).into_owned().into_bytes(),
-                Err(_) => decoded,
-            },
-        }
-    } else {
-        match std::str::from_utf8(&decoded) {
-            Ok(s) => unmask_text(s, &resolver, &mut stats).into_owned().into_bytes(),
-            Err(_) => decoded,
-        }
-    };
+    let out = unmask_body(&decoded, is_json, &resolver, &mut stats).unwrap_or(decoded);
     l.unmask = stats;
     rparts.headers.remove(header::CONTENT_ENCODING);
     rparts
@@ -900,11 +1006,15 @@ fn stream_response(
     mut parts: http::response::Parts,
     body: Incoming,
     decoder: Option<Decoder>,
-    unmasker: Option<StreamUnmasker<SharedMap>>,
+    unmasker: Option<(StreamUnmasker<AnswerMap>, Option<TenantLookup>)>,
     idle: Duration,
     log: &mut Option<AccessLog>,
     unmasking: bool,
 ) -> Response<RespBody> {
+    let (unmasker, lookup) = match unmasker {
+        Some((u, l)) => (Some(u), l),
+        None => (None, None),
+    };
     let mut l = log.take().expect("log present");
     l.status = parts.status.as_u16();
     l.streamed = true;
@@ -924,6 +1034,8 @@ fn stream_response(
         done: false,
         log: Some(l),
         out: Vec::new(),
+        lookup,
+        pending: None,
     };
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(b))
 }
@@ -933,12 +1045,26 @@ fn stream_response(
 struct GatewayBody {
     inner: Incoming,
     decoder: Option<Decoder>,
-    unmasker: Option<StreamUnmasker<SharedMap>>,
+    unmasker: Option<StreamUnmasker<AnswerMap>>,
     idle: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
     done: bool,
     log: Option<AccessLog>,
     out: Vec<u8>,
+    /// Tenant-wide routes: where to look up placeholders that are not the request's.
+    lookup: Option<TenantLookup>,
+    /// A decoded chunk (and whether it is the last) waiting for its placeholders to be looked up.
+    pending: Option<(Lookup, Vec<u8>, bool)>,
+}
+
+/// What `poll_frame` answers.
+type FramePoll = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
+/// What a streamed response of a tenant-wide route needs to look placeholders up.
+struct TenantLookup {
+    shared: Arc<Shared>,
+    tenant: String,
+    timeout: Duration,
 }
 
 impl GatewayBody {
@@ -952,19 +1078,45 @@ impl GatewayBody {
         }
     }
 
-    fn transform(&mut self, data: &[u8], last: bool) -> Result<Bytes, BoxError> {
-        self.out.clear();
-        let mut decoded = Vec::new();
-        let input: &[u8] = match self.decoder.as_mut() {
+    fn decode(&mut self, data: &[u8], last: bool) -> Result<Vec<u8>, BoxError> {
+        match self.decoder.as_mut() {
             Some(d) if !d.is_identity() => {
+                let mut decoded = Vec::new();
                 d.feed(data, &mut decoded)?;
                 if last {
                     d.finish(&mut decoded)?;
                 }
-                &decoded
+                Ok(decoded)
             }
-            _ => data,
+            _ => Ok(data.to_vec()),
+        }
+    }
+
+    /// On a tenant-wide route, starts looking up the placeholders in `input` that are neither the request's nor
+    /// looked up already (found by feeding it to a copy of the unmasker). False when there are none.
+    fn start_lookup(&mut self, input: Vec<u8>, last: bool) -> Result<(), Vec<u8>> {
+        let (Some(lookup), Some(u)) = (self.lookup.as_ref(), self.unmasker.as_ref()) else {
+            return Err(input);
         };
+        let mut probe = u.clone();
+        *probe.resolver_mut() = u.resolver().probe();
+        let mut scratch = Vec::new();
+        // Errors show in the real pass.
+        let _ = probe.feed(&input, &mut scratch);
+        if last {
+            let _ = probe.finish(&mut scratch);
+        }
+        let asked = probe.resolver().recorded();
+        if asked.is_empty() {
+            return Err(input);
+        }
+        let fut = look_up(lookup.shared.clone(), lookup.tenant.clone(), lookup.timeout, asked);
+        self.pending = Some((fut, input, last));
+        Ok(())
+    }
+
+    fn emit(&mut self, input: &[u8], last: bool) -> Result<Bytes, BoxError> {
+        self.out.clear();
         match self.unmasker.as_mut() {
             Some(u) => {
                 u.feed(input, &mut self.out)
@@ -978,6 +1130,46 @@ impl GatewayBody {
         }
         Ok(Bytes::from(std::mem::take(&mut self.out)))
     }
+
+    /// The frame for the unmasked bytes of a chunk (the last one ends the response).
+    fn frame(&mut self, r: Result<Bytes, BoxError>, last: bool) -> Option<FramePoll> {
+        match r {
+            Ok(b) => {
+                if let Some(l) = self.log.as_mut() {
+                    l.bytes_out += b.len() as u64;
+                }
+                if last {
+                    self.done = true;
+                    self.finish_log("ok");
+                    if b.is_empty() {
+                        return Some(Poll::Ready(None));
+                    }
+                } else if b.is_empty() {
+                    return None;
+                }
+                Some(Poll::Ready(Some(Ok(Frame::data(b)))))
+            }
+            Err(e) => {
+                self.done = true;
+                self.finish_log("stream_error");
+                Some(Poll::Ready(Some(Err(e))))
+            }
+        }
+    }
+
+    /// Decodes a chunk and unmasks it, unless it waits for a tenant-wide lookup first.
+    fn chunk(&mut self, data: &[u8], last: bool) -> Option<FramePoll> {
+        let input = match self.decode(data, last) {
+            Ok(i) => i,
+            Err(e) => return self.frame(Err(e), last),
+        };
+        let input = match self.start_lookup(input, last) {
+            Ok(()) => return None,
+            Err(input) => input,
+        };
+        let r = self.emit(&input, last);
+        self.frame(r, last)
+    }
 }
 
 impl Body for GatewayBody {
@@ -987,6 +1179,21 @@ impl Body for GatewayBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
+            if let Some((fut, _, _)) = this.pending.as_mut() {
+                // Bounded by the vault timeout.
+                let Poll::Ready(found) = fut.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                let (_, input, last) = this.pending.take().expect("pending");
+                if let Some(u) = this.unmasker.as_mut() {
+                    u.resolver_mut().learn(found);
+                }
+                let r = this.emit(&input, last);
+                match this.frame(r, last) {
+                    Some(p) => return p,
+                    None => continue,
+                }
+            }
             if this.done {
                 return Poll::Ready(None);
             }
@@ -1003,19 +1210,8 @@ impl Body for GatewayBody {
                     let deadline = tokio::time::Instant::now() + this.idle;
                     this.sleep.as_mut().reset(deadline);
                     let Ok(data) = frame.into_data() else { continue };
-                    match this.transform(&data, false) {
-                        Ok(b) if b.is_empty() => continue,
-                        Ok(b) => {
-                            if let Some(l) = this.log.as_mut() {
-                                l.bytes_out += b.len() as u64;
-                            }
-                            return Poll::Ready(Some(Ok(Frame::data(b))));
-                        }
-                        Err(e) => {
-                            this.done = true;
-                            this.finish_log("stream_error");
-                            return Poll::Ready(Some(Err(e)));
-                        }
+                    if let Some(p) = this.chunk(&data, false) {
+                        return p;
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -1025,23 +1221,9 @@ impl Body for GatewayBody {
                     return Poll::Ready(Some(Err(Box::new(e))));
                 }
                 Poll::Ready(None) => {
-                    this.done = true;
-                    let r = this.transform(&[], true);
-                    match r {
-                        Ok(b) => {
-                            if let Some(l) = this.log.as_mut() {
-                                l.bytes_out += b.len() as u64;
-                            }
-                            this.finish_log("ok");
-                            if b.is_empty() {
-                                return Poll::Ready(None);
-                            }
-                            return Poll::Ready(Some(Ok(Frame::data(b))));
-                        }
-                        Err(e) => {
-                            this.finish_log("stream_error");
-                            return Poll::Ready(Some(Err(e)));
-                        }
+                    // `done` is set once the last chunk went out (after a lookup, if it needs one).
+                    if let Some(p) = this.chunk(&[], true) {
+                        return p;
                     }
                 }
             }

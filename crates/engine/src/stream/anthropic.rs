@@ -49,7 +49,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ContentBlock {
     index: u64,
     kind: Kind,
@@ -82,7 +82,7 @@ impl ContentBlock {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Anthropic {
     blocks: Vec<ContentBlock>,
     scratch: String,

@@ -10,7 +10,7 @@ use super::{json_object, push_str_lit, whole, Block, Ctx, Edits, Framing};
 use crate::resolve::Resolver;
 use crate::unmask::Mode;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PartStream {
     cand: u64,
     part: u64,
@@ -52,7 +52,7 @@ impl PartStream {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Gemini {
     streams: Vec<PartStream>,
 }

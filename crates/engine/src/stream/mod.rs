@@ -126,6 +126,7 @@ impl From<SseError> for StreamError {
 /// assert!(out.contains("i-0abc123def4567890") && out.ends_with("data: [DONE]\n\n"));
 /// assert_eq!(s.stats().resolved, 1);
 /// ```
+#[derive(Clone)]
 pub struct StreamUnmasker<R: Resolver> {
     format: StreamFormat,
     resolver: R,
@@ -177,6 +178,18 @@ impl<R: Resolver> StreamUnmasker<R> {
     /// What unmasking has done so far.
     pub fn stats(&self) -> UnmaskStats {
         self.stats
+    }
+
+    /// The resolver, for callers that learn more placeholders while the stream runs (tenant-wide resolution:
+    /// feed a chunk to a clone whose resolver records what it misses, look those up, add them here, then feed
+    /// the chunk for real).
+    pub fn resolver(&self) -> &R {
+        &self.resolver
+    }
+
+    /// See [`StreamUnmasker::resolver`].
+    pub fn resolver_mut(&mut self) -> &mut R {
+        &mut self.resolver
     }
 
     /// Feeds one chunk of the upstream body; appends to `out` everything that can be sent now.
@@ -235,6 +248,7 @@ pub(crate) struct Ctx<'a, R: ?Sized> {
 }
 
 /// How a flushed piece of held text goes out.
+#[derive(Clone)]
 pub(crate) enum Framing {
     /// As an SSE event shaped like the template's event.
     Sse,
@@ -266,7 +280,7 @@ impl Framing {
 const MAX_TEMPLATE: usize = 64 << 10;
 
 /// The last event that left text held in a block: the shape for the event that flushes it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Template {
     /// The raw SSE event (empty in a JSON-array stream).
     pub event: Vec<u8>,
@@ -289,7 +303,7 @@ impl Template {
 }
 
 /// A streamed block of text: its unmasker and the template for flushing it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Block {
     pub ts: TextStream,
     pub tpl: Template,
@@ -379,7 +393,7 @@ pub(crate) fn whole<R: Resolver + ?Sized>(cx: &mut Ctx<'_, R>, data: &str, new: 
 }
 
 /// The streamed strings of one event and their new values.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Edits(Vec<(usize, Option<String>)>);
 
 impl Edits {
@@ -429,6 +443,7 @@ pub(crate) fn push_str_lit(out: &mut String, s: &str) {
     crate::unmask::push_json_string(out, s);
 }
 
+#[derive(Clone)]
 enum Handler {
     Anthropic(anthropic::Anthropic),
     Chat(openai::Chat),
@@ -481,6 +496,7 @@ impl Handler {
     }
 }
 
+#[derive(Clone)]
 enum Transport {
     Sse(SseFramer),
     Array(ArrayStream),
@@ -539,6 +555,7 @@ enum ArrayState {
 
 /// The Gemini JSON-array stream: `[{...},\r\n{...}]` in arbitrary chunks. Elements are handled like SSE events
 /// once complete; bytes between them pass through at once.
+#[derive(Clone)]
 struct ArrayStream {
     state: ArrayState,
     /// Bytes of the element being assembled, when it spans chunks.
@@ -760,7 +777,7 @@ impl ArrayStream {
 
 /// Bytes unmasked as JSON text, for what does not fit the expected structure. Carries incomplete UTF-8
 /// sequences between chunks; invalid bytes pass through.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RawText {
     carry: Vec<u8>,
     ts: Option<TextStream>,

@@ -73,7 +73,7 @@ fn text_field(name: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ChatStream {
     choice: u64,
     field: ChatField,
@@ -106,7 +106,7 @@ impl ChatStream {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Chat {
     streams: Vec<ChatStream>,
 }
@@ -277,7 +277,7 @@ fn sub_of(content_index: Option<Val<'_>>, summary_index: Option<Val<'_>>) -> Opt
     summary_index.and_then(|v| v.as_u64()).map(|i| (1, i))
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RespStream {
     prefix: String,
     item: Item,
@@ -321,7 +321,7 @@ impl RespStream {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Responses {
     streams: Vec<RespStream>,
     scratch: String,

@@ -257,3 +257,76 @@ async fn compressed_requests_and_responses() {
         }
     }
 }
+
+/// Routes with `resolve = "tenant"` (OpenAI Responses with `previous_response_id`): an answer may quote
+/// placeholders of earlier requests of the same tenant, looked up in the vault, streamed or not. Other routes,
+/// and other tenants on tenant-wide routes, leave them as they are.
+#[tokio::test]
+async fn tenant_wide_resolution_for_stateful_routes() {
+    let routes = r#"
+[[routes]]
+host = "stateful.openai.test"
+path_prefix = "/stateful"
+upstream = "http://api.openai.com"
+connect_address = "127.0.0.1:MOCK"
+resolve = "tenant"
+
+[[routes]]
+host = "other.openai.test"
+path_prefix = "/stateful-other"
+upstream = "http://api.openai.com"
+connect_address = "127.0.0.1:MOCK"
+resolve = "tenant"
+tenant = "other"
+"#;
+    init();
+    let mock = maskgate_gateway::mock::MockProvider::start().await.unwrap();
+    let extra = routes.replace("MOCK", &mock.addr.port().to_string());
+    let cfg = maskgate_gateway::config::Config::from_toml(&config_toml(mock.addr.port(), "", &extra)).unwrap();
+    let gw = maskgate_gateway::start(cfg, None).await.unwrap();
+    let env = Env {
+        gw,
+        mock,
+        client: client(),
+    };
+    for stream in [false, true] {
+        let first =
+            json!({"model": "m", "stream": stream, "input": format!("first {} in {}", ORIGINALS[0], ORIGINALS[1])});
+        let r = env
+            .post_json("/stateful/v1/responses", &[("x-mock-chunk", "3")], &first)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_masked(&env.last());
+        // A follow-up without identifiers: the provider's answer quotes the earlier request's placeholders.
+        let follow = json!({"model": "m", "stream": stream, "input": "and now?", "previous_response_id": "resp_1"});
+        for (prefix, resolves) in [("/stateful", true), ("/openai", false), ("/stateful-other", false)] {
+            env.post_json("/stateful/v1/responses", &[], &first).await;
+            let r = env
+                .post_json(&format!("{prefix}/v1/responses"), &[("x-mock-chunk", "3")], &follow)
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let rec = env.last();
+            assert_no_original("follow-up request", &rec.body_str());
+            assert!(rec.body_str().contains("previous_response_id"));
+            let text = if stream {
+                stream_text(&r.text())
+            } else {
+                r.json()["output"][0]["content"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            assert!(text.starts_with("Earlier you said: first "), "{text}");
+            if resolves {
+                assert!(
+                    text.contains(ORIGINALS[0]) && text.contains(ORIGINALS[1]),
+                    "{prefix} stream={stream}: {text}"
+                );
+                assert!(!text.contains("AWS_"), "{prefix} stream={stream}: {text}");
+            } else {
+                assert_no_original(&format!("{prefix} stream={stream}"), &text);
+                assert!(text.contains("AWS_EC2_") && text.contains("AWS_VPC_"), "{text}");
+            }
+        }
+    }
+}
