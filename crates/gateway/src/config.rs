@@ -135,6 +135,12 @@ pub struct VaultSection {
     /// Redis: PEM CA certificates for `rediss://` (instead of the system roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Redis: client certificate chain (PEM) for `rediss://` servers that require one (`tls-auth-clients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// Redis: the client certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
     /// Redis: first part of every key name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
@@ -180,11 +186,22 @@ impl VaultSection {
             }
             None => None,
         };
+        let (client_cert_pem, client_key_pem) = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(c), Some(k)) => {
+                load_ca_file(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                let cert = std::fs::read(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                let key = load_private_key(k).map_err(|e| ConfigError(format!("vault.client_key_file: {e}")))?;
+                (Some(cert), Some(key))
+            }
+            _ => (None, None),
+        };
         Ok(maskgate_vault::RedisVaultConfig {
             url: self.url.clone().unwrap_or(d.url),
             username: self.username.clone(),
             password,
             ca_pem,
+            client_cert_pem,
+            client_key_pem,
             key_prefix: self.key_prefix.clone().unwrap_or(d.key_prefix),
             ttl: self.ttl,
             timeout: self.timeout.unwrap_or(d.timeout),
@@ -215,6 +232,8 @@ impl VaultSection {
                     ("password_file", self.password_file.is_some()),
                     ("key_file", self.key_file.is_some()),
                     ("ca_file", self.ca_file.is_some()),
+                    ("client_cert_file", self.client_cert_file.is_some()),
+                    ("client_key_file", self.client_key_file.is_some()),
                     ("key_prefix", self.key_prefix.is_some()),
                     ("timeout", self.timeout.is_some()),
                     ("connect_timeout", self.connect_timeout.is_some()),
@@ -260,6 +279,19 @@ impl VaultSection {
                         return err("ca_file", "only used with a rediss:// url");
                     }
                     load_ca_file(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?;
+                }
+                match (&self.client_cert_file, &self.client_key_file) {
+                    (None, None) => {}
+                    (Some(_), None) => return err("client_key_file", "required with client_cert_file"),
+                    (None, Some(_)) => return err("client_cert_file", "required with client_key_file"),
+                    (Some(c), Some(_)) => {
+                        if !self.url.as_deref().unwrap_or("").starts_with("rediss://") {
+                            return err("client_cert_file", "only used with a rediss:// url");
+                        }
+                        // The key is a secret that may be mounted later or readable only by the gateway's
+                        // user: checked when the gateway starts (a warning in check-config).
+                        load_ca_file(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                    }
                 }
                 // A key file that exists must hold valid keys (a missing one is a warning: it may be mounted
                 // later; the gateway itself refuses to start without a key).
@@ -777,6 +809,16 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer
         return Err(format!("no certificate in {}", path.display()));
     }
     Ok(certs)
+}
+
+/// A PEM private key (PKCS#8, PKCS#1 or SEC1), returned as the file's bytes once it parses. The error names
+/// the file, never its content.
+pub fn load_private_key(path: &Path) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| format!("no valid PEM private key in {}", path.display()))?;
+    Ok(pem)
 }
 
 /// Names the key of a TOML error: the `[table]` in force and the key on the line the error points at.

@@ -52,6 +52,10 @@ pub struct RedisVaultConfig {
     pub password: Option<String>,
     /// PEM CA certificates trusted for `rediss://` instead of the system roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// `rediss://` with a client certificate (mTLS, `tls-auth-clients yes`): the PEM chain, leaf first.
+    pub client_cert_pem: Option<Vec<u8>>,
+    /// The client certificate's PEM private key (a secret: never printed).
+    pub client_key_pem: Option<Vec<u8>>,
     /// First part of every key name (no `{`, `}`, `:` or spaces).
     pub key_prefix: String,
     /// Sliding time to live of a mapping.
@@ -77,6 +81,8 @@ impl Default for RedisVaultConfig {
             username: None,
             password: None,
             ca_pem: None,
+            client_cert_pem: None,
+            client_key_pem: None,
             key_prefix: "maskgate".into(),
             ttl: Duration::from_secs(7 * 24 * 3600),
             timeout: Duration::from_millis(500),
@@ -95,6 +101,8 @@ impl std::fmt::Debug for RedisVaultConfig {
             .field("url", &redact_url(&self.url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_cert_pem.is_some())
             .field("key_prefix", &self.key_prefix)
             .field("ttl", &self.ttl)
             .field("timeout", &self.timeout)
@@ -155,13 +163,37 @@ impl KindStr for RedisError {
         } else if self.is_connection_dropped() {
             "connection dropped".into()
         } else if self.is_io_error() {
-            "i/o error".into()
+            tls_reason(&self.to_string()).unwrap_or_else(|| "i/o error".into())
         } else if let Some(code) = self.code() {
             format!("server error {}", code.chars().take(32).collect::<String>())
         } else {
             format!("{:?}", self.kind()).chars().take(64).collect()
         }
     }
+}
+
+/// A TLS failure named by the first words of rustls' message only (`UnknownIssuer`, `CertificateRequired`,
+/// `certificate not valid for name`, ...): an operator must see that the CA, the name or the client certificate
+/// is wrong, but nothing after the first punctuation (names, times) is repeated.
+fn tls_reason(text: &str) -> Option<String> {
+    let word = |rest: &str| -> String {
+        rest.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ' ')
+            .take(48)
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
+    if let Some(i) = text.find("invalid peer certificate:") {
+        let w = word(&text[i + "invalid peer certificate:".len()..]);
+        return Some(format!("tls: server certificate refused ({w})"));
+    }
+    if let Some(i) = text.find("received fatal alert:") {
+        let w = word(&text[i + "received fatal alert:".len()..]);
+        return Some(format!("tls: the server refused the handshake ({w})"));
+    }
+    None
 }
 
 const ASSIGN_LUA: &str = r#"
@@ -342,16 +374,28 @@ impl RedisVault {
             // rustls needs a process-wide provider; ring is the only one in this build (never aws-lc-rs).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = match (&config.ca_pem, tls) {
-            (Some(ca), true) => redis::Client::build_with_tls(
+        let client_tls = match (&config.client_cert_pem, &config.client_key_pem) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err("a client certificate needs both its certificate and its key".into()),
+        };
+        let custom_tls = config.ca_pem.is_some() || client_tls.is_some();
+        if custom_tls && !tls {
+            return Err("a CA file or client certificate is only used with rediss:// URLs".into());
+        }
+        let client = if custom_tls {
+            redis::Client::build_with_tls(
                 info,
                 redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
+                    client_tls,
+                    root_cert: config.ca_pem.clone(),
                 },
-            ),
-            (Some(_), false) => return Err("a CA file is only used with rediss:// URLs".into()),
-            (None, _) => redis::Client::open(info),
+            )
+        } else {
+            redis::Client::open(info)
         }
         .map_err(|e| format!("Redis client ({})", e.kind_str()))?;
         let mgr_config = ConnectionManagerConfig::new()
@@ -648,6 +692,26 @@ mod tests {
         assert!(check_key_prefix("maskgate").is_ok());
         assert!(check_key_prefix("a{b").is_err());
         assert!(check_key_prefix("").is_err());
+    }
+
+    #[test]
+    fn tls_reasons_name_the_variant_only() {
+        assert_eq!(
+            tls_reason("invalid peer certificate: UnknownIssuer").as_deref(),
+            Some("tls: server certificate refused (UnknownIssuer)")
+        );
+        assert_eq!(
+            tls_reason("received fatal alert: CertificateRequired").as_deref(),
+            Some("tls: the server refused the handshake (CertificateRequired)")
+        );
+        assert_eq!(
+            tls_reason(
+                "invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for y"
+            )
+            .as_deref(),
+            Some("tls: server certificate refused (certificate not valid for name)")
+        );
+        assert_eq!(tls_reason("broken pipe"), None);
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// TLS only (`--port 0 --tls-port PORT`), certificate files in `dir`.
     tls: bool,
+    /// With TLS: clients must present a certificate signed by the CA (`--tls-auth-clients yes`).
+    tls_auth_clients: bool,
 }
 
 /// The binary, if installed (`REDIS_SERVER` overrides the path).
@@ -65,27 +68,39 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             tls: false,
+            tls_auth_clients: false,
         };
         Some(s)
     }
 
-    /// A TLS-only server (`rediss://localhost:PORT`) with this certificate, key and CA (PEM); clients are not
-    /// asked for certificates.
-    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Option<RedisServer> {
+    /// A TLS-only server (`--port 0 --tls-port PORT`, so `rediss://localhost:PORT`) with this certificate, key
+    /// and CA (PEM). With `auth_clients`, clients must present a certificate signed by that CA (mTLS); otherwise
+    /// they are not asked for one.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str, auth_clients: bool) -> Option<RedisServer> {
         let mut s = Self::prepare(&[])?;
         std::fs::write(s.dir.join("cert.pem"), cert_pem).expect("write cert");
         std::fs::write(s.dir.join("key.pem"), key_pem).expect("write key");
         std::fs::write(s.dir.join("ca.pem"), ca_pem).expect("write ca");
         s.tls = true;
+        s.tls_auth_clients = auth_clients;
         s.spawn();
         Some(s)
     }
 
     fn spawn(&mut self) {
         let bin = binary().expect("redis-server present");
-        let child = Command::new(bin)
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut cmd = Command::new(bin);
+        if self.tls {
+            // Plain TCP off: a client that forgot TLS must fail, not silently talk in clear.
+            cmd.args(["--port", "0", "--tls-port"]).arg(self.port.to_string());
+            cmd.arg("--tls-cert-file").arg(self.dir.join("cert.pem"));
+            cmd.arg("--tls-key-file").arg(self.dir.join("key.pem"));
+            cmd.arg("--tls-ca-cert-file").arg(self.dir.join("ca.pem"));
+            cmd.args(["--tls-auth-clients", if self.tls_auth_clients { "yes" } else { "no" }]);
+        } else {
+            cmd.arg("--port").arg(self.port.to_string());
+        }
+        let child = cmd
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -115,11 +130,24 @@ impl RedisServer {
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            // Exited (bad option, a build without TLS, port taken): say why instead of waiting.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("redis-server exited ({status}) before listening:\n{}", self.log());
+            }
             if Instant::now() > deadline {
-                panic!("redis-server did not listen on port {} within 10 s", self.port);
+                panic!(
+                    "redis-server did not listen on port {} within 10 s:\n{}",
+                    self.port,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// True for a TLS-only server.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     pub fn url(&self) -> String {

@@ -560,3 +560,170 @@ async fn redis_rate_limit_shared() {
     let (ok, counts) = v2.rate_limit("client-1", &[(60, 5)], now + 40).await.unwrap();
     assert!(ok && counts == [1], "the next window starts afresh");
 }
+
+/// A CA and leaves signed by it (PEM): the server's for `names`, and a client's.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki(name: &str, names: &[&str]) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    // "127.0.0.1" becomes an IP address SAN (rustls checks an IP URL against those, not DNS names).
+    let server = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "maskgate gateway");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    Pki {
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+        client_cert: client.pem(),
+        client_key: client_key.serialize_pem(),
+    }
+}
+
+/// Short timeouts, so a failure shows as a quick `Unavailable` (and a hang as a test failure).
+fn tls_vault(url: &str, tweak: impl FnOnce(&mut RedisVaultConfig)) -> RedisVault {
+    vault(url, K1, |c| {
+        c.timeout = Duration::from_millis(500);
+        c.connect_timeout = Duration::from_millis(500);
+        c.breaker_failures = 100;
+        tweak(c);
+    })
+}
+
+/// Calls that must fail: `Unavailable`, within the configured timeout (plus scheduling slack), never a hang.
+async fn fails_in_time(v: &RedisVault, what: &str, reason: &str) {
+    let t = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        v.assign("t", &[e("AWS_EC2", "i-5555555555555555f")]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: hung (> 5 s)"));
+    assert!(matches!(r, Err(VaultError::Unavailable(_))), "{what}: {r:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{what}: took {:?}",
+        t.elapsed()
+    );
+    if let Err(VaultError::Unavailable(why)) = r {
+        assert!(!why.contains("i-5555"), "{why}");
+        assert!(why.contains(reason), "{what}: {why}");
+        eprintln!("{what}: refused in {:?} ({why})", t.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_with_private_ca() {
+    let p = pki("maskgate redis test CA", &["localhost", "127.0.0.1"]);
+    let Some(server) = RedisServer::start_tls(&p.server_cert, &p.server_key, &p.ca, false) else {
+        return;
+    };
+    assert!(server.url().starts_with("rediss://localhost:"));
+    let ca = Some(p.ca.clone().into_bytes());
+    // By name and by IP (the certificate has both SANs); the whole vault works over TLS.
+    for url in [server.url(), format!("rediss://127.0.0.1:{}", server.port)] {
+        let v = tls_vault(&url, |c| c.ca_pem = ca.clone());
+        v.ping()
+            .await
+            .unwrap_or_else(|err| panic!("{url}: {err:?}\n{}", server.log()));
+        let ps = v
+            .assign(
+                "t",
+                &[e("AWS_EC2", "i-5555555555555555a"), e("AWS_ACCOUNT", "555555555555")],
+            )
+            .await
+            .unwrap();
+        let fresh = tls_vault(&url, |c| c.ca_pem = ca.clone());
+        assert_eq!(
+            fresh.resolve("t", &[ps[0].as_str(), ps[1].as_str()]).await.unwrap(),
+            [
+                Some("i-5555555555555555a".to_string()),
+                Some("555555555555".to_string())
+            ]
+        );
+    }
+    // The server's certificate is checked: system roots only, or another CA, refuse it, in time.
+    fails_in_time(&tls_vault(&server.url(), |_| {}), "system roots", "UnknownIssuer").await;
+    let other = pki("another CA", &["localhost"]);
+    fails_in_time(
+        &tls_vault(&server.url(), |c| c.ca_pem = Some(other.ca.into_bytes())),
+        "another CA",
+        "UnknownIssuer",
+    )
+    .await;
+    // Plain TCP is off on a TLS-only server; a plain client fails in time too.
+    fails_in_time(
+        &tls_vault(&format!("redis://127.0.0.1:{}", server.port), |_| {}),
+        "plain to TLS",
+        "redis:",
+    )
+    .await;
+    // And TLS to a plain server (it never answers a ClientHello): bounded by the timeouts, not a hang.
+    let Some(plain) = RedisServer::start() else { return };
+    fails_in_time(
+        &tls_vault(&format!("rediss://localhost:{}", plain.port), |c| c.ca_pem = ca.clone()),
+        "TLS to plain",
+        "timeout",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mtls_client_certificate() {
+    let p = pki("maskgate redis mTLS CA", &["localhost"]);
+    let Some(server) = RedisServer::start_tls(&p.server_cert, &p.server_key, &p.ca, true) else {
+        return;
+    };
+    let ca = Some(p.ca.clone().into_bytes());
+    fails_in_time(
+        &tls_vault(&server.url(), |c| c.ca_pem = ca.clone()),
+        "no client certificate",
+        "CertificateRequired",
+    )
+    .await;
+    let v = tls_vault(&server.url(), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(p.client_cert.clone().into_bytes());
+        c.client_key_pem = Some(p.client_key.clone().into_bytes());
+    });
+    v.ping().await.unwrap_or_else(|err| panic!("{err:?}\n{}", server.log()));
+    assert_eq!(
+        v.assign("t", &[e("AWS_EC2", "i-5555555555555555b")]).await.unwrap(),
+        ["AWS_EC2_001"]
+    );
+    assert!(!format!("{:?}", v.config()).contains("PRIVATE KEY"));
+    // This server's certificate names only localhost: by IP, the name check refuses it.
+    let by_ip = tls_vault(&format!("rediss://127.0.0.1:{}", server.port), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(p.client_cert.clone().into_bytes());
+        c.client_key_pem = Some(p.client_key.clone().into_bytes());
+    });
+    fails_in_time(&by_ip, "name not in the certificate", "not valid for name").await;
+    // A certificate from another CA is refused by the server.
+    let other = pki("another CA", &["localhost"]);
+    let stranger = tls_vault(&server.url(), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(other.client_cert.into_bytes());
+        c.client_key_pem = Some(other.client_key.into_bytes());
+    });
+    fails_in_time(&stranger, "client certificate of another CA", "UnknownCA").await;
+}

@@ -427,6 +427,22 @@ async fn redis_config_errors_and_missing_key() {
             "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\nbreaker_failures = 0\n",
             "vault.breaker_failures",
         ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"rediss://x\"\nclient_cert_file = \"/c.pem\"\n",
+            "vault.client_key_file",
+        ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"rediss://x\"\nclient_key_file = \"/c.key\"\n",
+            "vault.client_cert_file",
+        ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\nclient_cert_file = \"/c.pem\"\nclient_key_file = \"/k\"\n",
+            "vault.client_cert_file",
+        ),
+        (
+            "[vault]\nclient_cert_file = \"/c.pem\"\n",
+            "vault.client_cert_file",
+        ),
         ("[rate_limit]\nminute = 1\npolicy = \"redis\"\n", "rate_limit.policy"),
         ("[rate_limit]\nminute = 1\npolicy = \"cluster\"\n", "rate_limit.policy"),
     ] {
@@ -445,4 +461,109 @@ async fn redis_config_errors_and_missing_key() {
         !shown.contains("hunter2-secret") && shown.contains("<redacted>"),
         "{shown}"
     );
+}
+
+/// PEM files of a CA, a Redis server certificate for localhost and a client certificate, in a fresh directory.
+struct TlsFiles {
+    dir: PathBuf,
+    ca: String,
+    server_cert: String,
+    server_key: String,
+}
+
+fn tls_files() -> TlsFiles {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "maskgate redis CA");
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "maskgate-gw-redis-tls-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    TlsFiles {
+        dir,
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+    }
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_private_ca_and_client_certificate() {
+    let f = tls_files();
+    // TLS only (no plain port), client certificates required.
+    let Some(server) = RedisServer::start_tls(&f.server_cert, &f.server_key, &f.ca, true) else {
+        return;
+    };
+    assert!(server.url().starts_with("rediss://localhost:"));
+    let mock = MockProvider::start().await.unwrap();
+    let tls = format!(
+        "ca_file = \"{0}/ca.pem\"\nclient_cert_file = \"{0}/client.pem\"\nclient_key_file = \"{0}/client.key\"\n",
+        f.dir.display()
+    );
+    let gw = gateway(mock.addr.port(), &server.url(), &tls).await;
+    let r = post(
+        &format!("http://{}/anthropic/v1/messages", gw.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), server.log());
+    assert_all_originals("response", &r.text());
+    let recs = mock.records();
+    assert_eq!(recs.len(), 1);
+    assert_masked(&recs[0]);
+    let ready = get(&format!("http://{}/health/ready", gw.admin_addr)).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    // The mappings are in the TLS server (a second gateway on it gets the same placeholders).
+    let gw2 = gateway(mock.addr.port(), &server.url(), &tls).await;
+    let r2 = post(
+        &format!("http://{}/anthropic/v1/messages", gw2.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    assert_eq!(mock.records()[1].body_str(), recs[0].body_str());
+
+    // Without the client certificate the server refuses the handshake: 503 in time, not ready, nothing sent.
+    let no_cert = gateway(
+        mock.addr.port(),
+        &server.url(),
+        &format!("ca_file = \"{}/ca.pem\"\n", f.dir.display()),
+    )
+    .await;
+    let t = Instant::now();
+    let r = post(
+        &format!("http://{}/anthropic/v1/messages", no_cert.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "VAULT_UNAVAILABLE");
+    assert!(t.elapsed() < Duration::from_millis(1500), "took {:?}", t.elapsed());
+    let ready = get(&format!("http://{}/health/ready", no_cert.admin_addr)).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(mock.records().len(), 2);
+    // The refusal is logged with its TLS reason, and no original.
+    assert!(logs().contains("CertificateRequired"), "{}", logs());
+    assert_no_original("logs", &logs());
 }
