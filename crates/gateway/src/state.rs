@@ -152,11 +152,15 @@ impl Shared {
         redis: Option<Arc<RedisVault>>,
     ) -> Result<Shared, ConfigError> {
         let rt = Runtime::build(config)?;
+        let mut metrics = Metrics::new();
+        if let Some(r) = &redis {
+            metrics.watch_redis(r.clone());
+        }
         Ok(Shared {
             runtime: RwLock::new(Arc::new(rt)),
             vault,
             redis,
-            metrics: Metrics::new(),
+            metrics,
             limiter: Limiter::default(),
             config_path,
             started: Instant::now(),

@@ -433,6 +433,16 @@ impl RedisVault {
         self.breaker.is_open()
     }
 
+    /// Times the circuit breaker opened after consecutive failures.
+    pub fn breaker_trips(&self) -> u64 {
+        self.breaker.trips()
+    }
+
+    /// Calls refused at once by the open circuit breaker.
+    pub fn breaker_refused(&self) -> u64 {
+        self.breaker.refused()
+    }
+
     /// Stored originals that no key of the ring could decrypt (key removed too early, or altered data).
     pub fn undecryptable(&self) -> u64 {
         self.undecryptable.load(Ordering::Relaxed)

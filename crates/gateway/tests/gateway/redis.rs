@@ -229,6 +229,10 @@ async fn redis_down_under_load_only_503_then_recovers() {
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(ready.json()["code"], "VAULT_UNAVAILABLE");
     assert!(refused.load(Ordering::Relaxed) > 0, "no refusal while Redis was down");
+    let m = get(&format!("http://{admin}/metrics")).await.text();
+    assert_eq!(metric(&m, "maskgate_vault_breaker_open"), 1.0, "{m}");
+    assert!(metric(&m, "maskgate_vault_breaker_trips_total") >= 1.0, "{m}");
+    assert!(metric(&m, "maskgate_vault_breaker_refused_total") >= 1.0, "{m}");
     // Nothing to mask: served even while the vault is down.
     let r = post(&format!("http://{proxy}/anthropic/v1/messages"), &body("hello there")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -281,6 +285,37 @@ async fn redis_down_under_load_only_503_then_recovers() {
         metrics.contains("maskgate_vault_operations_total{op=\"assign\",result=\"error\"}"),
         "{metrics}"
     );
+    // Recovered: the breaker is closed again; the trips stay counted; every assign's latency was observed.
+    assert_eq!(metric(&metrics, "maskgate_vault_breaker_open"), 0.0, "{metrics}");
+    assert!(
+        metric(&metrics, "maskgate_vault_breaker_trips_total") >= 1.0,
+        "{metrics}"
+    );
+    let assigns: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("maskgate_vault_operations_total{op=\"assign\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        metric(&metrics, "maskgate_vault_duration_seconds_count{op=\"assign\"}"),
+        assigns,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("maskgate_vault_duration_seconds_bucket{le=\"0.00032\",op=\"assign\"}"),
+        "{metrics}"
+    );
+    assert_no_original("metrics", &metrics);
+}
+
+/// The value of one sample (`name` or `name{labels}`) in Prometheus text; panics when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,6 +569,9 @@ async fn redis_over_tls_with_private_ca_and_client_certificate() {
     assert_masked(&recs[0]);
     let ready = get(&format!("http://{}/health/ready", gw.admin_addr)).await;
     assert_eq!(ready.status, 200, "{}", ready.text());
+    let m = get(&format!("http://{}/metrics", gw.admin_addr)).await.text();
+    assert_eq!(metric(&m, "maskgate_vault_breaker_open"), 0.0, "{m}");
+    assert_eq!(metric(&m, "maskgate_vault_breaker_trips_total"), 0.0, "{m}");
     // The mappings are in the TLS server (a second gateway on it gets the same placeholders).
     let gw2 = gateway(mock.addr.port(), &server.url(), &tls).await;
     let r2 = post(
