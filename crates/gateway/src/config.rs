@@ -120,6 +120,9 @@ pub struct VaultSection {
     /// Redis: `redis://[user@]host[:port][/db]` or `rediss://…` (TLS). Shown redacted by the admin API.
     #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_url")]
     pub url: Option<String>,
+    /// Redis Cluster: seed nodes (instead of `url`), e.g. `["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_urls")]
+    pub cluster: Option<Vec<String>>,
     /// Redis ACL user (instead of one in the URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -168,7 +171,30 @@ fn ser_url<S: Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+fn ser_urls<S: Serializer>(u: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    match u {
+        Some(u) => {
+            let mut seq = s.serialize_seq(Some(u.len()))?;
+            for x in u {
+                seq.serialize_element(&maskgate_vault::redis_vault::redact_url(x))?;
+            }
+            seq.end()
+        }
+        None => s.serialize_none(),
+    }
+}
+
 impl VaultSection {
+    /// `url`, or the first cluster node: decides plain or TLS.
+    fn first_url(&self) -> &str {
+        match (&self.url, &self.cluster) {
+            (Some(u), _) => u,
+            (None, Some(c)) => c.first().map(String::as_str).unwrap_or(""),
+            (None, None) => "",
+        }
+    }
+
     /// The Redis backend's settings (secrets read from env or files), for `backend = "redis"`.
     pub fn redis_config(&self) -> Result<maskgate_vault::RedisVaultConfig, ConfigError> {
         let d = maskgate_vault::RedisVaultConfig::default();
@@ -197,6 +223,7 @@ impl VaultSection {
         };
         Ok(maskgate_vault::RedisVaultConfig {
             url: self.url.clone().unwrap_or(d.url),
+            cluster: self.cluster.clone().unwrap_or_default(),
             username: self.username.clone(),
             password,
             ca_pem,
@@ -227,6 +254,7 @@ impl VaultSection {
             VaultBackend::Embedded => {
                 let redis_only = [
                     ("url", self.url.is_some()),
+                    ("cluster", self.cluster.is_some()),
                     ("username", self.username.is_some()),
                     ("password_env", self.password_env.is_some()),
                     ("password_file", self.password_file.is_some()),
@@ -246,10 +274,29 @@ impl VaultSection {
                 }
             }
             VaultBackend::Redis => {
-                match &self.url {
-                    None => return err("url", "required with backend = \"redis\" (redis:// or rediss://)"),
-                    Some(u) => {
+                match (&self.url, &self.cluster) {
+                    (None, None) => {
+                        return err(
+                            "url",
+                            "required with backend = \"redis\" (redis:// or rediss://; or cluster = [urls])",
+                        )
+                    }
+                    (Some(_), Some(_)) => return err("cluster", "set either url or cluster"),
+                    (Some(u), None) => {
                         maskgate_vault::redis_vault::check_url(u).map_err(|e| ConfigError(format!("vault.url: {e}")))?
+                    }
+                    (None, Some(nodes)) => {
+                        if nodes.is_empty() {
+                            return err("cluster", "at least one seed node");
+                        }
+                        for (i, u) in nodes.iter().enumerate() {
+                            maskgate_vault::redis_vault::check_url(u)
+                                .map_err(|e| ConfigError(format!("vault.cluster[{i}]: {e}")))?;
+                        }
+                        let tls = nodes[0].starts_with("rediss://");
+                        if nodes.iter().any(|u| u.starts_with("rediss://") != tls) {
+                            return err("cluster", "all redis:// or all rediss://");
+                        }
                     }
                 }
                 if let Some(p) = &self.key_prefix {
@@ -275,7 +322,7 @@ impl VaultSection {
                     return err("breaker_failures", "must be greater than 0");
                 }
                 if let Some(f) = &self.ca_file {
-                    if !self.url.as_deref().unwrap_or("").starts_with("rediss://") {
+                    if !self.first_url().starts_with("rediss://") {
                         return err("ca_file", "only used with a rediss:// url");
                     }
                     load_ca_file(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?;
@@ -285,7 +332,7 @@ impl VaultSection {
                     (Some(_), None) => return err("client_key_file", "required with client_cert_file"),
                     (None, Some(_)) => return err("client_cert_file", "required with client_key_file"),
                     (Some(c), Some(_)) => {
-                        if !self.url.as_deref().unwrap_or("").starts_with("rediss://") {
+                        if !self.first_url().starts_with("rediss://") {
                             return err("client_cert_file", "only used with a rediss:// url");
                         }
                         // The key is a secret that may be mounted later or readable only by the gateway's
@@ -695,7 +742,8 @@ impl Config {
             if let Err(e) = self.vault.redis_config() {
                 w.push(e.0);
             }
-            if self.vault.url.as_deref().is_some_and(|u| u.contains('@')) {
+            let nodes = self.vault.cluster.iter().flatten();
+            if self.vault.url.iter().chain(nodes).any(|u| u.contains('@')) {
                 w.push("vault.url: credentials in the URL; prefer username with password_env or password_file".into());
             }
         }

@@ -131,7 +131,16 @@ pub fn make_vault(config: &Config) -> Result<Vaults, ConfigError> {
         VaultBackend::Redis => {
             let keys = config.vault.keyring()?;
             let rc = config.vault.redis_config()?;
-            let url = maskgate_vault::redis_vault::redact_url(&rc.url);
+            let url = if rc.cluster.is_empty() {
+                maskgate_vault::redis_vault::redact_url(&rc.url)
+            } else {
+                let nodes: Vec<String> = rc
+                    .cluster
+                    .iter()
+                    .map(|u| maskgate_vault::redis_vault::redact_url(u))
+                    .collect();
+                format!("cluster {}", nodes.join(","))
+            };
             let ids = keys.key_ids();
             let v = Arc::new(RedisVault::new(rc, Arc::new(keys)).map_err(|e| ConfigError(format!("vault: {e}")))?);
             tracing::info!(url = %url, key_ids = ?ids, "Redis vault configured");

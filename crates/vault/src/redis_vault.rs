@@ -33,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value};
 use ring::digest;
 
 use crate::breaker::Breaker;
@@ -46,6 +47,9 @@ use crate::{BoxFuture, Entry, Vault, VaultError};
 pub struct RedisVaultConfig {
     /// `redis://[user[:password]@]host[:port][/db]` or `rediss://…` (TLS, rustls with the ring provider).
     pub url: String,
+    /// Redis Cluster: seed nodes (`redis://` or `rediss://`, all the same scheme); when not empty, `url` is not
+    /// used. Every key of a tenant carries the tenant's hash tag, so each script call touches one slot.
+    pub cluster: Vec<String>,
     /// ACL user name (overrides one in the URL).
     pub username: Option<String>,
     /// Password (overrides one in the URL); read from env or a file by the caller.
@@ -78,6 +82,7 @@ impl Default for RedisVaultConfig {
     fn default() -> Self {
         RedisVaultConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: Vec::new(),
             username: None,
             password: None,
             ca_pem: None,
@@ -99,6 +104,10 @@ impl std::fmt::Debug for RedisVaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisVaultConfig")
             .field("url", &redact_url(&self.url))
+            .field(
+                "cluster",
+                &self.cluster.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_pem", &self.ca_pem.is_some())
@@ -320,10 +329,47 @@ impl Cache {
     }
 }
 
+/// One Redis server (a connection manager that reconnects by itself) or a Redis Cluster (a cluster connection
+/// that follows the slot map and reconnects by itself). Both are cheap to clone (handles to one multiplexed
+/// connection per node).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The Redis backend of [`Vault`]. Cheap to share behind an `Arc`; safe to use from many tasks at once (one
 /// multiplexed connection).
 pub struct RedisVault {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Arc<Keyring>,
     breaker: Breaker,
     config: RedisVaultConfig,
@@ -351,11 +397,53 @@ impl RedisVault {
     /// Builds the client without connecting (the first call connects): a gateway can start while Redis is
     /// down, answer 503 and report not ready, and recover by itself. Must be called inside a Tokio runtime.
     pub fn new(config: RedisVaultConfig, keys: Arc<Keyring>) -> Result<RedisVault, String> {
-        check_url(&config.url)?;
+        if config.cluster.is_empty() {
+            check_url(&config.url)?;
+        }
+        for u in &config.cluster {
+            check_url(u).map_err(|e| format!("cluster node: {e}"))?;
+        }
         check_key_prefix(&config.key_prefix).map_err(|e| format!("key prefix: {e}"))?;
         if config.ttl < Duration::from_secs(1) {
             return Err("ttl: at least one second".into());
         }
+        let client_tls = match (&config.client_cert_pem, &config.client_key_pem) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err("a client certificate needs both its certificate and its key".into()),
+        };
+        let custom_tls = config.ca_pem.is_some() || client_tls.is_some();
+        let conn = if config.cluster.is_empty() {
+            Conn::Single(Self::single(&config, client_tls, custom_tls)?)
+        } else {
+            Conn::Cluster(Self::cluster(&config, client_tls, custom_tls)?)
+        };
+        Ok(RedisVault {
+            conn,
+            keys,
+            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
+            cache: Mutex::new(Cache {
+                half: config.cache_entries / 2 + usize::from(config.cache_entries % 2 == 1),
+                ttl: config.cache_ttl,
+                young: HashMap::new(),
+                old: HashMap::new(),
+            }),
+            ttl_secs: config.ttl.as_secs().max(1),
+            undecryptable: AtomicU64::new(0),
+            config,
+            assign_script: Script::new(ASSIGN_LUA),
+            rate_script: Script::new(RATE_LUA),
+        })
+    }
+
+    fn single(
+        config: &RedisVaultConfig,
+        client_tls: Option<redis::ClientTlsConfig>,
+        custom_tls: bool,
+    ) -> Result<ConnectionManager, String> {
         let mut info = config
             .url
             .as_str()
@@ -374,15 +462,6 @@ impl RedisVault {
             // rustls needs a process-wide provider; ring is the only one in this build (never aws-lc-rs).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client_tls = match (&config.client_cert_pem, &config.client_key_pem) {
-            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                client_cert: cert.clone(),
-                client_key: key.clone(),
-            }),
-            (None, None) => None,
-            _ => return Err("a client certificate needs both its certificate and its key".into()),
-        };
-        let custom_tls = config.ca_pem.is_some() || client_tls.is_some();
         if custom_tls && !tls {
             return Err("a CA file or client certificate is only used with rediss:// URLs".into());
         }
@@ -404,24 +483,51 @@ impl RedisVault {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(250));
-        let conn = ConnectionManager::new_lazy_with_config(client, mgr_config)
-            .map_err(|e| format!("Redis connection manager ({})", e.kind_str()))?;
-        Ok(RedisVault {
-            conn,
-            keys,
-            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
-            cache: Mutex::new(Cache {
-                half: config.cache_entries / 2 + usize::from(config.cache_entries % 2 == 1),
-                ttl: config.cache_ttl,
-                young: HashMap::new(),
-                old: HashMap::new(),
-            }),
-            ttl_secs: config.ttl.as_secs().max(1),
-            undecryptable: AtomicU64::new(0),
-            config,
-            assign_script: Script::new(ASSIGN_LUA),
-            rate_script: Script::new(RATE_LUA),
-        })
+        ConnectionManager::new_lazy_with_config(client, mgr_config)
+            .map_err(|e| format!("Redis connection manager ({})", e.kind_str()))
+    }
+
+    /// A Redis Cluster connection that connects in the background: like the single-server manager, a gateway
+    /// can start while the cluster is down and answer 503 until it is up.
+    fn cluster(
+        config: &RedisVaultConfig,
+        client_tls: Option<redis::ClientTlsConfig>,
+        custom_tls: bool,
+    ) -> Result<ClusterConnection, String> {
+        let tls = config.cluster[0].starts_with("rediss://");
+        if config.cluster.iter().any(|u| u.starts_with("rediss://") != tls) {
+            return Err("cluster nodes: all redis:// or all rediss://".into());
+        }
+        if tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if custom_tls && !tls {
+            return Err("a CA file or client certificate is only used with rediss:// URLs".into());
+        }
+        let mut b = redis::cluster::ClusterClientBuilder::new(config.cluster.iter().map(String::as_str))
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.timeout)
+            // Our own timeout and breaker bound every call; the client's retries (for MOVED, ASK, a node
+            // failing over) stay within them.
+            .retries(2)
+            .min_retry_wait(20)
+            .max_retry_wait(200);
+        if let Some(u) = &config.username {
+            b = b.username(u);
+        }
+        if let Some(p) = &config.password {
+            b = b.password(p);
+        }
+        if custom_tls {
+            b = b.certs(redis::TlsCertificates {
+                client_tls,
+                root_cert: config.ca_pem.clone(),
+            });
+        }
+        let client = b
+            .build()
+            .map_err(|e| format!("Redis cluster client ({})", e.kind_str()))?;
+        Ok(client.get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new()))
     }
 
     pub fn config(&self) -> &RedisVaultConfig {

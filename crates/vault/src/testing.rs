@@ -182,6 +182,69 @@ impl RedisServer {
     }
 }
 
+/// A Redis Cluster of `n` primaries (no replicas), each a [`RedisServer`] with `--cluster-enabled yes`, joined
+/// with `redis-cli --cluster create` and waited for until `cluster_state:ok`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `None` (after a loud message) when redis-server is not installed, like [`RedisServer::start`].
+    pub fn start(n: usize) -> Option<RedisCluster> {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            // The cluster bus port must be free too: pick it explicitly (`cluster-port`, Redis 7).
+            let bus = free_port().to_string();
+            let node = RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus,
+            ])?;
+            nodes.push(node);
+        }
+        let cli = binary()?.with_file_name("redis-cli");
+        let addrs: Vec<String> = nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        let out = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli cluster info");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not ok within 20 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(RedisCluster { nodes })
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();

@@ -727,3 +727,68 @@ async fn redis_mtls_client_certificate() {
     });
     fails_in_time(&stranger, "client certificate of another CA", "UnknownCA").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_three_primaries() {
+    let Some(cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let nodes = cluster.urls();
+    // Seeded with one node only: the client discovers the others from the slot map.
+    let a = vault("redis://unused", K1, |c| c.cluster = vec![nodes[1].clone()]);
+    let b = vault("redis://unused", K1, |c| c.cluster = nodes.clone());
+    a.ping().await.unwrap();
+    // Many tenants, so their hash tags land on every node; two vaults (replicas) interleaved.
+    let tenants: Vec<String> = (0..24).map(|i| format!("tenant-{i}")).collect();
+    let mut first: HashMap<(String, String), String> = HashMap::new();
+    for round in 0..3 {
+        for (i, t) in tenants.iter().enumerate() {
+            let v = if (i + round) % 2 == 0 { &a } else { &b };
+            let originals: Vec<String> = (0..4).map(|k| format!("i-{:017x}", 0x5000 + k + round)).collect();
+            let entries: Vec<Entry> = originals.iter().map(|o| e("AWS_EC2", o)).collect();
+            let ps = v.assign(t, &entries).await.unwrap();
+            for (o, p) in originals.iter().zip(&ps) {
+                if let Some(prev) = first.insert((t.clone(), o.clone()), p.clone()) {
+                    assert_eq!(&prev, p, "{t}: {o} got two placeholders");
+                }
+            }
+        }
+    }
+    // Dense per tenant: rounds overlap (0x5000+round ..): 6 distinct originals per tenant -> 001..006.
+    for t in &tenants {
+        let mut nums: Vec<u64> = first
+            .iter()
+            .filter(|((tt, _), _)| tt == t)
+            .map(|(_, p)| num(p))
+            .collect();
+        nums.sort();
+        assert_eq!(nums, (1..=6).collect::<Vec<_>>(), "{t}");
+    }
+    // Resolution from the other replica, and shared rate limits.
+    let (t, o) = first.keys().next().unwrap().clone();
+    let p = first[&(t.clone(), o.clone())].clone();
+    assert_eq!(b.resolve(&t, &[p.as_str()]).await.unwrap(), [Some(o.clone())]);
+    assert_eq!(a.resolve(&t, &[p.as_str()]).await.unwrap(), [Some(o)]);
+    let (ok1, _) = a.rate_limit("k", &[(60, 1)], 1_000_020).await.unwrap();
+    let (ok2, _) = b.rate_limit("k", &[(60, 1)], 1_000_020).await.unwrap();
+    assert!(ok1 && !ok2, "one budget across both replicas");
+    // Keys are spread over the nodes, each tenant's keys on one node only (one hash tag, one slot).
+    let mut nodes_with_keys = 0;
+    let mut tag_node: HashMap<String, usize> = HashMap::new();
+    for (n, url) in nodes.iter().enumerate() {
+        let keys = dump(url).await;
+        if !keys.is_empty() {
+            nodes_with_keys += 1;
+        }
+        for (k, v) in keys {
+            for o in first.keys().map(|(_, o)| o) {
+                assert!(!contains(k.as_bytes(), o.as_bytes()) && !contains(&v, o.as_bytes()));
+            }
+            let tag = k[k.find('{').unwrap()..=k.find('}').unwrap()].to_string();
+            if let Some(prev) = tag_node.insert(tag.clone(), n) {
+                assert_eq!(prev, n, "keys of {tag} on two nodes");
+            }
+        }
+    }
+    assert!(nodes_with_keys >= 2, "24 tenants all on one node?");
+}

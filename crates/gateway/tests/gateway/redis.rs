@@ -478,6 +478,17 @@ async fn redis_config_errors_and_missing_key() {
             "[vault]\nclient_cert_file = \"/c.pem\"\n",
             "vault.client_cert_file",
         ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\ncluster = [\"redis://y\"]\n",
+            "vault.cluster",
+        ),
+        ("[vault]\nbackend = \"redis\"\ncluster = []\n", "vault.cluster"),
+        (
+            "[vault]\nbackend = \"redis\"\ncluster = [\"redis://a\", \"rediss://b\"]\n",
+            "vault.cluster",
+        ),
+        ("[vault]\nbackend = \"redis\"\ncluster = [\"http://a\"]\n", "vault.cluster[0]"),
+        ("[vault]\ncluster = [\"redis://a\"]\n", "vault.cluster"),
         ("[rate_limit]\nminute = 1\npolicy = \"redis\"\n", "rate_limit.policy"),
         ("[rate_limit]\nminute = 1\npolicy = \"cluster\"\n", "rate_limit.policy"),
     ] {
@@ -604,4 +615,55 @@ async fn redis_over_tls_with_private_ca_and_client_certificate() {
     // The refusal is logged with its TLS reason, and no original.
     assert!(logs().contains("CertificateRequired"), "{}", logs());
     assert_no_original("logs", &logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_two_gateways() {
+    let Some(cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let mock = MockProvider::start().await.unwrap();
+    let toml = |seed: &str| {
+        config_toml(
+            mock.addr.port(),
+            "vault_timeout = \"1s\"",
+            &format!(
+                "\n[vault]\nbackend = \"redis\"\ncluster = [{seed}]\nkey_file = \"{}\"\n",
+                key_file().display()
+            ),
+        )
+    };
+    init();
+    // One gateway knows every node, the other only one seed.
+    let a = maskgate_gateway::start(Config::from_toml(&toml(&nodes.join(", "))).unwrap(), None)
+        .await
+        .unwrap();
+    let b = maskgate_gateway::start(Config::from_toml(&toml(&nodes[2])).unwrap(), None)
+        .await
+        .unwrap();
+    // Several tenants (sidecar-less: the tenant comes from the route default), and both gateways.
+    for gw in [&a, &b, &a] {
+        let r = post(
+            &format!("http://{}/anthropic/v1/messages", gw.proxy_addr),
+            &body(&sample_text()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_all_originals("response", &r.text());
+        let ready = get(&format!("http://{}/health/ready", gw.admin_addr)).await;
+        assert_eq!(ready.status, 200, "{}", ready.text());
+    }
+    let recs = mock.records();
+    assert_eq!(recs.len(), 3);
+    for rec in &recs {
+        assert_masked(rec);
+        assert_eq!(
+            rec.body_str(),
+            recs[0].body_str(),
+            "same placeholders from both gateways"
+        );
+    }
+    let shown = get(&format!("http://{}/config", a.admin_addr)).await.text();
+    assert!(shown.contains("cluster"), "{shown}");
 }
