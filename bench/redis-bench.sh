@@ -7,14 +7,15 @@
 # request's due time, no coordinated omission) and checks every answer (200, originals back, no placeholder).
 # Targets are interleaved over ROUNDS rounds (order rotated); medians over rounds are reported.
 # Needs: redis-server, python3, curl. Build first:
-#   cargo build --release -p maskgate -p maskgate-gateway --example fixed_rate
+#   cargo build --release -p maskgate --bin maskgate
+#   cargo build --release -p maskgate-gateway --example fixed_rate
 # Usage: bench/redis-bench.sh [RATE=1000] [SECONDS=10] [ROUNDS=3] [BODY_BYTES=1000]   (KEEP=1: keep the work dir)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 rate="${1:-1000}"; secs="${2:-10}"; rounds="${3:-3}"; body_bytes="${4:-1000}"
 tdir="${CARGO_TARGET_DIR:-$repo/target}/release"
 bin="${MASKGATE_BIN:-$tdir/maskgate}"; gen="$tdir/examples/fixed_rate"
-for x in "$bin" "$gen"; do [ -x "$x" ] || { echo "missing $x: cargo build --release -p maskgate -p maskgate-gateway --example fixed_rate" >&2; exit 1; }; done
+for x in "$bin" "$gen"; do [ -x "$x" ] || { echo "missing $x: see the build commands at the top of $0" >&2; exit 1; }; done
 for t in redis-server redis-cli python3 curl; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
 work="$(mktemp -d)"; pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
