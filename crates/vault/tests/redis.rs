@@ -792,3 +792,63 @@ async fn redis_cluster_three_primaries() {
     }
     assert!(nodes_with_keys >= 2, "24 tenants all on one node?");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_node_down_fails_closed_then_recovers() {
+    let Some(mut cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let v = vault("redis://unused", K1, |c| {
+        c.cluster = cluster.urls();
+        c.timeout = Duration::from_millis(400);
+        c.connect_timeout = Duration::from_millis(300);
+        c.breaker_failures = 3;
+        c.breaker_cooldown = Duration::from_millis(300);
+    });
+    let tenants: Vec<String> = (0..12).map(|i| format!("tenant-{i}")).collect();
+    for t in &tenants {
+        v.assign(t, &[e("AWS_EC2", "i-6666666666666666a")]).await.unwrap();
+    }
+    cluster.nodes[0].stop();
+    // Every call ends in time: placeholders or Unavailable, never a hang, never an original in the error. Once
+    // the cluster notices (node timeout 2 s, full coverage required), every tenant is refused.
+    let t0 = Instant::now();
+    let mut refused = 0;
+    while t0.elapsed() < Duration::from_secs(4) {
+        for t in &tenants {
+            let started = Instant::now();
+            let r = v.assign(t, &[e("AWS_EC2", "i-6666666666666666b")]).await;
+            assert!(
+                started.elapsed() < Duration::from_millis(1500),
+                "took {:?}",
+                started.elapsed()
+            );
+            if let Err(err) = r {
+                assert!(matches!(err, VaultError::Unavailable(_)), "{err:?}");
+                assert!(!format!("{err:?}").contains("i-6666"), "{err:?}");
+                refused += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused > 0, "a dead primary went unnoticed");
+    cluster.nodes[0].restart();
+    let back = Instant::now();
+    loop {
+        let mut ok = 0;
+        for t in &tenants {
+            if v.assign(t, &[e("AWS_EC2", "i-6666666666666666c")]).await.is_ok() {
+                ok += 1;
+            }
+        }
+        if ok == tenants.len() {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "cluster not back within 15 s ({ok} ok)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("refused {refused}, recovered in {:?}", back.elapsed());
+}
