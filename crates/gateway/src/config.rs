@@ -120,6 +120,9 @@ pub struct VaultSection {
     /// Redis: `redis://[user@]host[:port][/db]` or `rediss://…` (TLS). Shown redacted by the admin API.
     #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_url")]
     pub url: Option<String>,
+    /// Redis Cluster: seed nodes (instead of `url`), e.g. `["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "ser_urls")]
+    pub cluster: Option<Vec<String>>,
     /// Redis ACL user (instead of one in the URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -135,6 +138,12 @@ pub struct VaultSection {
     /// Redis: PEM CA certificates for `rediss://` (instead of the system roots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Redis: client certificate chain (PEM) for `rediss://` servers that require one (`tls-auth-clients`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// Redis: the client certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
     /// Redis: first part of every key name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
@@ -162,7 +171,30 @@ fn ser_url<S: Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+fn ser_urls<S: Serializer>(u: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    match u {
+        Some(u) => {
+            let mut seq = s.serialize_seq(Some(u.len()))?;
+            for x in u {
+                seq.serialize_element(&maskgate_vault::redis_vault::redact_url(x))?;
+            }
+            seq.end()
+        }
+        None => s.serialize_none(),
+    }
+}
+
 impl VaultSection {
+    /// `url`, or the first cluster node: decides plain or TLS.
+    fn first_url(&self) -> &str {
+        match (&self.url, &self.cluster) {
+            (Some(u), _) => u,
+            (None, Some(c)) => c.first().map(String::as_str).unwrap_or(""),
+            (None, None) => "",
+        }
+    }
+
     /// The Redis backend's settings (secrets read from env or files), for `backend = "redis"`.
     pub fn redis_config(&self) -> Result<maskgate_vault::RedisVaultConfig, ConfigError> {
         let d = maskgate_vault::RedisVaultConfig::default();
@@ -180,11 +212,23 @@ impl VaultSection {
             }
             None => None,
         };
+        let (client_cert_pem, client_key_pem) = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(c), Some(k)) => {
+                load_ca_file(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                let cert = std::fs::read(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                let key = load_private_key(k).map_err(|e| ConfigError(format!("vault.client_key_file: {e}")))?;
+                (Some(cert), Some(key))
+            }
+            _ => (None, None),
+        };
         Ok(maskgate_vault::RedisVaultConfig {
             url: self.url.clone().unwrap_or(d.url),
+            cluster: self.cluster.clone().unwrap_or_default(),
             username: self.username.clone(),
             password,
             ca_pem,
+            client_cert_pem,
+            client_key_pem,
             key_prefix: self.key_prefix.clone().unwrap_or(d.key_prefix),
             ttl: self.ttl,
             timeout: self.timeout.unwrap_or(d.timeout),
@@ -210,11 +254,14 @@ impl VaultSection {
             VaultBackend::Embedded => {
                 let redis_only = [
                     ("url", self.url.is_some()),
+                    ("cluster", self.cluster.is_some()),
                     ("username", self.username.is_some()),
                     ("password_env", self.password_env.is_some()),
                     ("password_file", self.password_file.is_some()),
                     ("key_file", self.key_file.is_some()),
                     ("ca_file", self.ca_file.is_some()),
+                    ("client_cert_file", self.client_cert_file.is_some()),
+                    ("client_key_file", self.client_key_file.is_some()),
                     ("key_prefix", self.key_prefix.is_some()),
                     ("timeout", self.timeout.is_some()),
                     ("connect_timeout", self.connect_timeout.is_some()),
@@ -227,10 +274,29 @@ impl VaultSection {
                 }
             }
             VaultBackend::Redis => {
-                match &self.url {
-                    None => return err("url", "required with backend = \"redis\" (redis:// or rediss://)"),
-                    Some(u) => {
+                match (&self.url, &self.cluster) {
+                    (None, None) => {
+                        return err(
+                            "url",
+                            "required with backend = \"redis\" (redis:// or rediss://; or cluster = [urls])",
+                        )
+                    }
+                    (Some(_), Some(_)) => return err("cluster", "set either url or cluster"),
+                    (Some(u), None) => {
                         maskgate_vault::redis_vault::check_url(u).map_err(|e| ConfigError(format!("vault.url: {e}")))?
+                    }
+                    (None, Some(nodes)) => {
+                        if nodes.is_empty() {
+                            return err("cluster", "at least one seed node");
+                        }
+                        for (i, u) in nodes.iter().enumerate() {
+                            maskgate_vault::redis_vault::check_url(u)
+                                .map_err(|e| ConfigError(format!("vault.cluster[{i}]: {e}")))?;
+                        }
+                        let tls = nodes[0].starts_with("rediss://");
+                        if nodes.iter().any(|u| u.starts_with("rediss://") != tls) {
+                            return err("cluster", "all redis:// or all rediss://");
+                        }
                     }
                 }
                 if let Some(p) = &self.key_prefix {
@@ -256,10 +322,23 @@ impl VaultSection {
                     return err("breaker_failures", "must be greater than 0");
                 }
                 if let Some(f) = &self.ca_file {
-                    if !self.url.as_deref().unwrap_or("").starts_with("rediss://") {
+                    if !self.first_url().starts_with("rediss://") {
                         return err("ca_file", "only used with a rediss:// url");
                     }
                     load_ca_file(f).map_err(|e| ConfigError(format!("vault.ca_file: {e}")))?;
+                }
+                match (&self.client_cert_file, &self.client_key_file) {
+                    (None, None) => {}
+                    (Some(_), None) => return err("client_key_file", "required with client_cert_file"),
+                    (None, Some(_)) => return err("client_cert_file", "required with client_key_file"),
+                    (Some(c), Some(_)) => {
+                        if !self.first_url().starts_with("rediss://") {
+                            return err("client_cert_file", "only used with a rediss:// url");
+                        }
+                        // The key is a secret that may be mounted later or readable only by the gateway's
+                        // user: checked when the gateway starts (a warning in check-config).
+                        load_ca_file(c).map_err(|e| ConfigError(format!("vault.client_cert_file: {e}")))?;
+                    }
                 }
                 // A key file that exists must hold valid keys (a missing one is a warning: it may be mounted
                 // later; the gateway itself refuses to start without a key).
@@ -684,7 +763,8 @@ impl Config {
             if let Err(e) = self.vault.redis_config() {
                 w.push(e.0);
             }
-            if self.vault.url.as_deref().is_some_and(|u| u.contains('@')) {
+            let nodes = self.vault.cluster.iter().flatten();
+            if self.vault.url.iter().chain(nodes).any(|u| u.contains('@')) {
                 w.push("vault.url: credentials in the URL; prefer username with password_env or password_file".into());
             }
         }
@@ -798,6 +878,16 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer
         return Err(format!("no certificate in {}", path.display()));
     }
     Ok(certs)
+}
+
+/// A PEM private key (PKCS#8, PKCS#1 or SEC1), returned as the file's bytes once it parses. The error names
+/// the file, never its content.
+pub fn load_private_key(path: &Path) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| format!("no valid PEM private key in {}", path.display()))?;
+    Ok(pem)
 }
 
 /// Names the key of a TOML error: the `[table]` in force and the key on the line the error points at.

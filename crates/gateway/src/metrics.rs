@@ -1,8 +1,13 @@
 //! Prometheus metrics. Labels are configured names only (route hosts, kind names, codes): never request data.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -157,9 +162,64 @@ impl Metrics {
         }
     }
 
+    /// The Redis vault's own state, read at each scrape: circuit breaker (open, trips, refusals), stored
+    /// originals no key could decrypt, and the size of the resolve cache.
+    pub fn watch_redis(&mut self, vault: Arc<maskgate_vault::RedisVault>) {
+        self.registry.register_collector(Box::new(RedisCollector(vault)));
+    }
+
     pub fn encode(&self) -> String {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+}
+
+#[derive(Debug)]
+struct RedisCollector(Arc<maskgate_vault::RedisVault>);
+
+impl Collector for RedisCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let v = &self.0;
+        let gauge = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64| {
+            let g = ConstGauge::new(value);
+            let m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            g.encode(m)
+        };
+        let counter = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64| {
+            let c = ConstCounter::new(value);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)
+        };
+        gauge(
+            &mut encoder,
+            "vault_breaker_open",
+            "1 while the Redis vault's circuit breaker refuses calls (503 at once), else 0",
+            i64::from(v.breaker_open()),
+        )?;
+        counter(
+            &mut encoder,
+            "vault_breaker_trips",
+            "Times the Redis vault's circuit breaker opened after consecutive failures",
+            v.breaker_trips(),
+        )?;
+        counter(
+            &mut encoder,
+            "vault_breaker_refused",
+            "Redis vault calls refused at once by the open circuit breaker",
+            v.breaker_refused(),
+        )?;
+        counter(
+            &mut encoder,
+            "vault_undecryptable",
+            "Stored originals no vault key could decrypt (key removed too early, or altered data)",
+            v.undecryptable(),
+        )?;
+        gauge(
+            &mut encoder,
+            "vault_resolve_cache_entries",
+            "Entries in the Redis vault's local resolve cache",
+            v.cache_len() as i64,
+        )
     }
 }

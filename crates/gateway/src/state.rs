@@ -131,7 +131,16 @@ pub fn make_vault(config: &Config) -> Result<Vaults, ConfigError> {
         VaultBackend::Redis => {
             let keys = config.vault.keyring()?;
             let rc = config.vault.redis_config()?;
-            let url = maskgate_vault::redis_vault::redact_url(&rc.url);
+            let url = if rc.cluster.is_empty() {
+                maskgate_vault::redis_vault::redact_url(&rc.url)
+            } else {
+                let nodes: Vec<String> = rc
+                    .cluster
+                    .iter()
+                    .map(|u| maskgate_vault::redis_vault::redact_url(u))
+                    .collect();
+                format!("cluster {}", nodes.join(","))
+            };
             let ids = keys.key_ids();
             let v = Arc::new(RedisVault::new(rc, Arc::new(keys)).map_err(|e| ConfigError(format!("vault: {e}")))?);
             tracing::info!(url = %url, key_ids = ?ids, "Redis vault configured");
@@ -152,11 +161,15 @@ impl Shared {
         redis: Option<Arc<RedisVault>>,
     ) -> Result<Shared, ConfigError> {
         let rt = Runtime::build(config)?;
+        let mut metrics = Metrics::new();
+        if let Some(r) = &redis {
+            metrics.watch_redis(r.clone());
+        }
         Ok(Shared {
             runtime: RwLock::new(Arc::new(rt)),
             vault,
             redis,
-            metrics: Metrics::new(),
+            metrics,
             limiter: Limiter::default(),
             config_path,
             started: Instant::now(),

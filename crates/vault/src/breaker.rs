@@ -6,6 +6,7 @@
 //! others are still refused. The probe's success closes the breaker; its failure (or its cancellation) opens it
 //! for another cooldown.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,10 @@ pub struct Breaker {
     state: Mutex<State>,
     threshold: u32,
     cooldown: Duration,
+    /// Times the breaker opened from closed (a failed probe re-opening it is not a new trip).
+    trips: AtomicU64,
+    /// Calls refused without touching the backend.
+    refused: AtomicU64,
 }
 
 /// What a caller holds while its call runs; dropping it without [`Permit::success`] or [`Permit::failure`] counts
@@ -38,6 +43,8 @@ impl Breaker {
             state: Mutex::new(State::Closed { failures: 0 }),
             threshold: threshold.max(1),
             cooldown,
+            trips: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -62,8 +69,21 @@ impl Breaker {
                     done: false,
                 })
             }
-            State::Open { .. } | State::HalfOpen => None,
+            State::Open { .. } | State::HalfOpen => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
+    }
+
+    /// Times the breaker opened after consecutive failures (closed -> open).
+    pub fn trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused at once because the breaker was open.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// True while calls are being refused (open, or half-open with a probe in flight).
@@ -82,7 +102,10 @@ impl Breaker {
         };
         *s = match *s {
             _ if probe => open,
-            State::Closed { failures } if failures + 1 >= self.threshold => open,
+            State::Closed { failures } if failures + 1 >= self.threshold => {
+                self.trips.fetch_add(1, Ordering::Relaxed);
+                open
+            }
             State::Closed { failures } => State::Closed { failures: failures + 1 },
             // A late failure of a call started before the breaker opened: keep the state.
             other => other,
@@ -121,11 +144,14 @@ mod tests {
         }
         assert!(!b.is_open());
         b.try_acquire().unwrap().success(); // a success resets the count
+        assert_eq!(b.trips(), 0);
         for _ in 0..3 {
             b.try_acquire().unwrap().failure();
         }
         assert!(b.is_open());
+        assert_eq!(b.trips(), 1);
         assert!(b.try_acquire().is_none(), "open: refused at once");
+        assert_eq!(b.refused(), 1);
         std::thread::sleep(Duration::from_millis(60));
         let probe = b.try_acquire().expect("one probe after the cooldown");
         assert!(b.try_acquire().is_none(), "only one probe at a time");
@@ -139,5 +165,6 @@ mod tests {
         b.try_acquire().unwrap().success();
         assert!(!b.is_open());
         assert!(b.try_acquire().is_some());
+        assert_eq!(b.trips(), 1, "failed probes re-open; they are not new trips");
     }
 }

@@ -33,8 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, RedisError, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Script, Value};
 use ring::digest;
 
 use crate::breaker::Breaker;
@@ -46,12 +47,19 @@ use crate::{BoxFuture, Entry, Vault, VaultError};
 pub struct RedisVaultConfig {
     /// `redis://[user[:password]@]host[:port][/db]` or `rediss://…` (TLS, rustls with the ring provider).
     pub url: String,
+    /// Redis Cluster: seed nodes (`redis://` or `rediss://`, all the same scheme); when not empty, `url` is not
+    /// used. Every key of a tenant carries the tenant's hash tag, so each script call touches one slot.
+    pub cluster: Vec<String>,
     /// ACL user name (overrides one in the URL).
     pub username: Option<String>,
     /// Password (overrides one in the URL); read from env or a file by the caller.
     pub password: Option<String>,
     /// PEM CA certificates trusted for `rediss://` instead of the system roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// `rediss://` with a client certificate (mTLS, `tls-auth-clients yes`): the PEM chain, leaf first.
+    pub client_cert_pem: Option<Vec<u8>>,
+    /// The client certificate's PEM private key (a secret: never printed).
+    pub client_key_pem: Option<Vec<u8>>,
     /// First part of every key name (no `{`, `}`, `:` or spaces).
     pub key_prefix: String,
     /// Sliding time to live of a mapping.
@@ -74,9 +82,12 @@ impl Default for RedisVaultConfig {
     fn default() -> Self {
         RedisVaultConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: Vec::new(),
             username: None,
             password: None,
             ca_pem: None,
+            client_cert_pem: None,
+            client_key_pem: None,
             key_prefix: "maskgate".into(),
             ttl: Duration::from_secs(7 * 24 * 3600),
             timeout: Duration::from_millis(500),
@@ -93,8 +104,14 @@ impl std::fmt::Debug for RedisVaultConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisVaultConfig")
             .field("url", &redact_url(&self.url))
+            .field(
+                "cluster",
+                &self.cluster.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_cert_pem.is_some())
             .field("key_prefix", &self.key_prefix)
             .field("ttl", &self.ttl)
             .field("timeout", &self.timeout)
@@ -155,13 +172,37 @@ impl KindStr for RedisError {
         } else if self.is_connection_dropped() {
             "connection dropped".into()
         } else if self.is_io_error() {
-            "i/o error".into()
+            tls_reason(&self.to_string()).unwrap_or_else(|| "i/o error".into())
         } else if let Some(code) = self.code() {
             format!("server error {}", code.chars().take(32).collect::<String>())
         } else {
             format!("{:?}", self.kind()).chars().take(64).collect()
         }
     }
+}
+
+/// A TLS failure named by the first words of rustls' message only (`UnknownIssuer`, `CertificateRequired`,
+/// `certificate not valid for name`, ...): an operator must see that the CA, the name or the client certificate
+/// is wrong, but nothing after the first punctuation (names, times) is repeated.
+fn tls_reason(text: &str) -> Option<String> {
+    let word = |rest: &str| -> String {
+        rest.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ' ')
+            .take(48)
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
+    if let Some(i) = text.find("invalid peer certificate:") {
+        let w = word(&text[i + "invalid peer certificate:".len()..]);
+        return Some(format!("tls: server certificate refused ({w})"));
+    }
+    if let Some(i) = text.find("received fatal alert:") {
+        let w = word(&text[i + "received fatal alert:".len()..]);
+        return Some(format!("tls: the server refused the handshake ({w})"));
+    }
+    None
 }
 
 const ASSIGN_LUA: &str = r#"
@@ -288,10 +329,47 @@ impl Cache {
     }
 }
 
+/// One Redis server (a connection manager that reconnects by itself) or a Redis Cluster (a cluster connection
+/// that follows the slot map and reconnects by itself). Both are cheap to clone (handles to one multiplexed
+/// connection per node).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The Redis backend of [`Vault`]. Cheap to share behind an `Arc`; safe to use from many tasks at once (one
 /// multiplexed connection).
 pub struct RedisVault {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Arc<Keyring>,
     breaker: Breaker,
     config: RedisVaultConfig,
@@ -319,49 +397,30 @@ impl RedisVault {
     /// Builds the client without connecting (the first call connects): a gateway can start while Redis is
     /// down, answer 503 and report not ready, and recover by itself. Must be called inside a Tokio runtime.
     pub fn new(config: RedisVaultConfig, keys: Arc<Keyring>) -> Result<RedisVault, String> {
-        check_url(&config.url)?;
+        if config.cluster.is_empty() {
+            check_url(&config.url)?;
+        }
+        for u in &config.cluster {
+            check_url(u).map_err(|e| format!("cluster node: {e}"))?;
+        }
         check_key_prefix(&config.key_prefix).map_err(|e| format!("key prefix: {e}"))?;
         if config.ttl < Duration::from_secs(1) {
             return Err("ttl: at least one second".into());
         }
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| format!("invalid Redis URL ({})", e.kind_str()))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(u) = &config.username {
-            settings = settings.set_username(u);
-        }
-        if let Some(p) = &config.password {
-            settings = settings.set_password(p);
-        }
-        info = info.set_redis_settings(settings);
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-        if tls {
-            // rustls needs a process-wide provider; ring is the only one in this build (never aws-lc-rs).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let client = match (&config.ca_pem, tls) {
-            (Some(ca), true) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            (Some(_), false) => return Err("a CA file is only used with rediss:// URLs".into()),
-            (None, _) => redis::Client::open(info),
-        }
-        .map_err(|e| format!("Redis client ({})", e.kind_str()))?;
-        let mgr_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(250));
-        let conn = ConnectionManager::new_lazy_with_config(client, mgr_config)
-            .map_err(|e| format!("Redis connection manager ({})", e.kind_str()))?;
+        let client_tls = match (&config.client_cert_pem, &config.client_key_pem) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => return Err("a client certificate needs both its certificate and its key".into()),
+        };
+        let custom_tls = config.ca_pem.is_some() || client_tls.is_some();
+        let conn = if config.cluster.is_empty() {
+            Conn::Single(Self::single(&config, client_tls, custom_tls)?)
+        } else {
+            Conn::Cluster(Self::cluster(&config, client_tls, custom_tls)?)
+        };
         Ok(RedisVault {
             conn,
             keys,
@@ -380,6 +439,97 @@ impl RedisVault {
         })
     }
 
+    fn single(
+        config: &RedisVaultConfig,
+        client_tls: Option<redis::ClientTlsConfig>,
+        custom_tls: bool,
+    ) -> Result<ConnectionManager, String> {
+        let mut info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| format!("invalid Redis URL ({})", e.kind_str()))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(u) = &config.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &config.password {
+            settings = settings.set_password(p);
+        }
+        info = info.set_redis_settings(settings);
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        if tls {
+            // rustls needs a process-wide provider; ring is the only one in this build (never aws-lc-rs).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if custom_tls && !tls {
+            return Err("a CA file or client certificate is only used with rediss:// URLs".into());
+        }
+        let client = if custom_tls {
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls,
+                    root_cert: config.ca_pem.clone(),
+                },
+            )
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| format!("Redis client ({})", e.kind_str()))?;
+        let mgr_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(250));
+        ConnectionManager::new_lazy_with_config(client, mgr_config)
+            .map_err(|e| format!("Redis connection manager ({})", e.kind_str()))
+    }
+
+    /// A Redis Cluster connection that connects in the background: like the single-server manager, a gateway
+    /// can start while the cluster is down and answer 503 until it is up.
+    fn cluster(
+        config: &RedisVaultConfig,
+        client_tls: Option<redis::ClientTlsConfig>,
+        custom_tls: bool,
+    ) -> Result<ClusterConnection, String> {
+        let tls = config.cluster[0].starts_with("rediss://");
+        if config.cluster.iter().any(|u| u.starts_with("rediss://") != tls) {
+            return Err("cluster nodes: all redis:// or all rediss://".into());
+        }
+        if tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if custom_tls && !tls {
+            return Err("a CA file or client certificate is only used with rediss:// URLs".into());
+        }
+        let mut b = redis::cluster::ClusterClientBuilder::new(config.cluster.iter().map(String::as_str))
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.timeout)
+            // Our own timeout and breaker bound every call; the client's retries (for MOVED, ASK, a node
+            // failing over) stay within them.
+            .retries(2)
+            .min_retry_wait(20)
+            .max_retry_wait(200);
+        if let Some(u) = &config.username {
+            b = b.username(u);
+        }
+        if let Some(p) = &config.password {
+            b = b.password(p);
+        }
+        if custom_tls {
+            b = b.certs(redis::TlsCertificates {
+                client_tls,
+                root_cert: config.ca_pem.clone(),
+            });
+        }
+        let client = b
+            .build()
+            .map_err(|e| format!("Redis cluster client ({})", e.kind_str()))?;
+        Ok(client.get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new()))
+    }
+
     pub fn config(&self) -> &RedisVaultConfig {
         &self.config
     }
@@ -387,6 +537,16 @@ impl RedisVault {
     /// True while the circuit breaker refuses calls (Redis considered down).
     pub fn breaker_open(&self) -> bool {
         self.breaker.is_open()
+    }
+
+    /// Times the circuit breaker opened after consecutive failures.
+    pub fn breaker_trips(&self) -> u64 {
+        self.breaker.trips()
+    }
+
+    /// Calls refused at once by the open circuit breaker.
+    pub fn breaker_refused(&self) -> u64 {
+        self.breaker.refused()
     }
 
     /// Stored originals that no key of the ring could decrypt (key removed too early, or altered data).
@@ -648,6 +808,26 @@ mod tests {
         assert!(check_key_prefix("maskgate").is_ok());
         assert!(check_key_prefix("a{b").is_err());
         assert!(check_key_prefix("").is_err());
+    }
+
+    #[test]
+    fn tls_reasons_name_the_variant_only() {
+        assert_eq!(
+            tls_reason("invalid peer certificate: UnknownIssuer").as_deref(),
+            Some("tls: server certificate refused (UnknownIssuer)")
+        );
+        assert_eq!(
+            tls_reason("received fatal alert: CertificateRequired").as_deref(),
+            Some("tls: the server refused the handshake (CertificateRequired)")
+        );
+        assert_eq!(
+            tls_reason(
+                "invalid peer certificate: certificate not valid for name \"x\"; certificate is only valid for y"
+            )
+            .as_deref(),
+            Some("tls: server certificate refused (certificate not valid for name)")
+        );
+        assert_eq!(tls_reason("broken pipe"), None);
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// TLS only (`--port 0 --tls-port PORT`), certificate files in `dir`.
     tls: bool,
+    /// With TLS: clients must present a certificate signed by the CA (`--tls-auth-clients yes`).
+    tls_auth_clients: bool,
 }
 
 /// The binary, if installed (`REDIS_SERVER` overrides the path).
@@ -65,27 +68,39 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             tls: false,
+            tls_auth_clients: false,
         };
         Some(s)
     }
 
-    /// A TLS-only server (`rediss://localhost:PORT`) with this certificate, key and CA (PEM); clients are not
-    /// asked for certificates.
-    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Option<RedisServer> {
+    /// A TLS-only server (`--port 0 --tls-port PORT`, so `rediss://localhost:PORT`) with this certificate, key
+    /// and CA (PEM). With `auth_clients`, clients must present a certificate signed by that CA (mTLS); otherwise
+    /// they are not asked for one.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str, auth_clients: bool) -> Option<RedisServer> {
         let mut s = Self::prepare(&[])?;
         std::fs::write(s.dir.join("cert.pem"), cert_pem).expect("write cert");
         std::fs::write(s.dir.join("key.pem"), key_pem).expect("write key");
         std::fs::write(s.dir.join("ca.pem"), ca_pem).expect("write ca");
         s.tls = true;
+        s.tls_auth_clients = auth_clients;
         s.spawn();
         Some(s)
     }
 
     fn spawn(&mut self) {
         let bin = binary().expect("redis-server present");
-        let child = Command::new(bin)
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut cmd = Command::new(bin);
+        if self.tls {
+            // Plain TCP off: a client that forgot TLS must fail, not silently talk in clear.
+            cmd.args(["--port", "0", "--tls-port"]).arg(self.port.to_string());
+            cmd.arg("--tls-cert-file").arg(self.dir.join("cert.pem"));
+            cmd.arg("--tls-key-file").arg(self.dir.join("key.pem"));
+            cmd.arg("--tls-ca-cert-file").arg(self.dir.join("ca.pem"));
+            cmd.args(["--tls-auth-clients", if self.tls_auth_clients { "yes" } else { "no" }]);
+        } else {
+            cmd.arg("--port").arg(self.port.to_string());
+        }
+        let child = cmd
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -115,11 +130,24 @@ impl RedisServer {
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            // Exited (bad option, a build without TLS, port taken): say why instead of waiting.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("redis-server exited ({status}) before listening:\n{}", self.log());
+            }
             if Instant::now() > deadline {
-                panic!("redis-server did not listen on port {} within 10 s", self.port);
+                panic!(
+                    "redis-server did not listen on port {} within 10 s:\n{}",
+                    self.port,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// True for a TLS-only server.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     pub fn url(&self) -> String {
@@ -151,6 +179,69 @@ impl RedisServer {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+}
+
+/// A Redis Cluster of `n` primaries (no replicas), each a [`RedisServer`] with `--cluster-enabled yes`, joined
+/// with `redis-cli --cluster create` and waited for until `cluster_state:ok`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `None` (after a loud message) when redis-server is not installed, like [`RedisServer::start`].
+    pub fn start(n: usize) -> Option<RedisCluster> {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            // The cluster bus port must be free too: pick it explicitly (`cluster-port`, Redis 7).
+            let bus = free_port().to_string();
+            let node = RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus,
+            ])?;
+            nodes.push(node);
+        }
+        let cli = binary()?.with_file_name("redis-cli");
+        let addrs: Vec<String> = nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        let out = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info = Command::new(&cli)
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli cluster info");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not ok within 20 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(RedisCluster { nodes })
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
     }
 }
 

@@ -560,3 +560,295 @@ async fn redis_rate_limit_shared() {
     let (ok, counts) = v2.rate_limit("client-1", &[(60, 5)], now + 40).await.unwrap();
     assert!(ok && counts == [1], "the next window starts afresh");
 }
+
+/// A CA and leaves signed by it (PEM): the server's for `names`, and a client's.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki(name: &str, names: &[&str]) -> Pki {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    // "127.0.0.1" becomes an IP address SAN (rustls checks an IP URL against those, not DNS names).
+    let server = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "maskgate gateway");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    Pki {
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+        client_cert: client.pem(),
+        client_key: client_key.serialize_pem(),
+    }
+}
+
+/// Short timeouts, so a failure shows as a quick `Unavailable` (and a hang as a test failure).
+fn tls_vault(url: &str, tweak: impl FnOnce(&mut RedisVaultConfig)) -> RedisVault {
+    vault(url, K1, |c| {
+        c.timeout = Duration::from_millis(500);
+        c.connect_timeout = Duration::from_millis(500);
+        c.breaker_failures = 100;
+        tweak(c);
+    })
+}
+
+/// Calls that must fail: `Unavailable`, within the configured timeout (plus scheduling slack), never a hang.
+async fn fails_in_time(v: &RedisVault, what: &str, reason: &str) {
+    let t = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        v.assign("t", &[e("AWS_EC2", "i-5555555555555555f")]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: hung (> 5 s)"));
+    assert!(matches!(r, Err(VaultError::Unavailable(_))), "{what}: {r:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{what}: took {:?}",
+        t.elapsed()
+    );
+    if let Err(VaultError::Unavailable(why)) = r {
+        assert!(!why.contains("i-5555"), "{why}");
+        assert!(why.contains(reason), "{what}: {why}");
+        eprintln!("{what}: refused in {:?} ({why})", t.elapsed());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_with_private_ca() {
+    let p = pki("maskgate redis test CA", &["localhost", "127.0.0.1"]);
+    let Some(server) = RedisServer::start_tls(&p.server_cert, &p.server_key, &p.ca, false) else {
+        return;
+    };
+    assert!(server.url().starts_with("rediss://localhost:"));
+    let ca = Some(p.ca.clone().into_bytes());
+    // By name and by IP (the certificate has both SANs); the whole vault works over TLS.
+    for url in [server.url(), format!("rediss://127.0.0.1:{}", server.port)] {
+        let v = tls_vault(&url, |c| c.ca_pem = ca.clone());
+        v.ping()
+            .await
+            .unwrap_or_else(|err| panic!("{url}: {err:?}\n{}", server.log()));
+        let ps = v
+            .assign(
+                "t",
+                &[e("AWS_EC2", "i-5555555555555555a"), e("AWS_ACCOUNT", "555555555555")],
+            )
+            .await
+            .unwrap();
+        let fresh = tls_vault(&url, |c| c.ca_pem = ca.clone());
+        assert_eq!(
+            fresh.resolve("t", &[ps[0].as_str(), ps[1].as_str()]).await.unwrap(),
+            [
+                Some("i-5555555555555555a".to_string()),
+                Some("555555555555".to_string())
+            ]
+        );
+    }
+    // The server's certificate is checked: system roots only, or another CA, refuse it, in time.
+    fails_in_time(&tls_vault(&server.url(), |_| {}), "system roots", "UnknownIssuer").await;
+    let other = pki("another CA", &["localhost"]);
+    fails_in_time(
+        &tls_vault(&server.url(), |c| c.ca_pem = Some(other.ca.into_bytes())),
+        "another CA",
+        "UnknownIssuer",
+    )
+    .await;
+    // Plain TCP is off on a TLS-only server; a plain client fails in time too.
+    fails_in_time(
+        &tls_vault(&format!("redis://127.0.0.1:{}", server.port), |_| {}),
+        "plain to TLS",
+        "redis:",
+    )
+    .await;
+    // And TLS to a plain server (it never answers a ClientHello): bounded by the timeouts, not a hang.
+    let Some(plain) = RedisServer::start() else { return };
+    fails_in_time(
+        &tls_vault(&format!("rediss://localhost:{}", plain.port), |c| c.ca_pem = ca.clone()),
+        "TLS to plain",
+        "timeout",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_mtls_client_certificate() {
+    let p = pki("maskgate redis mTLS CA", &["localhost"]);
+    let Some(server) = RedisServer::start_tls(&p.server_cert, &p.server_key, &p.ca, true) else {
+        return;
+    };
+    let ca = Some(p.ca.clone().into_bytes());
+    fails_in_time(
+        &tls_vault(&server.url(), |c| c.ca_pem = ca.clone()),
+        "no client certificate",
+        "CertificateRequired",
+    )
+    .await;
+    let v = tls_vault(&server.url(), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(p.client_cert.clone().into_bytes());
+        c.client_key_pem = Some(p.client_key.clone().into_bytes());
+    });
+    v.ping().await.unwrap_or_else(|err| panic!("{err:?}\n{}", server.log()));
+    assert_eq!(
+        v.assign("t", &[e("AWS_EC2", "i-5555555555555555b")]).await.unwrap(),
+        ["AWS_EC2_001"]
+    );
+    assert!(!format!("{:?}", v.config()).contains("PRIVATE KEY"));
+    // This server's certificate names only localhost: by IP, the name check refuses it.
+    let by_ip = tls_vault(&format!("rediss://127.0.0.1:{}", server.port), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(p.client_cert.clone().into_bytes());
+        c.client_key_pem = Some(p.client_key.clone().into_bytes());
+    });
+    fails_in_time(&by_ip, "name not in the certificate", "not valid for name").await;
+    // A certificate from another CA is refused by the server.
+    let other = pki("another CA", &["localhost"]);
+    let stranger = tls_vault(&server.url(), |c| {
+        c.ca_pem = ca.clone();
+        c.client_cert_pem = Some(other.client_cert.into_bytes());
+        c.client_key_pem = Some(other.client_key.into_bytes());
+    });
+    fails_in_time(&stranger, "client certificate of another CA", "UnknownCA").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_three_primaries() {
+    let Some(cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let nodes = cluster.urls();
+    // Seeded with one node only: the client discovers the others from the slot map.
+    let a = vault("redis://unused", K1, |c| c.cluster = vec![nodes[1].clone()]);
+    let b = vault("redis://unused", K1, |c| c.cluster = nodes.clone());
+    a.ping().await.unwrap();
+    // Many tenants, so their hash tags land on every node; two vaults (replicas) interleaved.
+    let tenants: Vec<String> = (0..24).map(|i| format!("tenant-{i}")).collect();
+    let mut first: HashMap<(String, String), String> = HashMap::new();
+    for round in 0..3 {
+        for (i, t) in tenants.iter().enumerate() {
+            let v = if (i + round) % 2 == 0 { &a } else { &b };
+            let originals: Vec<String> = (0..4).map(|k| format!("i-{:017x}", 0x5000 + k + round)).collect();
+            let entries: Vec<Entry> = originals.iter().map(|o| e("AWS_EC2", o)).collect();
+            let ps = v.assign(t, &entries).await.unwrap();
+            for (o, p) in originals.iter().zip(&ps) {
+                if let Some(prev) = first.insert((t.clone(), o.clone()), p.clone()) {
+                    assert_eq!(&prev, p, "{t}: {o} got two placeholders");
+                }
+            }
+        }
+    }
+    // Dense per tenant: rounds overlap (0x5000+round ..): 6 distinct originals per tenant -> 001..006.
+    for t in &tenants {
+        let mut nums: Vec<u64> = first
+            .iter()
+            .filter(|((tt, _), _)| tt == t)
+            .map(|(_, p)| num(p))
+            .collect();
+        nums.sort();
+        assert_eq!(nums, (1..=6).collect::<Vec<_>>(), "{t}");
+    }
+    // Resolution from the other replica, and shared rate limits.
+    let (t, o) = first.keys().next().unwrap().clone();
+    let p = first[&(t.clone(), o.clone())].clone();
+    assert_eq!(b.resolve(&t, &[p.as_str()]).await.unwrap(), [Some(o.clone())]);
+    assert_eq!(a.resolve(&t, &[p.as_str()]).await.unwrap(), [Some(o)]);
+    let (ok1, _) = a.rate_limit("k", &[(60, 1)], 1_000_020).await.unwrap();
+    let (ok2, _) = b.rate_limit("k", &[(60, 1)], 1_000_020).await.unwrap();
+    assert!(ok1 && !ok2, "one budget across both replicas");
+    // Keys are spread over the nodes, each tenant's keys on one node only (one hash tag, one slot).
+    let mut nodes_with_keys = 0;
+    let mut tag_node: HashMap<String, usize> = HashMap::new();
+    for (n, url) in nodes.iter().enumerate() {
+        let keys = dump(url).await;
+        if !keys.is_empty() {
+            nodes_with_keys += 1;
+        }
+        for (k, v) in keys {
+            for o in first.keys().map(|(_, o)| o) {
+                assert!(!contains(k.as_bytes(), o.as_bytes()) && !contains(&v, o.as_bytes()));
+            }
+            let tag = k[k.find('{').unwrap()..=k.find('}').unwrap()].to_string();
+            if let Some(prev) = tag_node.insert(tag.clone(), n) {
+                assert_eq!(prev, n, "keys of {tag} on two nodes");
+            }
+        }
+    }
+    assert!(nodes_with_keys >= 2, "24 tenants all on one node?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_node_down_fails_closed_then_recovers() {
+    let Some(mut cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let v = vault("redis://unused", K1, |c| {
+        c.cluster = cluster.urls();
+        c.timeout = Duration::from_millis(400);
+        c.connect_timeout = Duration::from_millis(300);
+        c.breaker_failures = 3;
+        c.breaker_cooldown = Duration::from_millis(300);
+    });
+    let tenants: Vec<String> = (0..12).map(|i| format!("tenant-{i}")).collect();
+    for t in &tenants {
+        v.assign(t, &[e("AWS_EC2", "i-6666666666666666a")]).await.unwrap();
+    }
+    cluster.nodes[0].stop();
+    // Every call ends in time: placeholders or Unavailable, never a hang, never an original in the error. Once
+    // the cluster notices (node timeout 2 s, full coverage required), every tenant is refused.
+    let t0 = Instant::now();
+    let mut refused = 0;
+    while t0.elapsed() < Duration::from_secs(4) {
+        for t in &tenants {
+            let started = Instant::now();
+            let r = v.assign(t, &[e("AWS_EC2", "i-6666666666666666b")]).await;
+            assert!(
+                started.elapsed() < Duration::from_millis(1500),
+                "took {:?}",
+                started.elapsed()
+            );
+            if let Err(err) = r {
+                assert!(matches!(err, VaultError::Unavailable(_)), "{err:?}");
+                assert!(!format!("{err:?}").contains("i-6666"), "{err:?}");
+                refused += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused > 0, "a dead primary went unnoticed");
+    cluster.nodes[0].restart();
+    let back = Instant::now();
+    loop {
+        let mut ok = 0;
+        for t in &tenants {
+            if v.assign(t, &[e("AWS_EC2", "i-6666666666666666c")]).await.is_ok() {
+                ok += 1;
+            }
+        }
+        if ok == tenants.len() {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "cluster not back within 15 s ({ok} ok)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("refused {refused}, recovered in {:?}", back.elapsed());
+}

@@ -229,6 +229,10 @@ async fn redis_down_under_load_only_503_then_recovers() {
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(ready.json()["code"], "VAULT_UNAVAILABLE");
     assert!(refused.load(Ordering::Relaxed) > 0, "no refusal while Redis was down");
+    let m = get(&format!("http://{admin}/metrics")).await.text();
+    assert_eq!(metric(&m, "maskgate_vault_breaker_open"), 1.0, "{m}");
+    assert!(metric(&m, "maskgate_vault_breaker_trips_total") >= 1.0, "{m}");
+    assert!(metric(&m, "maskgate_vault_breaker_refused_total") >= 1.0, "{m}");
     // Nothing to mask: served even while the vault is down.
     let r = post(&format!("http://{proxy}/anthropic/v1/messages"), &body("hello there")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -281,6 +285,37 @@ async fn redis_down_under_load_only_503_then_recovers() {
         metrics.contains("maskgate_vault_operations_total{op=\"assign\",result=\"error\"}"),
         "{metrics}"
     );
+    // Recovered: the breaker is closed again; the trips stay counted; every assign's latency was observed.
+    assert_eq!(metric(&metrics, "maskgate_vault_breaker_open"), 0.0, "{metrics}");
+    assert!(
+        metric(&metrics, "maskgate_vault_breaker_trips_total") >= 1.0,
+        "{metrics}"
+    );
+    let assigns: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("maskgate_vault_operations_total{op=\"assign\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(
+        metric(&metrics, "maskgate_vault_duration_seconds_count{op=\"assign\"}"),
+        assigns,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("maskgate_vault_duration_seconds_bucket{le=\"0.00032\",op=\"assign\"}"),
+        "{metrics}"
+    );
+    assert_no_original("metrics", &metrics);
+}
+
+/// The value of one sample (`name` or `name{labels}`) in Prometheus text; panics when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,6 +462,33 @@ async fn redis_config_errors_and_missing_key() {
             "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\nbreaker_failures = 0\n",
             "vault.breaker_failures",
         ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"rediss://x\"\nclient_cert_file = \"/c.pem\"\n",
+            "vault.client_key_file",
+        ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"rediss://x\"\nclient_key_file = \"/c.key\"\n",
+            "vault.client_cert_file",
+        ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\nclient_cert_file = \"/c.pem\"\nclient_key_file = \"/k\"\n",
+            "vault.client_cert_file",
+        ),
+        (
+            "[vault]\nclient_cert_file = \"/c.pem\"\n",
+            "vault.client_cert_file",
+        ),
+        (
+            "[vault]\nbackend = \"redis\"\nurl = \"redis://x\"\ncluster = [\"redis://y\"]\n",
+            "vault.cluster",
+        ),
+        ("[vault]\nbackend = \"redis\"\ncluster = []\n", "vault.cluster"),
+        (
+            "[vault]\nbackend = \"redis\"\ncluster = [\"redis://a\", \"rediss://b\"]\n",
+            "vault.cluster",
+        ),
+        ("[vault]\nbackend = \"redis\"\ncluster = [\"http://a\"]\n", "vault.cluster[0]"),
+        ("[vault]\ncluster = [\"redis://a\"]\n", "vault.cluster"),
         ("[rate_limit]\nminute = 1\npolicy = \"redis\"\n", "rate_limit.policy"),
         ("[rate_limit]\nminute = 1\npolicy = \"cluster\"\n", "rate_limit.policy"),
     ] {
@@ -445,4 +507,163 @@ async fn redis_config_errors_and_missing_key() {
         !shown.contains("hunter2-secret") && shown.contains("<redacted>"),
         "{shown}"
     );
+}
+
+/// PEM files of a CA, a Redis server certificate for localhost and a client certificate, in a fresh directory.
+struct TlsFiles {
+    dir: PathBuf,
+    ca: String,
+    server_cert: String,
+    server_key: String,
+}
+
+fn tls_files() -> TlsFiles {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "maskgate redis CA");
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "maskgate-gw-redis-tls-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    TlsFiles {
+        dir,
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+    }
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_private_ca_and_client_certificate() {
+    let f = tls_files();
+    // TLS only (no plain port), client certificates required.
+    let Some(server) = RedisServer::start_tls(&f.server_cert, &f.server_key, &f.ca, true) else {
+        return;
+    };
+    assert!(server.url().starts_with("rediss://localhost:"));
+    let mock = MockProvider::start().await.unwrap();
+    let tls = format!(
+        "ca_file = \"{0}/ca.pem\"\nclient_cert_file = \"{0}/client.pem\"\nclient_key_file = \"{0}/client.key\"\n",
+        f.dir.display()
+    );
+    let gw = gateway(mock.addr.port(), &server.url(), &tls).await;
+    let r = post(
+        &format!("http://{}/anthropic/v1/messages", gw.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), server.log());
+    assert_all_originals("response", &r.text());
+    let recs = mock.records();
+    assert_eq!(recs.len(), 1);
+    assert_masked(&recs[0]);
+    let ready = get(&format!("http://{}/health/ready", gw.admin_addr)).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let m = get(&format!("http://{}/metrics", gw.admin_addr)).await.text();
+    assert_eq!(metric(&m, "maskgate_vault_breaker_open"), 0.0, "{m}");
+    assert_eq!(metric(&m, "maskgate_vault_breaker_trips_total"), 0.0, "{m}");
+    // The mappings are in the TLS server (a second gateway on it gets the same placeholders).
+    let gw2 = gateway(mock.addr.port(), &server.url(), &tls).await;
+    let r2 = post(
+        &format!("http://{}/anthropic/v1/messages", gw2.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    assert_eq!(mock.records()[1].body_str(), recs[0].body_str());
+
+    // Without the client certificate the server refuses the handshake: 503 in time, not ready, nothing sent.
+    let no_cert = gateway(
+        mock.addr.port(),
+        &server.url(),
+        &format!("ca_file = \"{}/ca.pem\"\n", f.dir.display()),
+    )
+    .await;
+    let t = Instant::now();
+    let r = post(
+        &format!("http://{}/anthropic/v1/messages", no_cert.proxy_addr),
+        &body(&sample_text()),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["code"], "VAULT_UNAVAILABLE");
+    assert!(t.elapsed() < Duration::from_millis(1500), "took {:?}", t.elapsed());
+    let ready = get(&format!("http://{}/health/ready", no_cert.admin_addr)).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(mock.records().len(), 2);
+    // The refusal is logged with its TLS reason, and no original.
+    assert!(logs().contains("CertificateRequired"), "{}", logs());
+    assert_no_original("logs", &logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_two_gateways() {
+    let Some(cluster) = maskgate_vault::testing::RedisCluster::start(3) else {
+        return;
+    };
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let mock = MockProvider::start().await.unwrap();
+    let toml = |seed: &str| {
+        config_toml(
+            mock.addr.port(),
+            "vault_timeout = \"1s\"",
+            &format!(
+                "\n[vault]\nbackend = \"redis\"\ncluster = [{seed}]\nkey_file = \"{}\"\n",
+                key_file().display()
+            ),
+        )
+    };
+    init();
+    // One gateway knows every node, the other only one seed.
+    let a = maskgate_gateway::start(Config::from_toml(&toml(&nodes.join(", "))).unwrap(), None)
+        .await
+        .unwrap();
+    let b = maskgate_gateway::start(Config::from_toml(&toml(&nodes[2])).unwrap(), None)
+        .await
+        .unwrap();
+    // Several tenants (sidecar-less: the tenant comes from the route default), and both gateways.
+    for gw in [&a, &b, &a] {
+        let r = post(
+            &format!("http://{}/anthropic/v1/messages", gw.proxy_addr),
+            &body(&sample_text()),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_all_originals("response", &r.text());
+        let ready = get(&format!("http://{}/health/ready", gw.admin_addr)).await;
+        assert_eq!(ready.status, 200, "{}", ready.text());
+    }
+    let recs = mock.records();
+    assert_eq!(recs.len(), 3);
+    for rec in &recs {
+        assert_masked(rec);
+        assert_eq!(
+            rec.body_str(),
+            recs[0].body_str(),
+            "same placeholders from both gateways"
+        );
+    }
+    let shown = get(&format!("http://{}/config", a.admin_addr)).await.text();
+    assert!(shown.contains("cluster"), "{shown}");
 }
