@@ -667,3 +667,73 @@ async fn redis_cluster_two_gateways() {
     let shown = get(&format!("http://{}/config", a.admin_addr)).await.text();
     assert!(shown.contains("cluster"), "{shown}");
 }
+
+/// A tenant-wide route on the Redis vault: a follow-up's answer quotes placeholders of an earlier request,
+/// looked up in Redis while the stream runs. With Redis gone, the stream still completes, those placeholders
+/// left in place (counted as misses), and the provider never sees an original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tenant_wide_stream_resolves_and_survives_redis_dying() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let mock = MockProvider::start().await.unwrap();
+    let route = format!(
+        "\n[[routes]]\nhost = \"stateful.openai.test\"\npath_prefix = \"/stateful\"\nupstream = \
+         \"http://api.openai.com\"\nconnect_address = \"127.0.0.1:{}\"\nresolve = \"tenant\"\n",
+        mock.addr.port()
+    );
+    // The earlier requests go through another gateway: the follow-ups' gateway has nothing cached and must ask
+    // Redis.
+    let gw = gateway(mock.addr.port(), &server.url(), &route).await;
+    let earlier = gateway(mock.addr.port(), &server.url(), &route).await;
+    let url = format!("http://{}/stateful/v1/responses", gw.proxy_addr);
+    let first_url = format!("http://{}/stateful/v1/responses", earlier.proxy_addr);
+    let first = |id: &str| json!({"model": "m", "stream": true, "input": format!("first {id}")});
+    let follow = json!({"model": "m", "stream": true, "input": "and now?", "previous_response_id": "resp_1"});
+    let chunked = [("x-mock-chunk", "3")];
+
+    let r = post_h(&first_url, &chunked, &first(ORIGINALS[0])).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_h(&url, &chunked, &follow).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = stream_text(&r.text());
+    assert!(
+        text.starts_with(&format!("Earlier you said: first {}", ORIGINALS[0])),
+        "{text}"
+    );
+
+    // A new identifier, then Redis dies while the follow-up streams (slowly): it completes unresolved.
+    let r = post_h(&first_url, &chunked, &first(ORIGINALS[3])).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let slow = [("x-mock-chunk", "3"), ("x-mock-delay-ms", "40")];
+    let started = Instant::now();
+    let pending = tokio::spawn({
+        let url = url.clone();
+        let follow = follow.clone();
+        async move { post_h(&url, &slow, &follow).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.stop();
+    let r = pending.await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let body = r.text();
+    assert!(
+        body.contains("response.completed"),
+        "the stream did not complete: {body}"
+    );
+    let text = stream_text(&body);
+    assert!(text.starts_with("Earlier you said: first AWS_SG_"), "{text}");
+    assert_no_original("unresolved follow-up", &text);
+    for rec in gw_records(&mock) {
+        assert_no_original("provider", &rec);
+    }
+    let metrics = get(&format!("http://{}/metrics", gw.admin_addr)).await.text();
+    assert!(metric(&metrics, "maskgate_unmask_misses_total") >= 1.0, "{metrics}");
+}
+
+fn gw_records(mock: &MockProvider) -> Vec<String> {
+    mock.records().iter().map(|r| r.body_str()).collect()
+}
