@@ -16,6 +16,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -55,7 +56,7 @@ struct Sidecar {
     matcher: Matcher,
     minter: Minter,
     intercept: HashSet<String>,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
     gw_scheme: http::uri::Scheme,
     gw_authority: http::uri::Authority,
     token: Option<HeaderValue>,
@@ -105,14 +106,21 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     let gw: http::Uri = s.gateway.parse().expect("validated");
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
+    http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(s.first_byte_timeout_secs)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(gateway_tls(&cfg)?)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new());
     if s.gateway_http2 {
         b.http2_only(true);
     }
-    let client = b.build(http);
+    let client = b.build(https);
+    let intercept = cfg.intercept_hosts()?;
     let listener = TcpListener::bind(s.listen)
         .await
         .map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
@@ -123,8 +131,7 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     let state = Arc::new(Sidecar {
         matcher: Matcher::new(&cfg.egress)?,
-        intercept: s
-            .intercept
+        intercept: intercept
             .iter()
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
@@ -204,9 +211,54 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     })
 }
 
-/// Runs the sidecar until SIGINT/SIGTERM.
-pub fn run(path: Option<std::path::PathBuf>) -> Result<(), String> {
-    let cfg = Config::load(path.as_deref())?;
+/// TLS towards the gateway: `gateway_ca` (else the WebPKI roots), an optional client certificate (mTLS).
+fn gateway_tls(cfg: &Config) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let s = &cfg.sidecar;
+    let mut roots = rustls::RootCertStore::empty();
+    match &s.gateway_ca {
+        Some(f) => {
+            let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(f)
+                .map_err(|e| format!("sidecar.gateway_ca: {}: {e}", f.display()))?
+                .collect();
+            let certs = certs.map_err(|e| format!("sidecar.gateway_ca: {}: {e}", f.display()))?;
+            if certs.is_empty() {
+                return Err(format!("sidecar.gateway_ca: no certificate in {}", f.display()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| format!("sidecar.gateway_ca: {e}"))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match (&s.gateway_client_cert, &s.gateway_client_key) {
+        (Some(c), Some(k)) => {
+            let chain: Result<Vec<_>, _> = CertificateDer::pem_file_iter(c)
+                .map_err(|e| format!("sidecar.gateway_client_cert: {}: {e}", c.display()))?
+                .collect();
+            let chain = chain.map_err(|e| format!("sidecar.gateway_client_cert: {}: {e}", c.display()))?;
+            let key = PrivateKeyDer::from_pem_file(k)
+                .map_err(|e| format!("sidecar.gateway_client_key: {}: {e}", k.display()))?;
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| format!("sidecar.gateway_client_key: {e}"))
+        }
+        _ => Ok(b.with_no_client_auth()),
+    }
+}
+
+/// Runs the sidecar until SIGINT/SIGTERM. `gateway_config` (from `--gateway-config`) replaces the file's
+/// `sidecar.gateway_config`.
+pub fn run(path: Option<std::path::PathBuf>, gateway_config: Option<std::path::PathBuf>) -> Result<(), String> {
+    let mut cfg = Config::load(path.as_deref())?;
+    if gateway_config.is_some() {
+        cfg.sidecar.gateway_config = gateway_config;
+        cfg.validate()?;
+    }
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
