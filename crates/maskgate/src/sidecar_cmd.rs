@@ -7,7 +7,7 @@ use maskgate_sidecar::iptables;
 
 #[derive(Subcommand)]
 pub enum SidecarCommand {
-    /// Run the sidecar: transparent capture (iptables REDIRECT) and explicit proxy on 0.0.0.0:15001, TLS
+    /// Run the sidecar: transparent capture (iptables REDIRECT) and explicit proxy on [::]:15001 (IPv4 and IPv6), TLS
     /// interception for the intercept list, egress policy, admin on 127.0.0.1:15000.
     Sidecar {
         /// TOML configuration file.

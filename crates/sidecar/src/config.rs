@@ -20,7 +20,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SidecarSection {
-    /// Capture (iptables REDIRECT) and explicit-proxy listener.
+    /// Capture (iptables and ip6tables REDIRECT) and explicit-proxy listener. `[::]` (the default) takes IPv4 and
+    /// IPv6; on a host without IPv6 it falls back to `0.0.0.0`.
     #[serde(default = "d_listen")]
     pub listen: SocketAddr,
     /// `/metrics`, `/health/ready`, `/health/live`.
@@ -86,7 +87,7 @@ impl Default for SidecarSection {
 }
 
 fn d_listen() -> SocketAddr {
-    "0.0.0.0:15001".parse().unwrap()
+    "[::]:15001".parse().unwrap()
 }
 fn d_admin() -> SocketAddr {
     "127.0.0.1:15000".parse().unwrap()

@@ -121,9 +121,7 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     }
     let client = b.build(https);
     let intercept = cfg.intercept_hosts()?;
-    let listener = TcpListener::bind(s.listen)
-        .await
-        .map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
+    let listener = bind_capture(s.listen).map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
     let admin = TcpListener::bind(s.admin_listen)
         .await
         .map_err(|e| format!("sidecar.admin_listen {}: {e}", s.admin_listen))?;
@@ -172,6 +170,7 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
                 _ = rx.changed() => break,
                 r = listener.accept() => match r {
                     Ok((tcp, peer)) => {
+                        let peer = canonical(peer);
                         let s = st.clone();
                         s.metrics.active.fetch_add(1, Relaxed);
                         tokio::spawn(async move {
@@ -287,23 +286,62 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Binds the capture listener. An IPv6 wildcard (`[::]`, the default) is dual-stack: it also takes IPv4
+/// connections (as v4-mapped addresses), so one port serves what iptables and ip6tables redirect. Where the
+/// host has no IPv6 at all, `[::]` falls back to `0.0.0.0` on the same port.
+fn bind_capture(addr: SocketAddr) -> io::Result<TcpListener> {
+    fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(false)?;
+        }
+        sock.set_reuse_address(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        TcpListener::from_std(sock.into())
+    }
+    match bind(addr) {
+        Err(e) if addr.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) && e.kind() != io::ErrorKind::AddrInUse => {
+            warn!(error = %e, "no IPv6 here: the capture listener takes IPv4 only");
+            bind(SocketAddr::new(
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                addr.port(),
+            ))
+        }
+        r => r,
+    }
+}
+
+/// v4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack socket reports for IPv4 peers) as IPv4.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
 /// The destination the connection had before iptables redirected it; `None` for a direct connection.
+///
+/// IPv4 connections (also those a dual-stack socket reports as v4-mapped) ask `SO_ORIGINAL_DST` on `SOL_IP`;
+/// IPv6 ones ask `IP6T_SO_ORIGINAL_DST` (80) on `SOL_IPV6`, which the kernel answers from the IPv6 conntrack
+/// entry that ip6tables' REDIRECT created.
 fn original_dst(tcp: &TcpStream, listen: SocketAddr) -> Option<SocketAddr> {
     let sock = socket2::SockRef::from(tcp);
-    let local = tcp.local_addr().ok()?;
+    let local = canonical(tcp.local_addr().ok()?);
     let r = if local.is_ipv4() {
         sock.original_dst_v4()
     } else {
         sock.original_dst_v6()
     };
-    let dst = r.ok()?.as_socket()?;
-    let dst = match dst {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => dst,
-        },
-        v4 => v4,
-    };
+    let dst = canonical(r.ok()?.as_socket()?);
     // Without a NAT entry Linux answers with the local address itself.
     if dst == local || (dst.port() == listen.port() && (dst.ip().is_loopback() || dst.ip() == local.ip())) {
         return None;
