@@ -46,3 +46,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "anthropic>=0.40" "openai>=1.50"
 "$venv/bin/python" -c 'import anthropic, openai; print("sdk venv ready:", "anthropic", anthropic.__version__, "openai", openai.__version__)'
+# The official Node `openai` SDK (and undici, for its explicit-proxy workaround) for the sidecar's end-to-end test,
+# into <repo>/.node-sdk (or $MASKGATE_NODE_SDK). Skipped with a note when node/npm are missing.
+node_sdk="${MASKGATE_NODE_SDK:-$repo/.node-sdk}"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  mkdir -p "$node_sdk"
+  npm install --prefix "$node_sdk" --no-audit --no-fund --silent "openai@6" "undici@7" >/dev/null
+  node -e 'const v=(p)=>require(process.argv[1]+"/node_modules/"+p+"/package.json").version; console.log("node sdk ready: openai", v("openai"), "undici", v("undici"))' "$node_sdk"
+else
+  echo "note: node/npm missing: the Node SDK part of the sidecar end-to-end test is skipped" >&2
+fi

@@ -63,6 +63,24 @@ fn venv_python() -> Option<PathBuf> {
     py.exists().then_some(py)
 }
 
+/// The directory holding the Node `openai` and `undici` packages (`scripts/setup-test-env.sh`), when usable.
+fn node_sdk() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("MASKGATE_NODE_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".node-sdk"));
+    let ok = have("node")
+        && dir.join("node_modules/openai/package.json").exists()
+        && dir.join("node_modules/undici/package.json").exists();
+    if !ok && ci() {
+        panic!(
+            "CI: no node or no Node SDK in {} (run scripts/setup-test-env.sh)",
+            dir.display()
+        );
+    }
+    ok.then(|| fs::canonicalize(dir).unwrap())
+}
+
 /// Why the test cannot run here, if it cannot.
 fn unavailable() -> Option<String> {
     // SAFETY: no preconditions.
@@ -559,6 +577,32 @@ fn transparent_flow_in_network_namespaces() {
     };
     sdk(&mut lab.app(), "transparent");
 
+    // The official Node `openai` SDK, default base URL, the CA through NODE_EXTRA_CA_CERTS.
+    let node_dir = node_sdk();
+    let node_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/sdk/openai_check.mjs");
+    let node = |c: &mut Command, what: &str| {
+        let Some(dir) = &node_dir else {
+            eprintln!("Node SDK part skipped ({what}): no node or no .node-sdk (scripts/setup-test-env.sh)");
+            return;
+        };
+        let from = mock.records().len();
+        with_env(c);
+        c.arg("node")
+            .arg(&node_script)
+            .env("NODE_SDK_DIR", dir)
+            .env("SDK_TEXT", sample_text())
+            .env("SDK_ORIGINALS", serde_json::to_string(&ORIGINALS).unwrap())
+            .env("CLIENT_KEY", "app-own-key")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        let out = ok(c);
+        assert!(out.contains("NODE SDK OK"), "{what}: {out}");
+        assert_eq!(mock.records().len() - from, 4, "{what}: one provider request per call");
+        assert_masked(&mock, from);
+    };
+    node(&mut lab.app(), "Node transparent");
+
     // Off-list HTTPS: refused before any handshake completes.
     let denied = lab.metric("maskgate_sidecar_connections_total{action=\"deny\"}");
     let mut c = lab.app();
@@ -629,6 +673,11 @@ fn transparent_flow_in_network_namespaces() {
     let mut c = lab.app();
     c.env("HTTPS_PROXY", "http://127.0.0.1:15001");
     sdk(&mut c, "explicit proxy");
+    // Node through the proxy: its fetch ignores HTTPS_PROXY (Node < 24), so the script passes an undici
+    // ProxyAgent, the workaround the README gives.
+    let mut c = lab.app();
+    c.env("PROXY_URL", "http://127.0.0.1:15001");
+    node(&mut c, "Node explicit proxy");
     let mut c = lab.app();
     with_env(&mut c);
     let out = ok(c.env("HTTPS_PROXY", "http://127.0.0.1:15001").args([
