@@ -48,6 +48,16 @@ pub struct SidecarSection {
     /// intercept list (`maskgate sidecar --gateway-config` sets it too).
     #[serde(default)]
     pub gateway_config: Option<PathBuf>,
+    /// Or the gateway's admin API (`http://host:port`): at start the sidecar reads the route hosts from its
+    /// `GET /config` (retrying until `first_byte_timeout_secs` while the gateway comes up).
+    #[serde(default)]
+    pub gateway_admin: Option<String>,
+    /// Bearer token of the gateway's admin API, from this env var (when it has `admin_token_env/_file`) ...
+    #[serde(default)]
+    pub gateway_admin_token_env: Option<String>,
+    /// ... or from this file.
+    #[serde(default)]
+    pub gateway_admin_token_file: Option<PathBuf>,
     /// Tenant sent to the gateway (`x-maskgate-tenant`); honoured there only with the sidecar token.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -131,7 +141,26 @@ impl Config {
         Ok(c)
     }
 
-    /// The intercept list in force: the explicit list, else the gateway config's route hosts, else the default.
+    /// The intercept list in force: the explicit list, else the gateway config's route hosts, else (with
+    /// `gateway_admin`) the route hosts the gateway's admin API reports, else the default.
+    pub async fn resolve_intercept(&self) -> Result<Vec<String>, String> {
+        let s = &self.sidecar;
+        match (&s.intercept, &s.gateway_config, &s.gateway_admin) {
+            (None, None, Some(url)) => {
+                let token = read_secret(
+                    s.gateway_admin_token_env.as_deref(),
+                    s.gateway_admin_token_file.as_deref(),
+                )
+                .map_err(|e| format!("sidecar.gateway_admin_token: {e}"))?;
+                let limit = std::time::Duration::from_secs(s.first_byte_timeout_secs);
+                admin_route_hosts(url, token.as_deref(), limit).await
+            }
+            _ => self.intercept_hosts(),
+        }
+    }
+
+    /// The intercept list in force without asking the network: explicit, else `gateway_config`'s routes, else
+    /// the default.
     pub fn intercept_hosts(&self) -> Result<Vec<String>, String> {
         if let Some(l) = &self.sidecar.intercept {
             return Ok(l.clone());
@@ -188,7 +217,21 @@ impl Config {
         if s.leaf_validity_secs < 600 {
             return Err("sidecar.leaf_validity_secs: at least 600".into());
         }
-        self.intercept_hosts()?;
+        if s.gateway_config.is_some() && s.gateway_admin.is_some() {
+            return Err("sidecar.gateway_admin: set either gateway_config or gateway_admin".into());
+        }
+        if let Some(a) = &s.gateway_admin {
+            let u: http::Uri = a.parse().map_err(|_| "sidecar.gateway_admin: not a URL".to_string())?;
+            if u.scheme_str() != Some("http") || u.authority().is_none() {
+                return Err("sidecar.gateway_admin: an http://host:port URL".into());
+            }
+        }
+        if s.gateway_admin_token_env.is_some() && s.gateway_admin_token_file.is_some() {
+            return Err("sidecar.gateway_admin_token_env: set either gateway_admin_token_env or _file".into());
+        }
+        if s.gateway_admin.is_none() {
+            self.intercept_hosts()?;
+        }
         crate::policy::Matcher::new(&self.egress)?;
         Ok(())
     }
@@ -229,6 +272,79 @@ pub fn gateway_route_hosts(path: &std::path::Path) -> Result<Vec<String>, String
     Ok(hosts)
 }
 
+/// Route hosts from a running gateway's admin API (`GET /config`), retried until `limit` has passed.
+pub async fn admin_route_hosts(
+    base: &str,
+    token: Option<&str>,
+    limit: std::time::Duration,
+) -> Result<Vec<String>, String> {
+    use http_body_util::BodyExt;
+    let url = format!("{}/config", base.trim_end_matches('/'));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let deadline = tokio::time::Instant::now() + limit;
+    let last_err = loop {
+        let mut req = http::Request::get(&url);
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req
+            .body(http_body_util::Empty::new())
+            .map_err(|_| "sidecar.gateway_admin: not a URL".to_string())?;
+        let err = match tokio::time::timeout(std::time::Duration::from_secs(5), client.request(req)).await {
+            Ok(Ok(r)) if r.status() == http::StatusCode::OK => {
+                let body = tokio::time::timeout(std::time::Duration::from_secs(5), r.into_body().collect())
+                    .await
+                    .map_err(|_| "sidecar.gateway_admin: /config body timed out".to_string())?
+                    .map_err(|e| format!("sidecar.gateway_admin: {e}"))?
+                    .to_bytes();
+                return hosts_from_config_json(&body);
+            }
+            // A refusal (401, 404) will not change by retrying.
+            Ok(Ok(r)) if r.status().is_client_error() => {
+                return Err(format!("sidecar.gateway_admin: GET /config answered {}", r.status()))
+            }
+            Ok(Ok(r)) => format!("GET /config answered {}", r.status()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".into(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            break err;
+        }
+        tracing::warn!(error = %err, "gateway admin API not reachable yet; retrying");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    Err(format!("sidecar.gateway_admin: {url}: {last_err}"))
+}
+
+/// `routes[].host` of the gateway's `GET /config` answer.
+fn hosts_from_config_json(body: &[u8]) -> Result<Vec<String>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("sidecar.gateway_admin: /config is not JSON: {e}"))?;
+    let routes = v
+        .get("routes")
+        .and_then(|r| r.as_array())
+        .ok_or("sidecar.gateway_admin: /config has no routes")?;
+    let mut hosts = Vec::new();
+    for r in routes {
+        let h = r
+            .get("host")
+            .and_then(|h| h.as_str())
+            .ok_or("sidecar.gateway_admin: a route without host")?;
+        let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+        if crate::clienthello::valid_host(h.as_bytes()).is_none() {
+            return Err("sidecar.gateway_admin: a route host is not a host name".into());
+        }
+        if !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    if hosts.is_empty() {
+        return Err("sidecar.gateway_admin: no route".into());
+    }
+    Ok(hosts)
+}
+
 /// A secret from an env var or a file (trimmed).
 pub fn read_secret(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
     let v = match (env, file) {
@@ -238,7 +354,7 @@ pub fn read_secret(env: Option<&str>, file: Option<&std::path::Path>) -> Result<
     };
     let v = v.trim().to_string();
     if v.is_empty() {
-        return Err("the sidecar token is empty".into());
+        return Err("the secret is empty".into());
     }
     Ok(Some(v))
 }

@@ -120,7 +120,8 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
         b.http2_only(true);
     }
     let client = b.build(https);
-    let intercept = cfg.intercept_hosts()?;
+    let intercept = cfg.resolve_intercept().await?;
+    info!(hosts = intercept.len(), "intercept list");
     let listener = bind_capture(s.listen).map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
     let admin = TcpListener::bind(s.admin_listen)
         .await
