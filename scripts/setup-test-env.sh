@@ -75,3 +75,15 @@ if [ ! -x "$venv/bin/promtool" ]; then
   fi
 fi
 "$venv/bin/python" -c 'import anthropic, openai; print("sdk venv ready:", "anthropic", anthropic.__version__, "openai", openai.__version__)'
+# The official Node `openai` SDK (and undici, for its explicit-proxy workaround) for the sidecar's end-to-end test,
+# into <repo>/.node-sdk (or $MASKGATE_NODE_SDK). Skipped with a note when node/npm are missing.
+node_sdk="${MASKGATE_NODE_SDK:-$repo/.node-sdk}"
+# openai@6 and undici@7 need Node >= 20.18 (the test skips its Node part without it).
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+   && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=18)?0:1)'; then
+  mkdir -p "$node_sdk"
+  npm install --prefix "$node_sdk" --no-audit --no-fund --silent "openai@6" "undici@7" >/dev/null
+  node -e 'const v=(p)=>require(process.argv[1]+"/node_modules/"+p+"/package.json").version; console.log("node sdk ready: openai", v("openai"), "undici", v("undici"))' "$node_sdk"
+else
+  echo "note: no node/npm >= 20.18: the Node SDK part of the sidecar end-to-end test is skipped" >&2
+fi

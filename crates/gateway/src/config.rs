@@ -60,6 +60,14 @@ pub struct GatewaySection {
     /// ... or from this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar_token_file: Option<PathBuf>,
+    /// What authenticates a sidecar: its shared token, a client certificate verified against `tls.client_ca`
+    /// (mTLS), or either.
+    #[serde(default)]
+    pub sidecar_auth: SidecarAuth,
+    /// A second proxy listener speaking TLS (h2 and HTTP/1.1 by ALPN), for sidecars and apps that reach the
+    /// gateway over the network. Needs a restart to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsListener>,
     /// Largest request body accepted, in bytes, before and after decompression (413 above).
     #[serde(default = "default_body_limit")]
     pub max_request_body: u64,
@@ -95,6 +103,34 @@ impl Default for GatewaySection {
     fn default() -> Self {
         toml::from_str("").expect("defaults")
     }
+}
+
+/// Which proof makes a request come from a trusted sidecar (and so lets it choose its tenant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SidecarAuth {
+    /// The shared token (`x-maskgate-sidecar-token`).
+    Token,
+    /// A client certificate verified against `gateway.tls.client_ca`, on the TLS listener.
+    Mtls,
+    /// Whichever of the two is configured and presented.
+    #[default]
+    Either,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    /// Address of the TLS listener (the plain `listen` keeps serving).
+    pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first) and private key (PKCS#8, PKCS#1 or SEC1).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM CA certificates: clients presenting a certificate that chains to one of them are trusted sidecars
+    /// (mTLS). A client certificate is asked for, not required: without one (or with one that does not verify)
+    /// the connection is served as any other client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -687,6 +723,23 @@ impl Config {
                 "gateway.sidecar_token_env".into(),
                 "set either sidecar_token_env or sidecar_token_file",
             );
+        }
+        if let Some(t) = &self.gateway.tls {
+            crate::tls::server_config(t).map_err(ConfigError)?;
+        }
+        let has_token = self.gateway.sidecar_token_env.is_some() || self.gateway.sidecar_token_file.is_some();
+        let has_ca = self.gateway.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        match self.gateway.sidecar_auth {
+            SidecarAuth::Token if !has_token => {
+                return err(
+                    "gateway.sidecar_auth".into(),
+                    "\"token\" needs sidecar_token_env or sidecar_token_file",
+                )
+            }
+            SidecarAuth::Mtls if !has_ca => {
+                return err("gateway.sidecar_auth".into(), "\"mtls\" needs gateway.tls.client_ca")
+            }
+            _ => {}
         }
         if self.routes.is_empty() {
             return err("routes".into(), "at least one route is needed");

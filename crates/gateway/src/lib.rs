@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 
 pub use config::{Config, ConfigError};

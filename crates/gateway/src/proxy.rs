@@ -344,23 +344,36 @@ async fn redis_limit(
 
 /// The tenant of a request.
 ///
-/// `x-maskgate-tenant` is honoured only from a sidecar that presents the configured shared token
-/// (`x-maskgate-sidecar-token`, compared in constant time); from anyone else it is ignored and the route's tenant
-/// (else `default`) applies. The tenant must be 1 to 128 visible ASCII characters.
+/// `x-maskgate-tenant` is honoured only from an authenticated sidecar: one that presents the configured shared
+/// token (`x-maskgate-sidecar-token`, compared in constant time) or, on the TLS listener, a client certificate
+/// that chains to `gateway.tls.client_ca` — whichever `gateway.sidecar_auth` accepts. From anyone else it is
+/// ignored and the route's tenant (else `default`) applies. The tenant must be 1 to 128 visible ASCII characters.
 fn tenant_for(rt: &Runtime, route: &RouteRt, req: &Request<Incoming>) -> String {
-    let Some(token) = &rt.sidecar_token else {
-        return route.tenant.clone();
-    };
-    let h = req.headers();
-    let authed = h
-        .get(X_SIDECAR_TOKEN)
-        .is_some_and(|v| crate::admin::ct_eq(v.as_bytes(), token.as_bytes()));
-    if !authed {
+    if !from_trusted_sidecar(rt, req) {
         return route.tenant.clone();
     }
-    match h.get(X_TENANT).and_then(|v| v.to_str().ok()) {
+    match req.headers().get(X_TENANT).and_then(|v| v.to_str().ok()) {
         Some(t) if !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_graphic()) => t.to_string(),
         _ => route.tenant.clone(),
+    }
+}
+
+/// True when the request comes from a sidecar authenticated the way `gateway.sidecar_auth` asks.
+pub fn from_trusted_sidecar(rt: &Runtime, req: &Request<Incoming>) -> bool {
+    use crate::config::SidecarAuth;
+    let auth = rt.config.gateway.sidecar_auth;
+    let by_token = || {
+        rt.sidecar_token.as_ref().is_some_and(|token| {
+            req.headers()
+                .get(X_SIDECAR_TOKEN)
+                .is_some_and(|v| crate::admin::ct_eq(v.as_bytes(), token.as_bytes()))
+        })
+    };
+    let by_cert = || req.extensions().get::<crate::tls::VerifiedClientCert>().is_some();
+    match auth {
+        SidecarAuth::Token => by_token(),
+        SidecarAuth::Mtls => by_cert(),
+        SidecarAuth::Either => by_cert() || by_token(),
     }
 }
 

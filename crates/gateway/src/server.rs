@@ -18,10 +18,15 @@ use crate::body::RespBody;
 use crate::config::Config;
 use crate::state::{make_vault, Shared};
 
+/// Longest TLS handshake on the TLS listener.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct GatewayHandle {
     pub shared: Arc<Shared>,
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The TLS proxy listener (`[gateway.tls]`), if configured.
+    pub tls_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -75,31 +80,62 @@ pub async fn start_with_vaults(
     let admin_l = TcpListener::bind(config.gateway.admin_listen)
         .await
         .map_err(|e| format!("gateway.admin_listen {}: {e}", config.gateway.admin_listen))?;
+    let tls = match &config.gateway.tls {
+        None => None,
+        Some(t) => {
+            let server = Arc::new(crate::tls::server_config(t)?);
+            let l = TcpListener::bind(t.listen)
+                .await
+                .map_err(|e| format!("gateway.tls.listen {}: {e}", t.listen))?;
+            Some((l, server))
+        }
+    };
     let grace = config.gateway.shutdown_grace;
     let shared = Arc::new(Shared::with_redis(config, config_path, vault, redis).map_err(|e| e.to_string())?);
     let (stop, stop_rx) = watch::channel(false);
     let proxy_addr = proxy_l.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_l.local_addr().map_err(|e| e.to_string())?;
     let s1 = shared.clone();
-    let t1 = tokio::spawn(serve(proxy_l, stop_rx.clone(), grace, move |peer, req| {
+    let t1 = tokio::spawn(serve(proxy_l, None, stop_rx.clone(), grace, move |peer, req| {
         crate::proxy::handle(s1.clone(), peer, req)
     }));
     let s2 = shared.clone();
-    let t2 = tokio::spawn(serve(admin_l, stop_rx, grace, move |_peer, req| {
+    let t2 = tokio::spawn(serve(admin_l, None, stop_rx.clone(), grace, move |_peer, req| {
         crate::admin::handle(s2.clone(), req)
     }));
-    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, vault = shared.vault.backend(), "gateway listening");
+    let mut tasks = vec![t1, t2];
+    let mut tls_addr = None;
+    if let Some((l, server)) = tls {
+        tls_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let s3 = shared.clone();
+        tasks.push(tokio::spawn(serve(
+            l,
+            Some(server),
+            stop_rx,
+            grace,
+            move |peer, req| crate::proxy::handle(s3.clone(), peer, req),
+        )));
+    }
+    tracing::info!(proxy = %proxy_addr, tls = ?tls_addr, admin = %admin_addr, vault = shared.vault.backend(), "gateway listening");
     Ok(GatewayHandle {
         shared,
         proxy_addr,
         admin_addr,
+        tls_addr,
         stop,
-        tasks: vec![t1, t2],
+        tasks,
     })
 }
 
-async fn serve<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, grace: Duration, handler: F)
-where
+/// Accepts connections (TLS ones when `tls` is set: the handshake runs in the connection's task, bounded by
+/// [`TLS_HANDSHAKE_TIMEOUT`]) and serves HTTP/1.1 and h2 on them until `stop`, then drains for `grace`.
+async fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<Arc<crate::tls::TlsServer>>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+    handler: F,
+) where
     F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<RespBody>, std::convert::Infallible>> + Send + 'static,
 {
@@ -124,11 +160,40 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
-                let svc = service_fn(move |req| h(peer, req));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
+                let Some(tls) = tls.clone() else {
+                    let svc = service_fn(move |req| h(peer, req));
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    continue;
+                };
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = stream.get_ref().1;
+                    let verified = tls.client_verified(conn);
+                    if !verified && crate::tls::TlsServer::client_presented(conn) {
+                        tracing::warn!("client certificate not signed by gateway.tls.client_ca: sidecar headers ignored");
+                    }
+                    let svc = service_fn(move |mut req: Request<Incoming>| {
+                        if verified {
+                            req.extensions_mut().insert(crate::tls::VerifiedClientCert);
+                        }
+                        h(peer, req)
+                    });
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let _ = watcher.watch(conn).await;
                 });
             }
             _ = stop.changed() => break,

@@ -7,12 +7,16 @@ use maskgate_sidecar::iptables;
 
 #[derive(Subcommand)]
 pub enum SidecarCommand {
-    /// Run the sidecar: transparent capture (iptables REDIRECT) and explicit proxy on 0.0.0.0:15001, TLS
+    /// Run the sidecar: transparent capture (iptables REDIRECT) and explicit proxy on [::]:15001 (IPv4 and IPv6), TLS
     /// interception for the intercept list, egress policy, admin on 127.0.0.1:15000.
     Sidecar {
         /// TOML configuration file.
         #[arg(long, short, env = "MASKGATE_SIDECAR_CONFIG")]
         config: Option<PathBuf>,
+        /// The gateway's configuration file: its route hosts become the intercept list (unless the sidecar's
+        /// file sets `intercept`).
+        #[arg(long)]
+        gateway_config: Option<PathBuf>,
     },
     /// The local certificate authority the sidecar signs leaf certificates with.
     #[command(subcommand)]
@@ -31,6 +35,27 @@ pub enum CaCommand {
         /// Replace an existing CA.
         #[arg(long)]
         force: bool,
+    },
+    /// Issue a certificate signed by the CA in DIR: for the gateway's TLS listener (server) or for a sidecar's
+    /// mTLS identity (--client). Writes OUT/STEM.crt (leaf + CA) and OUT/STEM.key (0600).
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS name or IP address (repeatable; the first is also the common name).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// A client certificate (mTLS) instead of a server certificate.
+        #[arg(long)]
+        client: bool,
+        /// Output directory (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// File name stem (default: "server" or "client").
+        #[arg(long)]
+        stem: Option<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
     },
     /// Write DIR/bundle.pem (system roots + the CA) and print the variables each runtime needs.
     Env {
@@ -94,13 +119,41 @@ impl IptArgs {
 impl SidecarCommand {
     pub fn run(self) -> i32 {
         let r = match self {
-            SidecarCommand::Sidecar { config } => maskgate_sidecar::run(config).map_err(|e| format!("sidecar: {e}")),
+            SidecarCommand::Sidecar { config, gateway_config } => {
+                maskgate_sidecar::run(config, gateway_config).map_err(|e| format!("sidecar: {e}"))
+            }
             SidecarCommand::Ca(CaCommand::Init { dir, force }) => {
                 maskgate_sidecar::ca::init(&dir, force).map(|(c, k)| {
                     println!("CA certificate: {}\nCA key (0600):  {}", c.display(), k.display());
                 })
             }
             .map_err(|e| format!("ca init: {e}")),
+            SidecarCommand::Ca(CaCommand::Issue {
+                dir,
+                names,
+                client,
+                out,
+                stem,
+                days,
+            }) => {
+                let usage = if client {
+                    maskgate_sidecar::ca::Usage::Client
+                } else {
+                    maskgate_sidecar::ca::Usage::Server
+                };
+                let stem = stem.unwrap_or_else(|| if client { "client" } else { "server" }.into());
+                let out = out.unwrap_or_else(|| dir.clone());
+                maskgate_sidecar::ca::issue(&dir, &names, usage, &out, &stem, days)
+                    .map(|(c, k)| {
+                        println!(
+                            "certificate: {}
+key (0600):  {}",
+                            c.display(),
+                            k.display()
+                        )
+                    })
+                    .map_err(|e| format!("ca issue: {e}"))
+            }
             SidecarCommand::Ca(CaCommand::Env { dir, system_bundle }) => {
                 { maskgate_sidecar::ca::env(&dir, system_bundle.as_deref()).map(|s| print!("{s}")) }
                     .map_err(|e| format!("ca env: {e}"))

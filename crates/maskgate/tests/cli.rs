@@ -1,4 +1,5 @@
-//! The offline CLI, run as a process: `maskgate mask` / `unmask` / `kinds`.
+//! The offline CLI, run as a process: `maskgate mask` / `unmask` / `kinds`; and the sidecar reading its intercept
+//! list from a gateway started in-process.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -925,4 +926,78 @@ mod deploy {
         let text = String::from_utf8_lossy(&got);
         assert!(!text.contains("event: message_stop"), "the stream was not cut: {text}");
     }
+}
+
+/// Sends `CONNECT host:443` to the sidecar; returns its status line.
+async fn connect_status(sidecar: std::net::SocketAddr, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(sidecar).await.unwrap();
+    s.write_all(format!("CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The sidecar's intercept list from a running gateway's admin API (`gateway_admin`, with its admin token): the
+/// gateway's route hosts are intercepted, others follow the egress policy; a wrong token stops the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_intercept_list_from_the_gateway_admin_api() {
+    std::env::set_var("MG_CLI_ADMIN_TOKEN", "admin-token-for-the-cli-test");
+    let gw_cfg = maskgate_gateway::Config::from_toml(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+admin_token_env = "MG_CLI_ADMIN_TOKEN"
+[[routes]]
+host = "llm.corp.test"
+upstream = "https://llm.corp.test"
+[[routes]]
+host = "api.openai.com"
+upstream = "https://api.openai.com"
+"#,
+    )
+    .unwrap();
+    let gw = maskgate_gateway::start(gw_cfg, None).await.unwrap();
+    let ca = tmp("admin-ca");
+    let _ = std::fs::remove_dir_all(&ca);
+    maskgate_sidecar::ca::init(&ca, false).unwrap();
+    let sidecar_cfg = |token_env: &str| {
+        maskgate_sidecar::Config::from_toml(&format!(
+            "[sidecar]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nca_cert = \"{c}/ca.crt\"\nca_key = \"{c}/ca.key\"\n\
+             gateway = \"http://{gw}\"\ngateway_admin = \"http://{admin}\"\ngateway_admin_token_env = \"{token_env}\"\n\
+             first_byte_timeout_secs = 2\n",
+            c = ca.display(),
+            gw = gw.proxy_addr,
+            admin = gw.admin_addr
+        ))
+        .unwrap()
+    };
+    let sc = maskgate_sidecar::start(sidecar_cfg("MG_CLI_ADMIN_TOKEN"))
+        .await
+        .unwrap();
+    assert!(connect_status(sc.listen_addr, "llm.corp.test").await.contains(" 200 "));
+    assert!(connect_status(sc.listen_addr, "api.openai.com").await.contains(" 200 "));
+    // Not a gateway route (though on the sidecar's built-in default list): default deny.
+    assert!(connect_status(sc.listen_addr, "api.anthropic.com")
+        .await
+        .contains(" 403 "));
+    sc.shutdown().await;
+    std::env::set_var("MG_CLI_WRONG_TOKEN", "wrong");
+    let e = match maskgate_sidecar::start(sidecar_cfg("MG_CLI_WRONG_TOKEN")).await {
+        Ok(_) => panic!("started with a wrong admin token"),
+        Err(e) => e,
+    };
+    assert!(e.contains("sidecar.gateway_admin") && e.contains("401"), "{e}");
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&ca);
 }

@@ -5,6 +5,8 @@
 //!   Python SDKs with their default base URLs; names from `/etc/netns/<app>/hosts`;
 //! - namespace `mgp<pid>` ("provider"): the gateway and a provider stand-in serving TLS for api.anthropic.com and
 //!   api.openai.com with a test CA (run in-process on a thread that entered the namespace), a TCP echo server.
+//! - IPv4 and IPv6 on the link (ip6tables capture, IP6T_SO_ORIGINAL_DST); the sidecar reaches the gateway first
+//!   over plain HTTP with the shared token, then over TLS with a client certificate (mTLS) and no token.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -19,6 +21,8 @@ use maskgate_gateway::mock::MockProvider;
 const BIN: &str = env!("CARGO_BIN_EXE_maskgate");
 const PROV_IP: &str = "10.213.0.2";
 const APP_IP: &str = "10.213.0.1";
+const PROV_IP6: &str = "fd00:213::2";
+const APP_IP6: &str = "fd00:213::1";
 const TOKEN: &str = "e2e-sidecar-token-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-e2e-provider-key";
 const OPENAI_KEY: &str = "sk-openai-e2e-provider-key";
@@ -57,6 +61,36 @@ fn venv_python() -> Option<PathBuf> {
         .unwrap_or_else(|| root.join(".venv-sdk"));
     let py = venv.join("bin/python");
     py.exists().then_some(py)
+}
+
+/// The directory holding the Node `openai` and `undici` packages (`scripts/setup-test-env.sh`), when usable.
+/// They need Node >= 20.18; without such a Node the Node part is skipped (also in CI, with a message), but with
+/// one, CI insists on the packages.
+fn node_sdk() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("MASKGATE_NODE_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".node-sdk"));
+    let version = Command::new("node")
+        .args(["-p", "process.versions.node"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let recent = version.as_deref().is_some_and(|v| {
+        let n: Vec<u32> = v.split('.').filter_map(|x| x.parse().ok()).collect();
+        n.len() >= 2 && (n[0], n[1]) >= (20, 18)
+    });
+    if !recent {
+        eprintln!("Node SDK part skipped: Node >= 20.18 needed, found {version:?}");
+        return None;
+    }
+    let ok =
+        dir.join("node_modules/openai/package.json").exists() && dir.join("node_modules/undici/package.json").exists();
+    if !ok && ci() {
+        panic!("CI: no Node SDK in {} (run scripts/setup-test-env.sh)", dir.display());
+    }
+    ok.then(|| fs::canonicalize(dir).unwrap())
 }
 
 /// Why the test cannot run here, if it cannot.
@@ -143,16 +177,16 @@ impl Lab {
             .unwrap_or_else(|| panic!("{line} not in {m}"))
     }
 
-    fn start_sidecar(&mut self, egress_extra: &str) {
+    /// `hop`: the `[sidecar]` lines that say how to reach the gateway (and authenticate to it).
+    fn start_sidecar(&mut self, hop: &str, egress_extra: &str) {
         let cfg = self.dir.join("sidecar.toml");
         fs::write(
             &cfg,
             format!(
                 r#"[sidecar]
-gateway = "http://{PROV_IP}:8000"
+{hop}
 ca_cert = "{ca}/ca.crt"
 ca_key = "{ca}/ca.key"
-token_env = "MG_E2E_SIDECAR_TOKEN"
 tenant = "team-e2e"
 shutdown_grace_secs = 5
 
@@ -250,6 +284,11 @@ listen = "{PROV_IP}:8000"
 admin_listen = "127.0.0.1:0"
 upstream_ca_file = "{ca}"
 sidecar_token_env = "MG_E2E_SIDECAR_TOKEN"
+[gateway.tls]
+listen = "{PROV_IP}:8443"
+cert = "{mesh}/server.crt"
+key = "{mesh}/server.key"
+client_ca = "{mesh}/ca.crt"
 
 [[routes]]
 host = "api.anthropic.com"
@@ -268,7 +307,8 @@ header = "authorization"
 prefix = "Bearer "
 env = "MG_E2E_OPENAI_KEY"
 "#,
-        ca = dir.join("provider-ca.crt").display()
+        ca = dir.join("provider-ca.crt").display(),
+        mesh = dir.join("mesh").display()
     )
 }
 
@@ -291,7 +331,8 @@ fn start_provider(lab: &mut Lab) -> Arc<MockProvider> {
             let mock = Arc::new(MockProvider::start_tls(tls_identity(&dir)).await.unwrap());
             let cfg = maskgate_gateway::Config::from_toml(&gateway_toml(&dir, mock.addr.port())).unwrap();
             let gw = maskgate_gateway::start(cfg, None).await.unwrap();
-            let echo = tokio::net::TcpListener::bind(format!("{PROV_IP}:7000")).await.unwrap();
+            // Dual-stack: IPv4 and IPv6 clients.
+            let echo = tokio::net::TcpListener::bind("[::]:7000").await.unwrap();
             tokio::spawn(async move {
                 while let Ok((mut s, _)) = echo.accept().await {
                     tokio::spawn(async move {
@@ -328,8 +369,9 @@ fn setup() -> Lab {
     ok(Command::new("ip").args([
         "link", "add", &va, "netns", &lab.app, "type", "veth", "peer", "name", &vp, "netns", &lab.prov,
     ]));
-    for (ns, dev, ip) in [(&lab.app, &va, APP_IP), (&lab.prov, &vp, PROV_IP)] {
+    for (ns, dev, ip, ip6) in [(&lab.app, &va, APP_IP, APP_IP6), (&lab.prov, &vp, PROV_IP, PROV_IP6)] {
         ok(Command::new("ip").args(["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev]));
+        ok(Command::new("ip").args(["-n", ns, "-6", "addr", "add", &format!("{ip6}/64"), "dev", dev, "nodad"]));
         ok(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
         ok(Command::new("ip").args(["-n", ns, "link", "set", "lo", "up"]));
     }
@@ -383,8 +425,13 @@ fn assert_masked(mock: &MockProvider, from: usize) {
 
 /// Sends `ping` over TCP from the app namespace to offlist.test:7000; true when it echoes.
 fn tcp_echo(cmd: &mut Command) -> bool {
-    let py = "import socket,sys\ntry:\n s=socket.create_connection(('offlist.test',7000),timeout=3); s.sendall(b'ping'); s.settimeout(3); d=s.recv(10)\nexcept Exception as e:\n d=b''\nprint('ECHO' if d==b'ping' else 'NONE')";
-    let out = ok(cmd.args([venv_python().unwrap().to_str().unwrap(), "-c", py]));
+    tcp_echo_to(cmd, "offlist.test")
+}
+
+/// Sends `ping` over TCP from the app namespace to `host`:7000 (a name or an IPv4/IPv6 literal).
+fn tcp_echo_to(cmd: &mut Command, host: &str) -> bool {
+    let py = format!("import socket,sys\ntry:\n s=socket.create_connection(('{host}',7000),timeout=3); s.sendall(b'ping'); s.settimeout(3); d=s.recv(10)\nexcept Exception as e:\n d=b''\nprint('ECHO' if d==b'ping' else 'NONE')");
+    let out = ok(cmd.args([venv_python().unwrap().to_str().unwrap(), "-c", &py]));
     out.contains("ECHO")
 }
 
@@ -398,6 +445,16 @@ fn transparent_flow_in_network_namespaces() {
     std::env::set_var("MG_E2E_ANTHROPIC_KEY", ANTHROPIC_KEY);
     std::env::set_var("MG_E2E_OPENAI_KEY", OPENAI_KEY);
     let mut lab = setup();
+    // The gateway's TLS listener and the sidecar's client certificate (mTLS), from a CA of their own.
+    let mesh = lab.dir.join("mesh");
+    ok(Command::new(BIN).args(["ca", "init", "--dir"]).arg(&mesh));
+    ok(Command::new(BIN)
+        .args(["ca", "issue", "--name", PROV_IP, "--dir"])
+        .arg(&mesh));
+    ok(Command::new(BIN)
+        .args(["ca", "issue", "--client", "--name", "sidecar-e2e", "--dir"])
+        .arg(&mesh));
+    ok(Command::new("chown").args(["-R", "1337:1337"]).arg(&mesh));
     let mock = start_provider(&mut lab);
 
     // The CA, as a user would make it; the sidecar's UID must read the key.
@@ -424,7 +481,13 @@ fn transparent_flow_in_network_namespaces() {
     }
     ok(Command::new("chown").args(["-R", "1337:1337"]).arg(&ca));
 
-    lab.start_sidecar("");
+    // First the plain hop with the shared token; later the TLS hop with mTLS.
+    let plain_hop = format!("gateway = \"http://{PROV_IP}:8000\"\ntoken_env = \"MG_E2E_SIDECAR_TOKEN\"");
+    let tls_hop = format!(
+        "gateway = \"https://{PROV_IP}:8443\"\ngateway_ca = \"{m}/ca.crt\"\ngateway_client_cert = \"{m}/client.crt\"\ngateway_client_key = \"{m}/client.key\"",
+        m = mesh.display()
+    );
+    lab.start_sidecar(&plain_hop, "");
 
     // Capture: install twice (idempotent).
     ok(lab.app().args([BIN, "iptables", "install", "--drop-quic"]));
@@ -477,6 +540,28 @@ fn transparent_flow_in_network_namespaces() {
     }
     assert!(lab.metric("maskgate_sidecar_certificates_minted_total") >= 1);
 
+    // IPv6: the same call to the provider host's IPv6 address is captured by ip6tables (nothing listens on
+    // [PROV_IP6]:443, so an answer means the sidecar took it).
+    let from = mock.records().len();
+    let mut c = lab.app();
+    with_env(&mut c);
+    let out = ok(c.args([
+        "curl",
+        "-sS",
+        "--fail-with-body",
+        "--resolve",
+        &format!("api.anthropic.com:443:[{PROV_IP6}]"),
+        "https://api.anthropic.com/v1/messages",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "anthropic-version: 2023-06-01",
+        "-d",
+        &message_json(false),
+    ]));
+    assert_all_originals("curl over IPv6", &out);
+    assert_masked(&mock, from);
+
     // The official Python SDKs, default base URLs, CA trusted through SSL_CERT_FILE.
     let py = venv_python().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/sdk/sdk_check.py");
@@ -504,6 +589,32 @@ fn transparent_flow_in_network_namespaces() {
     };
     sdk(&mut lab.app(), "transparent");
 
+    // The official Node `openai` SDK, default base URL, the CA through NODE_EXTRA_CA_CERTS.
+    let node_dir = node_sdk();
+    let node_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../gateway/tests/sdk/openai_check.mjs");
+    let node = |c: &mut Command, what: &str| {
+        let Some(dir) = &node_dir else {
+            eprintln!("Node SDK part skipped ({what}): no node or no .node-sdk (scripts/setup-test-env.sh)");
+            return;
+        };
+        let from = mock.records().len();
+        with_env(c);
+        c.arg("node")
+            .arg(&node_script)
+            .env("NODE_SDK_DIR", dir)
+            .env("SDK_TEXT", sample_text())
+            .env("SDK_ORIGINALS", serde_json::to_string(&ORIGINALS).unwrap())
+            .env("CLIENT_KEY", "app-own-key")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        let out = ok(c);
+        assert!(out.contains("NODE SDK OK"), "{what}: {out}");
+        assert_eq!(mock.records().len() - from, 4, "{what}: one provider request per call");
+        assert_masked(&mock, from);
+    };
+    node(&mut lab.app(), "Node transparent");
+
     // Off-list HTTPS: refused before any handshake completes.
     let denied = lab.metric("maskgate_sidecar_connections_total{action=\"deny\"}");
     let mut c = lab.app();
@@ -522,6 +633,10 @@ fn transparent_flow_in_network_namespaces() {
 
     // Plain TCP to another port: denied by default; the sidecar's own UID is never captured.
     assert!(!tcp_echo(&mut lab.app()), "plain TCP passed under default deny");
+    assert!(
+        !tcp_echo_to(&mut lab.app(), PROV_IP6),
+        "plain TCP over IPv6 passed under default deny"
+    );
     assert!(tcp_echo(&mut lab.app_as_proxy()), "the proxy UID was captured");
     // No original in the sidecar's logs.
     let logs = lab.sidecar_logs();
@@ -530,14 +645,34 @@ fn transparent_flow_in_network_namespaces() {
     }
     assert!(!logs.contains("offlist.test"), "an off-list host was logged");
 
-    // Graceful restart with a passthrough rule for the port.
+    // Graceful restart: now the TLS hop to the gateway (mTLS, no token), and a passthrough rule for the port.
     lab.stop_sidecar();
-    lab.start_sidecar("passthrough_ports = [7000]");
+    lab.start_sidecar(&tls_hop, "passthrough_ports = [7000]");
     assert!(tcp_echo(&mut lab.app()), "passthrough by port");
+    // The IPv6 original destination (IP6T_SO_ORIGINAL_DST) is where the tunnel goes.
+    assert!(tcp_echo_to(&mut lab.app(), PROV_IP6), "passthrough by port over IPv6");
     assert_eq!(
         lab.metric("maskgate_sidecar_connections_total{action=\"passthrough\"}"),
-        1
+        2
     );
+    // The route's own tenant ("default") gets another EC2 id first, from a client that is no sidecar: had the
+    // gateway ignored the mTLS sidecar's tenant below, its first id would become AWS_EC2_002 there.
+    let o = ok(lab.app_as_proxy().args([
+        "curl",
+        "-sS",
+        "--fail-with-body",
+        &format!("http://{PROV_IP}:8000/v1/messages"),
+        "-H",
+        "host: api.anthropic.com",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "x-maskgate-tenant: team-e2e",
+        "-d",
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"check i-0fedcba9876543210"}]}"#,
+    ]));
+    assert!(o.contains("i-0fedcba9876543210"), "{o}");
+    assert!(mock.last().unwrap().body_str().contains("AWS_EC2_001"));
 
     // Uninstall leaves no rule behind.
     ok(lab.app().args([BIN, "iptables", "uninstall"]));
@@ -550,6 +685,11 @@ fn transparent_flow_in_network_namespaces() {
     let mut c = lab.app();
     c.env("HTTPS_PROXY", "http://127.0.0.1:15001");
     sdk(&mut c, "explicit proxy");
+    // Node through the proxy: its fetch ignores HTTPS_PROXY (Node < 24), so the script passes an undici
+    // ProxyAgent, the workaround the README gives.
+    let mut c = lab.app();
+    c.env("PROXY_URL", "http://127.0.0.1:15001");
+    node(&mut c, "Node explicit proxy");
     let mut c = lab.app();
     with_env(&mut c);
     let out = ok(c.env("HTTPS_PROXY", "http://127.0.0.1:15001").args([
@@ -565,6 +705,13 @@ fn transparent_flow_in_network_namespaces() {
         &serde_json::json!({"model": "gpt-test", "messages": [{"role": "user", "content": sample_text()}]}).to_string(),
     ]));
     assert_all_originals("curl via HTTPS_PROXY", &out);
+    // Over the TLS hop the sidecar sent no token: its tenant (team-e2e, where the first id is AWS_EC2_001 since
+    // the first request of this test) was trusted for its client certificate.
+    let body = mock.last().unwrap().body_str();
+    assert!(
+        body.contains("AWS_EC2_001") && !body.contains("AWS_EC2_002"),
+        "the mTLS sidecar's tenant was not honoured: {body}"
+    );
     // Off-list CONNECT is refused with 403.
     let o = run(lab
         .app()

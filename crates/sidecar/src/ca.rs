@@ -103,6 +103,61 @@ pub fn env(dir: &Path, system_bundle: Option<&Path>) -> Result<String, String> {
     ))
 }
 
+/// What an issued certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// A TLS server (the gateway's TLS listener).
+    Server,
+    /// A TLS client (a sidecar authenticating to the gateway with mTLS).
+    Client,
+}
+
+/// `maskgate ca issue`: a certificate signed by the CA in `dir` for `names` (DNS names or IP addresses; the
+/// first is also the common name), written as `out/<stem>.crt` (leaf then CA) and `out/<stem>.key` (0600).
+pub fn issue(
+    dir: &Path,
+    names: &[String],
+    usage: Usage,
+    out: &Path,
+    stem: &str,
+    days: u32,
+) -> Result<(PathBuf, PathBuf), String> {
+    let (ca_cert, ca_key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    let cert_pem = fs::read_to_string(&ca_cert).map_err(|e| format!("{}: {e}", ca_cert.display()))?;
+    let key_pem = fs::read_to_string(&ca_key).map_err(|e| format!("{}: {e}", ca_key.display()))?;
+    let ca_kp = KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", ca_key.display()))?;
+    let issuer = Issuer::from_ca_cert_pem(&cert_pem, ca_kp).map_err(|e| format!("{}: {e}", ca_cert.display()))?;
+    let first = names.first().ok_or("at least one --name")?;
+    if days == 0 {
+        return Err("--days: at least 1".into());
+    }
+    let mut params = CertificateParams::new(names.to_vec()).map_err(|e| format!("--name: {e}"))?;
+    params.distinguished_name.push(DnType::CommonName, first.as_str());
+    params.extended_key_usages = vec![match usage {
+        Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    let t = time::OffsetDateTime::now_utc();
+    params.not_before = t - time::Duration::minutes(5);
+    params.not_after = t + time::Duration::days(days.into());
+    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let leaf = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
+    fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let (crt_path, key_path) = (out.join(format!("{stem}.crt")), out.join(format!("{stem}.key")));
+    let _ = fs::remove_file(&key_path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .map_err(|e| format!("{}: {e}", key_path.display()))?;
+    f.write_all(key.serialize_pem().as_bytes()).map_err(|e| e.to_string())?;
+    fs::write(&crt_path, format!("{}{}", leaf.pem(), cert_pem)).map_err(|e| format!("{}: {e}", crt_path.display()))?;
+    Ok((crt_path, key_path))
+}
+
 /// Mints and caches leaf certificates for the SNIs the sidecar terminates.
 pub struct Minter {
     issuer: Issuer<'static, KeyPair>,
@@ -205,6 +260,20 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b), "cached");
         m.config_for("api.openai.com").unwrap();
         assert_eq!(m.minted.load(std::sync::atomic::Ordering::Relaxed), 2);
+        let (crt, key) = issue(
+            &dir,
+            &["gw.test".into(), "10.1.2.3".into()],
+            Usage::Client,
+            &dir,
+            "sc",
+            30,
+        )
+        .unwrap();
+        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::read_to_string(&crt).unwrap().matches("BEGIN CERTIFICATE").count(),
+            2
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -247,6 +247,44 @@ mod tests {
             prop_assert_eq!(p.decide(Some(&glued), None, None).0, Action::Deny);
         }
 
+        /// The policy is the union of its rules: a connection passes exactly when some single rule alone lets it
+        /// pass, whatever the order; adding rules never turns a pass into a deny; `default` only decides the rest.
+        #[test]
+        fn union_of_rules(
+            hosts in proptest::collection::vec("(\\*\\.)?[a-c]{1,2}\\.(com|org)", 0..4),
+            nets in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..3),
+            ports in proptest::collection::vec(0u16..8, 0..3),
+            h in "[a-c]{1,2}(\\.[a-c]{1,2})?\\.(com|org)",
+            ip in any::<u32>(),
+            port in 0u16..8,
+            default_pass in any::<bool>(),
+        ) {
+            let cidrs: Vec<String> = nets.iter().map(|(n, p)| format!("{}/{p}", Ipv4Addr::from(*n))).collect();
+            let pol = |hs: &[String], cs: &[String], ps: &[u16], d: Action| Matcher::new(&EgressPolicy {
+                default: d,
+                passthrough_hosts: hs.to_vec(),
+                passthrough_cidrs: cs.to_vec(),
+                passthrough_ports: ps.to_vec(),
+            }).unwrap();
+            let ip = IpAddr::V4(Ipv4Addr::from(ip));
+            let ask = |m: &Matcher| m.decide(Some(&h), Some(ip), Some(port)).0;
+            let any_single = hosts.iter().any(|x| ask(&pol(std::slice::from_ref(x), &[], &[], Action::Deny)) == Action::Passthrough)
+                || cidrs.iter().any(|x| ask(&pol(&[], std::slice::from_ref(x), &[], Action::Deny)) == Action::Passthrough)
+                || ports.iter().any(|x| ask(&pol(&[], &[], &[*x], Action::Deny)) == Action::Passthrough);
+            let d = if default_pass { Action::Passthrough } else { Action::Deny };
+            let all = pol(&hosts, &cidrs, &ports, d);
+            let (action, reason) = all.decide(Some(&h), Some(ip), Some(port));
+            if any_single {
+                prop_assert_eq!(action, Action::Passthrough);
+                prop_assert_ne!(reason, Reason::Default);
+            } else {
+                prop_assert_eq!((action, reason), (d, Reason::Default));
+            }
+            let mut rev = hosts.clone();
+            rev.reverse();
+            prop_assert_eq!(ask(&pol(&rev, &cidrs, &ports, d)), action);
+        }
+
         /// Host rules never let a different host through.
         #[test]
         fn exact_host_only(a in "[a-z]{1,10}\\.com", b in "[a-z]{1,10}\\.com") {

@@ -16,6 +16,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -55,7 +56,7 @@ struct Sidecar {
     matcher: Matcher,
     minter: Minter,
     intercept: HashSet<String>,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
     gw_scheme: http::uri::Scheme,
     gw_authority: http::uri::Authority,
     token: Option<HeaderValue>,
@@ -105,17 +106,23 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     let gw: http::Uri = s.gateway.parse().expect("validated");
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
+    http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(s.first_byte_timeout_secs)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(gateway_tls(&cfg)?)
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new());
     if s.gateway_http2 {
         b.http2_only(true);
     }
-    let client = b.build(http);
-    let listener = TcpListener::bind(s.listen)
-        .await
-        .map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
+    let client = b.build(https);
+    let intercept = cfg.resolve_intercept().await?;
+    info!(hosts = intercept.len(), "intercept list");
+    let listener = bind_capture(s.listen).map_err(|e| format!("sidecar.listen {}: {e}", s.listen))?;
     let admin = TcpListener::bind(s.admin_listen)
         .await
         .map_err(|e| format!("sidecar.admin_listen {}: {e}", s.admin_listen))?;
@@ -123,8 +130,7 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     let state = Arc::new(Sidecar {
         matcher: Matcher::new(&cfg.egress)?,
-        intercept: s
-            .intercept
+        intercept: intercept
             .iter()
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
@@ -165,6 +171,7 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
                 _ = rx.changed() => break,
                 r = listener.accept() => match r {
                     Ok((tcp, peer)) => {
+                        let peer = canonical(peer);
                         let s = st.clone();
                         s.metrics.active.fetch_add(1, Relaxed);
                         tokio::spawn(async move {
@@ -204,9 +211,54 @@ pub async fn start(cfg: Config) -> Result<SidecarHandle, String> {
     })
 }
 
-/// Runs the sidecar until SIGINT/SIGTERM.
-pub fn run(path: Option<std::path::PathBuf>) -> Result<(), String> {
-    let cfg = Config::load(path.as_deref())?;
+/// TLS towards the gateway: `gateway_ca` (else the WebPKI roots), an optional client certificate (mTLS).
+fn gateway_tls(cfg: &Config) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let s = &cfg.sidecar;
+    let mut roots = rustls::RootCertStore::empty();
+    match &s.gateway_ca {
+        Some(f) => {
+            let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(f)
+                .map_err(|e| format!("sidecar.gateway_ca: {}: {e}", f.display()))?
+                .collect();
+            let certs = certs.map_err(|e| format!("sidecar.gateway_ca: {}: {e}", f.display()))?;
+            if certs.is_empty() {
+                return Err(format!("sidecar.gateway_ca: no certificate in {}", f.display()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| format!("sidecar.gateway_ca: {e}"))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let b = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match (&s.gateway_client_cert, &s.gateway_client_key) {
+        (Some(c), Some(k)) => {
+            let chain: Result<Vec<_>, _> = CertificateDer::pem_file_iter(c)
+                .map_err(|e| format!("sidecar.gateway_client_cert: {}: {e}", c.display()))?
+                .collect();
+            let chain = chain.map_err(|e| format!("sidecar.gateway_client_cert: {}: {e}", c.display()))?;
+            let key = PrivateKeyDer::from_pem_file(k)
+                .map_err(|e| format!("sidecar.gateway_client_key: {}: {e}", k.display()))?;
+            b.with_client_auth_cert(chain, key)
+                .map_err(|e| format!("sidecar.gateway_client_key: {e}"))
+        }
+        _ => Ok(b.with_no_client_auth()),
+    }
+}
+
+/// Runs the sidecar until SIGINT/SIGTERM. `gateway_config` (from `--gateway-config`) replaces the file's
+/// `sidecar.gateway_config`.
+pub fn run(path: Option<std::path::PathBuf>, gateway_config: Option<std::path::PathBuf>) -> Result<(), String> {
+    let mut cfg = Config::load(path.as_deref())?;
+    if gateway_config.is_some() {
+        cfg.sidecar.gateway_config = gateway_config;
+        cfg.validate()?;
+    }
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -235,23 +287,62 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Binds the capture listener. An IPv6 wildcard (`[::]`, the default) is dual-stack: it also takes IPv4
+/// connections (as v4-mapped addresses), so one port serves what iptables and ip6tables redirect. Where the
+/// host has no IPv6 at all, `[::]` falls back to `0.0.0.0` on the same port.
+fn bind_capture(addr: SocketAddr) -> io::Result<TcpListener> {
+    fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(false)?;
+        }
+        sock.set_reuse_address(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        TcpListener::from_std(sock.into())
+    }
+    match bind(addr) {
+        Err(e) if addr.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) && e.kind() != io::ErrorKind::AddrInUse => {
+            warn!(error = %e, "no IPv6 here: the capture listener takes IPv4 only");
+            bind(SocketAddr::new(
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                addr.port(),
+            ))
+        }
+        r => r,
+    }
+}
+
+/// v4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack socket reports for IPv4 peers) as IPv4.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
 /// The destination the connection had before iptables redirected it; `None` for a direct connection.
+///
+/// IPv4 connections (also those a dual-stack socket reports as v4-mapped) ask `SO_ORIGINAL_DST` on `SOL_IP`;
+/// IPv6 ones ask `IP6T_SO_ORIGINAL_DST` (80) on `SOL_IPV6`, which the kernel answers from the IPv6 conntrack
+/// entry that ip6tables' REDIRECT created.
 fn original_dst(tcp: &TcpStream, listen: SocketAddr) -> Option<SocketAddr> {
     let sock = socket2::SockRef::from(tcp);
-    let local = tcp.local_addr().ok()?;
+    let local = canonical(tcp.local_addr().ok()?);
     let r = if local.is_ipv4() {
         sock.original_dst_v4()
     } else {
         sock.original_dst_v6()
     };
-    let dst = r.ok()?.as_socket()?;
-    let dst = match dst {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => dst,
-        },
-        v4 => v4,
-    };
+    let dst = canonical(r.ok()?.as_socket()?);
     // Without a NAT entry Linux answers with the local address itself.
     if dst == local || (dst.port() == listen.port() && (dst.ip().is_loopback() || dst.ip() == local.ip())) {
         return None;
