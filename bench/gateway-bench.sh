@@ -3,30 +3,16 @@
 # (hey -q) and at full speed (wrk) to (1) the mock upstream directly, (2) nginx proxy_pass to it, (3) the
 # maskgate gateway in front of it. Prints p50/p99, throughput, and the gateway's own overhead histogram.
 # Fails when a run had errors or no successful requests. Needs: apt-get install wrk nginx hey.
-# Usage: bench/gateway-bench.sh [RATE_PER_SEC=1000] [SECONDS=15]
+# Usage: bench/gateway-bench.sh [RATE_PER_SEC=1000] [SECONDS=15]   (KEEP=1: keep the work dir)
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 rate="${1:-1000}"; secs="${2:-15}"
-bin="${MASKGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/maskgate}"
-[ -x "$bin" ] || { echo "build first: cargo build --release -p maskgate" >&2; exit 1; }
-for t in wrk nginx hey python3; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
+bench_bin release
+need wrk nginx hey python3
+bench_work
 UP=19000; GW=18080; ADMIN=18081; NG=18090
 
-python3 - "$work/body.json" <<'PY'
-import json, sys
-ids = ["i-0123456789abcdef0", "vpc-0a1b2c3d4e5f67890", "arn:aws:iam::123456789012:role/DeployRole",
-       "sg-0123456789abcdef0", "10.0.1.25", "subnet-0abc1234"]
-para = "The deployment on {} in {} failed: role {} was denied, security group {} blocks {} in {}. ".format(*ids)
-filler = "Logs show retries and back-off; the health check never passed before the timeout. "
-text = ""
-while len(text) < 9500:
-    text += para + filler * 3
-body = {"model": "claude-bench", "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
-open(sys.argv[1], "w").write(json.dumps(body))
-PY
+bench_body "$work/body.json" none block 9500
 echo "body: $(wc -c < "$work/body.json") bytes"
 
 "$bin" mock-provider --listen "127.0.0.1:$UP" > "$work/mock.log" 2>&1 & pids+=($!)
@@ -35,14 +21,7 @@ cat > "$work/gw.toml" <<TOML
 [gateway]
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$ADMIN"
-[[routes]]
-host = "api.anthropic.com"
-path_prefix = "/anthropic"
-upstream = "http://api.anthropic.com"
-connect_address = "127.0.0.1:$UP"
-[routes.credential]
-header = "x-api-key"
-file = "$work/key"
+$(anthropic_route "$UP" "$work/key")
 TOML
 RUST_LOG=info "$bin" gateway --config "$work/gw.toml" > "$work/gw.log" 2>&1 & pids+=($!)
 cat > "$work/nginx.conf" <<NGX

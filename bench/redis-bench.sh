@@ -11,34 +11,21 @@
 #   cargo build --release -p maskgate-gateway --example fixed_rate
 # Usage: bench/redis-bench.sh [RATE=1000] [SECONDS=10] [ROUNDS=3] [BODY_BYTES=1000]   (KEEP=1: keep the work dir)
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 rate="${1:-1000}"; secs="${2:-10}"; rounds="${3:-3}"; body_bytes="${4:-1000}"
-tdir="${CARGO_TARGET_DIR:-$repo/target}/release"
-bin="${MASKGATE_BIN:-$tdir/maskgate}"; gen="$tdir/examples/fixed_rate"
-for x in "$bin" "$gen"; do [ -x "$x" ] || { echo "missing $x: see the build commands at the top of $0" >&2; exit 1; }; done
-for t in redis-server redis-cli python3 curl; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT
+bench_bin release
+gen="${CARGO_TARGET_DIR:-$repo/target}/release/examples/fixed_rate"
+[ -x "$gen" ] || { echo "missing $gen: see the build commands at the top of $0" >&2; exit 1; }
+need redis-server redis-cli python3 curl
+bench_work
 read -r UP GW1 AD1 GW2 AD2 RP < <(python3 -c '
 import socket
 ss = [socket.socket() for _ in range(6)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])')
 
-python3 - "$work/body.json" "$body_bytes" <<'PY'
-import json, sys
-ids = ["i-0123456789abcdef0", "vpc-0a1b2c3d4e5f67890", "arn:aws:iam::123456789012:role/DeployRole",
-       "sg-0123456789abcdef0", "10.0.1.25", "subnet-0abc1234"]
-para = "The deployment on {} in {} failed: role {} was denied, security group {} blocks {} in {}. ".format(*ids)
-filler = "Logs show retries and back-off; the health check never passed before the timeout. "
 # One new instance id per request (@@N@@: a counter the generator fills in): one allocation per request.
-text = "New instance i-@@N@@ joined. " + para
-while len(text) < int(sys.argv[2]) - 120:
-    text += filler
-body = {"model": "claude-bench", "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
-open(sys.argv[1], "w").write(json.dumps(body))
-PY
+bench_body "$work/body.json" para filler "$((body_bytes - 120))" "New instance i-@@N@@ joined. "
 echo "body: $(wc -c < "$work/body.json") bytes, 7 distinct identifiers per request (6 repeated, 1 new)"
 
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" > "$work/redis.log" 2>&1 & pids+=($!)
@@ -49,14 +36,7 @@ gwconf() { # listen admin vault-table
 [gateway]
 listen = "127.0.0.1:$1"
 admin_listen = "127.0.0.1:$2"
-[[routes]]
-host = "api.anthropic.com"
-path_prefix = "/anthropic"
-upstream = "http://api.anthropic.com"
-connect_address = "127.0.0.1:$UP"
-[routes.credential]
-header = "x-api-key"
-file = "$work/key"
+$(anthropic_route "$UP" "$work/key")
 $3
 TOML
 }

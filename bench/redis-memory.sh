@@ -4,14 +4,11 @@
 # Redis' used_memory before and after and the bytes per mapping (a mapping = forward + reverse key, with TTL).
 # Usage: bench/redis-memory.sh [MAPPINGS=10000]   (MASKGATE_BIN to point at a binary; debug builds are fine)
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 n="${1:-10000}"
-bin="${MASKGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/maskgate}"
-[ -x "$bin" ] || { echo "build first: cargo build -p maskgate (or set MASKGATE_BIN)" >&2; exit 1; }
-for t in redis-server redis-cli curl python3; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+bench_bin debug
+need redis-server redis-cli curl python3
+bench_work
 RP=46379; GP=48000; GA=48001; MP=49999
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
 cat > "$work/gw.toml" <<T

@@ -12,25 +12,14 @@
 # Fails on any non-200 answer, or when the sidecars did not carry the requests.
 # Needs: hey, curl, python3. Usage: bench/sidecar-bench.sh [REQUESTS_PER_ROUND=2000] [ROUNDS=3]
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 n="${1:-2000}"; rounds="${2:-3}"
-bin="${MASKGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/maskgate}"
-[ -x "$bin" ] || { echo "build first: cargo build --release -p maskgate" >&2; exit 1; }
-for t in hey curl python3 ss; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_bin release
+need hey curl python3 ss
+bench_work
 UP=19100; GW=18180; GWTLS=18443; ADMIN=18181; SC=15101; SCA=15100; SC2=15201; SC2A=15200
 
-python3 - "$work/body.json" <<'PY'
-import json, sys
-ids = ["i-0123456789abcdef0", "vpc-0a1b2c3d4e5f67890", "arn:aws:iam::123456789012:role/DeployRole",
-       "sg-0123456789abcdef0", "10.0.1.25", "subnet-0abc1234"]
-text = "The deployment on {} in {} failed: role {} was denied, security group {} blocks {} in {}. ".format(*ids)
-text += "Logs show retries and back-off; the health check never passed before the timeout. " * 3
-body = {"model": "claude-bench", "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
-open(sys.argv[1], "w").write(json.dumps(body))
-PY
+bench_body "$work/body.json" block none 0
 echo "body: $(wc -c < "$work/body.json") bytes, $n requests per target and round, $rounds rounds"
 
 "$bin" ca init --dir "$work/ca" >/dev/null
@@ -51,14 +40,7 @@ listen = "127.0.0.1:$GWTLS"
 cert = "$work/mesh/server.crt"
 key = "$work/mesh/server.key"
 client_ca = "$work/mesh/ca.crt"
-[[routes]]
-host = "api.anthropic.com"
-path_prefix = "/anthropic"
-upstream = "http://api.anthropic.com"
-connect_address = "127.0.0.1:$UP"
-[routes.credential]
-header = "x-api-key"
-file = "$work/key"
+$(anthropic_route "$UP" "$work/key")
 TOML
 RUST_LOG=warn "$bin" gateway --config "$work/gw.toml" > "$work/gw.log" 2>&1 & pids+=($!)
 common="ca_cert = \"$work/ca/ca.crt\"

@@ -118,36 +118,50 @@ type Lookup = Pin<Box<dyn Future<Output = Vec<(String, Option<String>)>> + Send>
 
 fn look_up(shared: Arc<Shared>, tenant: String, timeout: Duration, asked: Vec<String>) -> Lookup {
     Box::pin(async move {
-        let t = Instant::now();
         let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
-        let r = tokio::time::timeout(timeout, shared.vault.resolve(&tenant, &refs)).await;
-        let m = &shared.metrics;
-        m.vault_latency
-            .get_or_create(&OpLabel { op: "resolve".into() })
-            .observe(t.elapsed().as_secs_f64());
-        let (result, found) = match r {
-            Ok(Ok(found)) if found.len() == asked.len() => ("ok", found),
-            Ok(Ok(_)) => ("error", vec![None; asked.len()]),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, placeholders = asked.len(), "tenant-wide lookup failed: left in place");
-                ("error", vec![None; asked.len()])
-            }
-            Err(_) => {
-                tracing::warn!(
-                    placeholders = asked.len(),
-                    "tenant-wide lookup timed out: left in place"
-                );
-                ("timeout", vec![None; asked.len()])
+        let call = shared.vault.resolve(&tenant, &refs);
+        let found = match vault_call(&shared, "resolve", timeout, refs.len(), call).await {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::warn!(error = %why, placeholders = asked.len(), "tenant-wide lookup failed: left in place");
+                vec![None; asked.len()]
             }
         };
-        m.vault_ops
-            .get_or_create(&VaultOp {
-                op: "resolve".into(),
-                result: result.into(),
-            })
-            .inc();
         asked.into_iter().zip(found).collect()
     })
+}
+
+/// One vault call, bounded by `timeout` and counted in the vault metrics (latency by op, calls by op and
+/// result). An answer without one item per each of the `n` asked is an error. Errors never hold an original.
+async fn vault_call<T>(
+    shared: &Shared,
+    op: &str,
+    timeout: Duration,
+    n: usize,
+    call: impl Future<Output = Result<Vec<T>, maskgate_vault::VaultError>>,
+) -> Result<Vec<T>, String> {
+    let t = Instant::now();
+    let r = tokio::time::timeout(timeout, call).await;
+    let m = &shared.metrics;
+    m.vault_latency
+        .get_or_create(&OpLabel { op: op.into() })
+        .observe(t.elapsed().as_secs_f64());
+    let (result, out) = match r {
+        Ok(Ok(v)) if v.len() == n => ("ok", Ok(v)),
+        Ok(Ok(_)) => (
+            "error",
+            Err("the vault answered for another number of values".to_string()),
+        ),
+        Ok(Err(e)) => ("error", Err(e.to_string())),
+        Err(_) => ("timeout", Err("timed out".to_string())),
+    };
+    m.vault_ops
+        .get_or_create(&VaultOp {
+            op: op.into(),
+            result: result.into(),
+        })
+        .inc();
+    out
 }
 
 /// Unmasks a whole response body: JSON strings, else text; bytes that are neither pass unchanged.
@@ -755,31 +769,13 @@ async fn proxy(
     let placeholders: Vec<String> = if entries.is_empty() {
         Vec::new()
     } else {
-        let t = Instant::now();
-        let r = tokio::time::timeout(cfg.vault_timeout, shared.vault.assign(&tenant, &entries)).await;
-        let m = &shared.metrics;
-        m.vault_latency
-            .get_or_create(&OpLabel { op: "assign".into() })
-            .observe(t.elapsed().as_secs_f64());
-        let result = match &r {
-            Ok(Ok(p)) if p.len() == entries.len() => "ok",
-            Ok(Ok(_)) => "error",
-            Ok(Err(_)) => "error",
-            Err(_) => "timeout",
-        };
-        m.vault_ops
-            .get_or_create(&VaultOp {
-                op: "assign".into(),
-                result: result.into(),
-            })
-            .inc();
-        match r {
-            Ok(Ok(p)) if p.len() == entries.len() => p,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "vault assign failed");
+        let call = shared.vault.assign(&tenant, &entries);
+        match vault_call(shared, "assign", cfg.vault_timeout, entries.len(), call).await {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!(error = %why, "vault assign failed");
                 return Err(ApiError::vault_unavailable());
             }
-            _ => return Err(ApiError::vault_unavailable()),
         }
     };
     drop(entries);
@@ -1067,7 +1063,7 @@ struct GatewayBody {
     /// Tenant-wide routes: where to look up placeholders that are not the request's.
     lookup: Option<TenantLookup>,
     /// A decoded chunk (and whether it is the last) waiting for its placeholders to be looked up.
-    pending: Option<(Lookup, Vec<u8>, bool)>,
+    pending: Option<(Lookup, Bytes, bool)>,
 }
 
 /// What `poll_frame` answers.
@@ -1091,23 +1087,24 @@ impl GatewayBody {
         }
     }
 
-    fn decode(&mut self, data: &[u8], last: bool) -> Result<Vec<u8>, BoxError> {
+    /// The chunk decoded (the frame itself, not a copy, when the body is not compressed).
+    fn decode(&mut self, data: Bytes, last: bool) -> Result<Bytes, BoxError> {
         match self.decoder.as_mut() {
             Some(d) if !d.is_identity() => {
                 let mut decoded = Vec::new();
-                d.feed(data, &mut decoded)?;
+                d.feed(&data, &mut decoded)?;
                 if last {
                     d.finish(&mut decoded)?;
                 }
-                Ok(decoded)
+                Ok(decoded.into())
             }
-            _ => Ok(data.to_vec()),
+            _ => Ok(data),
         }
     }
 
     /// On a tenant-wide route, starts looking up the placeholders in `input` that are neither the request's nor
-    /// looked up already (found by feeding it to a copy of the unmasker). False when there are none.
-    fn start_lookup(&mut self, input: Vec<u8>, last: bool) -> Result<(), Vec<u8>> {
+    /// looked up already (found by feeding it to a copy of the unmasker). Gives `input` back when there are none.
+    fn start_lookup(&mut self, input: Bytes, last: bool) -> Result<(), Bytes> {
         let (Some(lookup), Some(u)) = (self.lookup.as_ref(), self.unmasker.as_ref()) else {
             return Err(input);
         };
@@ -1128,18 +1125,16 @@ impl GatewayBody {
         Ok(())
     }
 
-    fn emit(&mut self, input: &[u8], last: bool) -> Result<Bytes, BoxError> {
+    fn emit(&mut self, input: Bytes, last: bool) -> Result<Bytes, BoxError> {
+        let Some(u) = self.unmasker.as_mut() else {
+            return Ok(input);
+        };
         self.out.clear();
-        match self.unmasker.as_mut() {
-            Some(u) => {
-                u.feed(input, &mut self.out)
-                    .map_err(|e| -> BoxError { e.to_string().into() })?;
-                if last {
-                    u.finish(&mut self.out)
-                        .map_err(|e| -> BoxError { e.to_string().into() })?;
-                }
-            }
-            None => self.out.extend_from_slice(input),
+        u.feed(&input, &mut self.out)
+            .map_err(|e| -> BoxError { e.to_string().into() })?;
+        if last {
+            u.finish(&mut self.out)
+                .map_err(|e| -> BoxError { e.to_string().into() })?;
         }
         Ok(Bytes::from(std::mem::take(&mut self.out)))
     }
@@ -1171,7 +1166,7 @@ impl GatewayBody {
     }
 
     /// Decodes a chunk and unmasks it, unless it waits for a tenant-wide lookup first.
-    fn chunk(&mut self, data: &[u8], last: bool) -> Option<FramePoll> {
+    fn chunk(&mut self, data: Bytes, last: bool) -> Option<FramePoll> {
         let input = match self.decode(data, last) {
             Ok(i) => i,
             Err(e) => return self.frame(Err(e), last),
@@ -1180,7 +1175,7 @@ impl GatewayBody {
             Ok(()) => return None,
             Err(input) => input,
         };
-        let r = self.emit(&input, last);
+        let r = self.emit(input, last);
         self.frame(r, last)
     }
 }
@@ -1201,7 +1196,7 @@ impl Body for GatewayBody {
                 if let Some(u) = this.unmasker.as_mut() {
                     u.resolver_mut().learn(found);
                 }
-                let r = this.emit(&input, last);
+                let r = this.emit(input, last);
                 match this.frame(r, last) {
                     Some(p) => return p,
                     None => continue,
@@ -1223,7 +1218,7 @@ impl Body for GatewayBody {
                     let deadline = tokio::time::Instant::now() + this.idle;
                     this.sleep.as_mut().reset(deadline);
                     let Ok(data) = frame.into_data() else { continue };
-                    if let Some(p) = this.chunk(&data, false) {
+                    if let Some(p) = this.chunk(data, false) {
                         return p;
                     }
                 }
@@ -1235,7 +1230,7 @@ impl Body for GatewayBody {
                 }
                 Poll::Ready(None) => {
                     // `done` is set once the last chunk went out (after a lookup, if it needs one).
-                    if let Some(p) = this.chunk(&[], true) {
+                    if let Some(p) = this.chunk(Bytes::new(), true) {
                         return p;
                     }
                 }

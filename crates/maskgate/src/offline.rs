@@ -204,7 +204,9 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             mappings: map.iter().map(|(p, o)| (p.to_string(), o.to_string())).collect(),
         };
         let json = serde_json::to_vec_pretty(&file).map_err(|e| CliError::Io(e.to_string()))?;
-        write_private(path, &json).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+        // The mappings hold originals: readable by their owner only.
+        maskgate_sidecar::ca::write_private(path, &json)
+            .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -268,18 +270,6 @@ fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
         }
         out
     })
-}
-
-/// The mappings hold originals: the file is readable by its owner only.
-fn write_private(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -175,6 +175,8 @@ mod deploy {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
+    use maskgate_vault::testing::free_port;
+
     const BIN: &str = env!("CARGO_BIN_EXE_maskgate");
 
     fn root() -> PathBuf {
@@ -511,14 +513,6 @@ mod deploy {
                 let _ = c.wait();
             }
         }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
     }
 
     /// One HTTP/1.1 request (Connection: close): (status, body).

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use maskgate_gateway::mock::MockProvider;
-use maskgate_vault::testing::RedisServer;
+use maskgate_vault::testing::{free_port, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc";
@@ -23,14 +23,6 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn_gateway(dir: &std::path::Path, name: &str, redis_url: &str, mock_port: u16) -> Gateway {

@@ -385,6 +385,23 @@ fn setup() -> Lab {
     lab
 }
 
+/// The app's `curl` call of the Messages API at its real URL, with `extra` arguments: the answer's body.
+fn curl_messages(c: &mut Command, extra: &[&str], stream: bool) -> String {
+    let body = message_json(stream);
+    let mut args = vec!["curl", "-sS", "--fail-with-body"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "https://api.anthropic.com/v1/messages",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "anthropic-version: 2023-06-01",
+        "-d",
+        &body,
+    ]);
+    ok(c.args(args))
+}
+
 fn message_json(stream: bool) -> String {
     serde_json::json!({"model": "claude-test", "max_tokens": 50, "stream": stream,
         "messages": [{"role": "user", "content": sample_text()}]})
@@ -514,24 +531,15 @@ fn transparent_flow_in_network_namespaces() {
         let from = mock.records().len();
         let mut c = lab.app();
         with_env(&mut c);
-        let out = ok(c.args([
-            "curl",
-            "-sS",
-            "--fail-with-body",
-            "https://api.anthropic.com/v1/messages",
-            "-H",
-            "content-type: application/json",
-            "-H",
-            "anthropic-version: 2023-06-01",
+        let extra = [
             "-H",
             "x-api-key: app-own-key",
             "-H",
             "x-mock-chunk: 10000",
             "-H",
             "x-maskgate-tenant: forged",
-            "-d",
-            &message_json(stream),
-        ]));
+        ];
+        let out = curl_messages(&mut c, &extra, stream);
         assert_all_originals(if stream { "curl streamed" } else { "curl" }, &out);
         if stream {
             assert!(out.contains("event: content_block_delta"), "{out}");
@@ -545,20 +553,11 @@ fn transparent_flow_in_network_namespaces() {
     let from = mock.records().len();
     let mut c = lab.app();
     with_env(&mut c);
-    let out = ok(c.args([
-        "curl",
-        "-sS",
-        "--fail-with-body",
-        "--resolve",
-        &format!("api.anthropic.com:443:[{PROV_IP6}]"),
-        "https://api.anthropic.com/v1/messages",
-        "-H",
-        "content-type: application/json",
-        "-H",
-        "anthropic-version: 2023-06-01",
-        "-d",
-        &message_json(false),
-    ]));
+    let out = curl_messages(
+        &mut c,
+        &["--resolve", &format!("api.anthropic.com:443:[{PROV_IP6}]")],
+        false,
+    );
     assert_all_originals("curl over IPv6", &out);
     assert_masked(&mock, from);
 

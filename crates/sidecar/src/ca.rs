@@ -53,17 +53,22 @@ pub fn init(dir: &Path, force: bool) -> Result<(PathBuf, PathBuf), String> {
     params.not_after = now + time::Duration::days(3650);
     let key = KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    // The key first, created 0600 from the start (never world-readable, not even briefly).
-    let _ = fs::remove_file(&key_path);
+    // The key first (never world-readable, not even briefly).
+    write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    fs::write(&cert_path, cert.pem()).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+    Ok((cert_path, key_path))
+}
+
+/// Writes a secret (a private key, a mappings file with originals): a new file, readable by its owner only from
+/// the start (never world-readable, not even briefly; an old file, whatever its mode, is replaced, not reused).
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let _ = fs::remove_file(path);
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&key_path)
-        .map_err(|e| format!("{}: {e}", key_path.display()))?;
-    f.write_all(key.serialize_pem().as_bytes()).map_err(|e| e.to_string())?;
-    fs::write(&cert_path, cert.pem()).map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    Ok((cert_path, key_path))
+        .open(path)?;
+    f.write_all(data)
 }
 
 /// Writes `bundle.pem` (system roots + the CA) into `dir` and returns the environment lines to print.
@@ -146,14 +151,7 @@ pub fn issue(
     let leaf = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
     fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let (crt_path, key_path) = (out.join(format!("{stem}.crt")), out.join(format!("{stem}.key")));
-    let _ = fs::remove_file(&key_path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .map_err(|e| format!("{}: {e}", key_path.display()))?;
-    f.write_all(key.serialize_pem().as_bytes()).map_err(|e| e.to_string())?;
+    write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|e| format!("{}: {e}", key_path.display()))?;
     fs::write(&crt_path, format!("{}{}", leaf.pem(), cert_pem)).map_err(|e| format!("{}: {e}", crt_path.display()))?;
     Ok((crt_path, key_path))
 }
