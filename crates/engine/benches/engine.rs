@@ -101,9 +101,9 @@ fn placeholders(plan: &Plan) -> Vec<String> {
     plan.entries()
         .iter()
         .map(|e| {
-            let n = next.entry(e.prefix.as_str()).or_insert(0);
+            let n = next.entry(e.prefix).or_insert(0);
             *n += 1;
-            placeholder::format(&e.prefix, *n)
+            placeholder::format(e.prefix, *n)
         })
         .collect()
 }

@@ -49,7 +49,7 @@ fn main() {
             .entries()
             .iter()
             .enumerate()
-            .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, i as u64 + 1))
+            .map(|(i, e)| maskgate_engine::placeholder::format(e.prefix, i as u64 + 1))
             .collect();
         bytes += plan.finish(&ph).map(|m| m.body.len()).unwrap_or(0);
     }

@@ -3,8 +3,8 @@
 //! ([`Plan::entries`]); the caller asks the vault for their placeholders; [`Plan::finish`] rewrites the body,
 //! records which placeholders this request inserted ([`RequestMap`]) and checks the result for leaks.
 
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
@@ -52,11 +52,11 @@ impl std::error::Error for MaskError {}
 
 /// One distinct value to mask.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanEntry {
+pub struct PlanEntry<'a> {
     /// Kind name (`ec2_instance`).
-    pub kind: String,
+    pub kind: &'a str,
     /// Placeholder prefix (`AWS_EC2`).
-    pub prefix: String,
+    pub prefix: &'a str,
     pub original: String,
 }
 
@@ -84,13 +84,13 @@ struct Segment<'a> {
 /// `(raw_start, raw_end, decoded text when it differs from the raw bytes, is a JSON string, hits)`.
 type PlannedSegment = (usize, usize, Option<String>, bool, std::ops::Range<usize>);
 
-/// What [`Masker::plan_text`] / [`Masker::plan_json`] found. Owns a copy of the body.
-pub struct Plan {
-    body: Vec<u8>,
+/// What [`Masker::plan_text`] / [`Masker::plan_json`] found. Borrows the body and the masker.
+pub struct Plan<'a> {
+    body: &'a [u8],
     segments: Vec<PlannedSegment>,
     /// `(start, end, entry)` relative to the segment's text.
     hits: Vec<(usize, usize, usize)>,
-    entries: Vec<PlanEntry>,
+    entries: Vec<PlanEntry<'a>>,
     /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them.
     skipped: Vec<(usize, usize)>,
     /// Per entry: where else in the request it is masked, and so where the leak check looks for it.
@@ -111,17 +111,17 @@ enum Reach {
 }
 
 #[derive(Default)]
-struct EntryTable {
+struct EntryTable<'a> {
     /// Original → its first entry's kind and index (looked up without allocating); the entries of the same
     /// text under other kinds in `more`.
     index: HashMap<String, (KindId, usize)>,
     more: HashMap<(KindId, String), usize>,
-    entries: Vec<PlanEntry>,
+    entries: Vec<PlanEntry<'a>>,
     kind_ids: Vec<KindId>,
 }
 
-impl EntryTable {
-    fn add(&mut self, detector: &Detector, kind: KindId, original: &str) -> usize {
+impl<'a> EntryTable<'a> {
+    fn add(&mut self, detector: &'a Detector, kind: KindId, original: &str) -> usize {
         match self.index.get(original) {
             Some(&(k, i)) if k == kind => return i,
             Some(_) => {
@@ -136,8 +136,8 @@ impl EntryTable {
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
-            kind: k.name.clone(),
-            prefix: k.prefix.clone(),
+            kind: &k.name,
+            prefix: &k.prefix,
             original: original.to_string(),
         });
         self.kind_ids.push(kind);
@@ -188,7 +188,7 @@ impl Masker {
     }
 
     /// Plans the masking of a text body.
-    pub fn plan_text(&self, text: &str) -> Plan {
+    pub fn plan_text<'a>(&'a self, text: &'a str) -> Plan<'a> {
         let seg = Segment {
             raw_start: 0,
             raw_end: text.len(),
@@ -200,7 +200,7 @@ impl Masker {
     }
 
     /// Plans the masking of a JSON body: every string value and key, except the skipped ones.
-    pub fn plan_json(&self, body: &[u8]) -> Result<Plan, MaskError> {
+    pub fn plan_json<'a>(&'a self, body: &'a [u8]) -> Result<Plan<'a>, MaskError> {
         let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
         let mut segs = Vec::with_capacity(strings.len());
         let mut skipped = Vec::new();
@@ -228,7 +228,7 @@ impl Masker {
         Ok(plan)
     }
 
-    fn plan(&self, body: &[u8], mut segs: Vec<(Segment<'_>, KeyContext<'_>)>) -> Plan {
+    fn plan<'a>(&'a self, body: &'a [u8], mut segs: Vec<(Segment<'a>, KeyContext<'_>)>) -> Plan<'a> {
         let mut findings: Vec<Finding> = Vec::new();
         let mut hits = Vec::new();
         let mut table = EntryTable::default();
@@ -341,7 +341,7 @@ impl Masker {
             .map(|(e, &k)| self.reach(k, &e.original))
             .collect();
         Plan {
-            body: body.to_vec(),
+            body,
             segments,
             hits,
             entries: table.entries,
@@ -352,9 +352,9 @@ impl Masker {
     }
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// The distinct values to assign placeholders to, in a stable order. Pass them to the vault in one call.
-    pub fn entries(&self) -> &[PlanEntry] {
+    pub fn entries(&self) -> &[PlanEntry<'a>] {
         &self.entries
     }
 
@@ -365,18 +365,46 @@ impl Plan {
 
     /// Rewrites the body with `placeholders` (one per entry, in order) and checks the result.
     pub fn finish(self, placeholders: &[String]) -> Result<Masked, MaskError> {
+        let mut body = Vec::with_capacity(self.body.len() + self.body.len() / 8);
+        let mut map = RequestMap::new();
+        let counts = self.finish_into(placeholders, &mut body, Some(&mut map))?;
+        Ok(Masked { body, map, counts })
+    }
+
+    /// [`Plan::finish`] into a buffer the caller keeps (`out` is cleared first; on error it is left empty): the
+    /// placeholders inserted go into `map` when one is given. Returns the values masked per kind name.
+    pub fn finish_into(
+        self,
+        placeholders: &[String],
+        out: &mut Vec<u8>,
+        map: Option<&mut RequestMap>,
+    ) -> Result<Vec<(String, u64)>, MaskError> {
+        out.clear();
+        let r = self.rewrite(placeholders, out, map);
+        if r.is_err() {
+            out.clear();
+        }
+        r
+    }
+
+    fn rewrite(
+        self,
+        placeholders: &[String],
+        out: &mut Vec<u8>,
+        map: Option<&mut RequestMap>,
+    ) -> Result<Vec<(String, u64)>, MaskError> {
         if placeholders.len() != self.entries.len() {
             return Err(MaskError::BadPlaceholders);
         }
         for (p, e) in placeholders.iter().zip(&self.entries) {
             if !placeholder::is_placeholder(p)
-                || !p.starts_with(&e.prefix)
+                || !p.starts_with(e.prefix)
                 || p.as_bytes().get(e.prefix.len()) != Some(&b'_')
             {
                 return Err(MaskError::BadPlaceholders);
             }
         }
-        let mut out = Vec::with_capacity(self.body.len() + self.body.len() / 8);
+        out.reserve(self.body.len() + self.body.len() / 8);
         let mut counts = vec![0u64; self.entries.len()];
         let mut last = 0;
         let mut skipped_out = Vec::with_capacity(self.skipped.len());
@@ -420,14 +448,14 @@ impl Plan {
             }
             let mut at = 0;
             for &(s, e, entry) in &self.hits[hits.clone()] {
-                write(&mut out, &text[at..s]);
+                write(out, &text[at..s]);
                 let p = out.len();
                 out.extend_from_slice(placeholders[entry].as_bytes());
                 inserted.push((p, out.len()));
                 counts[entry] += 1;
                 at = e;
             }
-            write(&mut out, &text[at..]);
+            write(out, &text[at..]);
             if *is_json {
                 out.push(b'"');
             }
@@ -437,23 +465,20 @@ impl Plan {
         skipped_out.extend(sk.map(|&(a, b)| ((a as isize + delta) as usize, (b as isize + delta) as usize)));
         out.extend_from_slice(&self.body[last..]);
 
-        let mut map = RequestMap::new();
-        for (p, e) in placeholders.iter().zip(&self.entries) {
-            map.insert(p.clone(), e.original.clone());
-        }
-        leak_check(&out, &self.entries, &self.reach, &skipped_out, &inserted, self.json)?;
+        leak_check(out, &self.entries, &self.reach, &skipped_out, &inserted, self.json)?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
                 Some((_, c)) => *c += n,
-                None => by_kind.push((e.kind.clone(), n)),
+                None => by_kind.push((e.kind.to_string(), n)),
             }
         }
-        Ok(Masked {
-            body: out,
-            map,
-            counts: by_kind,
-        })
+        if let Some(map) = map {
+            for (p, e) in placeholders.iter().zip(self.entries) {
+                map.insert(p.clone(), e.original);
+            }
+        }
+        Ok(by_kind)
     }
 }
 
@@ -519,7 +544,7 @@ fn leak_check(
     });
     match first {
         Some((_, _, needle)) => Err(MaskError::Leak {
-            kind: entries[owner[needle]].kind.clone(),
+            kind: entries[owner[needle]].kind.to_string(),
         }),
         None => Ok(()),
     }

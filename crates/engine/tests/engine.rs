@@ -31,13 +31,13 @@ impl Numbering {
             .entries()
             .iter()
             .map(|e| {
-                let key = (e.prefix.clone(), e.original.clone());
+                let key = (e.prefix.to_string(), e.original.clone());
                 if let Some(p) = self.by_value.get(&key) {
                     return p.clone();
                 }
-                let n = self.counters.entry(e.prefix.clone()).or_insert(0);
+                let n = self.counters.entry(e.prefix.to_string()).or_insert(0);
                 *n += 1;
-                let p = maskgate_engine::placeholder::format(&e.prefix, *n);
+                let p = maskgate_engine::placeholder::format(e.prefix, *n);
                 self.by_value.insert(key, p.clone());
                 p
             })
@@ -552,7 +552,7 @@ impl Numbering {
             .entries()
             .iter()
             .enumerate()
-            .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, i as u64 + 1))
+            .map(|(i, e)| maskgate_engine::placeholder::format(e.prefix, i as u64 + 1))
             .collect();
         plan.finish(&ph).unwrap_err()
     }
@@ -668,7 +668,7 @@ fn fuzz_leak_check_ignores_the_placeholders_it_wrote() {
         .entries()
         .iter()
         .enumerate()
-        .map(|(i, e)| maskgate_engine::placeholder::format(&e.prefix, 1000 - 900 * i as u64))
+        .map(|(i, e)| maskgate_engine::placeholder::format(e.prefix, 1000 - 900 * i as u64))
         .collect();
     assert_eq!(ph, ["AWS_LITERAL_1000", "AWS_LITERAL_100"]);
     let m = plan.finish(&ph).unwrap();

@@ -729,20 +729,20 @@ async fn proxy(
     let body_plan = if decoded.is_empty() {
         None
     } else {
-        let text_plan = |b: &Bytes| std::str::from_utf8(b).ok().map(|s| masker.plan_text(s));
+        let text_plan = || std::str::from_utf8(&decoded).ok().map(|s| masker.plan_text(s));
         match body_kind(&parts.headers, &decoded) {
             BodyKind::Json => match masker.plan_json(&decoded) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     if passthrough {
-                        text_plan(&decoded)
+                        text_plan()
                     } else {
                         tracing::debug!(error = %e, "request body refused");
                         return Err(ApiError::bad_body("The request body is not valid JSON"));
                     }
                 }
             },
-            BodyKind::Text => match text_plan(&decoded) {
+            BodyKind::Text => match text_plan() {
                 Some(p) => Some(p),
                 None if passthrough => None,
                 None => return Err(ApiError::bad_body("The request body is not valid UTF-8 text")),
@@ -762,7 +762,7 @@ async fn proxy(
         .chain(query_plan.iter())
         .flat_map(|p| p.entries())
         .map(|e| Entry {
-            prefix: e.prefix.as_str(),
+            prefix: e.prefix,
             original: e.original.as_str(),
         })
         .collect();
@@ -801,7 +801,7 @@ async fn proxy(
         }
         None => decoded,
     };
-    let out_query = match (query_plan, query) {
+    let out_query = match (query_plan, query.as_deref()) {
         (Some(p), _) => {
             let m = p
                 .finish(&placeholders[n_body..])
@@ -810,7 +810,7 @@ async fn proxy(
             add_counts(m.counts);
             Some(String::from_utf8(m.body).map_err(|_| ApiError::masking_failed())?)
         }
-        (None, q) => q,
+        (None, q) => q.map(str::to_string),
     };
     for (k, n) in &masked_counts {
         shared

@@ -107,7 +107,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             .entries()
             .iter()
             .map(|e| Entry {
-                prefix: &e.prefix,
+                prefix: e.prefix,
                 original: &e.original,
             })
             .collect();
@@ -136,15 +136,17 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, MAX_THREADS);
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * threads + SLACK);
+        // One output buffer per block of a round, kept from round to round.
+        let mut outs: Vec<Vec<u8>> = (0..threads).map(|_| Vec::new()).collect();
+        let keep_map = args.mappings.is_some();
         let mut offset = 0usize; // bytes of stdin already written out
         let mut eof = false;
         let mut want = BLOCK * threads + SLACK;
         loop {
             while !eof && buf.len() < want {
-                let before = buf.len();
-                buf.resize(want, 0);
-                let n = read_full(&mut stdin, &mut buf[before..]).map_err(io_err("stdin"))?;
-                buf.truncate(before + n);
+                // Into the spare capacity: nothing is zeroed first.
+                let room = (want - buf.len()) as u64;
+                let n = read_up_to(&mut stdin, room, &mut buf).map_err(io_err("stdin"))?;
                 eof = n == 0;
             }
             // Blocks are cut by a rule that does not depend on the number of threads or on read sizes, so
@@ -186,12 +188,18 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
                 let placeholders = assign(&plan)?;
                 jobs.push((plan, placeholders));
             }
-            for masked in parallel(jobs, |(plan, placeholders)| finish(plan, &placeholders)) {
-                let masked = masked?;
-                out.write_all(&masked.body).map_err(io_err("stdout"))?;
-                if args.mappings.is_some() {
-                    map.extend(masked.map);
+            let jobs: Vec<_> = jobs.into_iter().zip(outs.iter_mut()).collect();
+            let finished = parallel(jobs, |((plan, placeholders), body)| {
+                let mut part_map = keep_map.then(RequestMap::new);
+                plan.finish_into(&placeholders, body, part_map.as_mut())
+                    .map(|_| part_map)
+                    .map_err(|e| CliError::Io(format!("masking failed: {e}")))
+            });
+            for (part_map, body) in finished.into_iter().zip(&outs) {
+                if let Some(m) = part_map? {
+                    map.extend(m);
                 }
+                out.write_all(body).map_err(io_err("stdout"))?;
             }
             offset += end;
             buf.drain(..end);
@@ -272,17 +280,9 @@ fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
     })
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// Appends up to `limit` bytes of `r` to `buf` (fewer only at the end of the input).
+fn read_up_to(r: &mut impl Read, limit: u64, buf: &mut Vec<u8>) -> io::Result<usize> {
+    r.take(limit).read_to_end(buf)
 }
 
 pub fn unmask(args: UnmaskArgs) -> Result<(), CliError> {

@@ -4,7 +4,9 @@
 //! values are allocated atomically. Counters only grow: an evicted original that comes back gets a fresh number,
 //! so a number is never reused for a different original.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,28 +41,51 @@ pub struct MemoryVault {
 
 #[derive(Default)]
 struct Shard {
-    /// (tenant, prefix, original) -> slot
-    forward: HashMap<Key, Slot>,
-    /// (tenant, placeholder) -> (prefix, original)
-    reverse: HashMap<(Arc<str>, String), Key>,
-    /// (tenant, prefix) -> last number handed out
-    counters: HashMap<(Arc<str>, Arc<str>), u64>,
-    /// Touch order, oldest first; stale pairs (stamp no longer the slot's) are skipped.
-    lru: VecDeque<(Key, u64)>,
+    /// key(tenant, prefix, original) -> slot
+    forward: HashMap<Arc<[u8]>, Slot>,
+    /// key(tenant, placeholder) -> the forward key of its original
+    reverse: HashMap<Box<[u8]>, Arc<[u8]>>,
+    /// key(tenant, prefix) -> last number handed out
+    counters: HashMap<Box<[u8]>, u64>,
+    /// Touch order, oldest first, with the stamp and time of the touch; stale pairs (stamp no longer the slot's)
+    /// are skipped.
+    lru: VecDeque<(Arc<[u8]>, u64, Instant)>,
     stamp: u64,
-}
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Key {
-    tenant: Arc<str>,
-    prefix: Arc<str>,
-    original: Arc<str>,
 }
 
 struct Slot {
-    placeholder: String,
+    /// The map key it is stored under (shared, for the touch queue).
+    key: Arc<[u8]>,
+    placeholder: Box<str>,
     last_used: Instant,
     stamp: u64,
+}
+
+/// Map keys are byte strings `len(tenant) tenant [len(prefix) prefix] rest` (lengths as 4 bytes, so no two
+/// tuples share a key): a lookup builds its key in a reused buffer and allocates nothing.
+fn key_into(buf: &mut Vec<u8>, tenant: &str, prefix: Option<&str>, rest: &str) {
+    buf.clear();
+    buf.extend_from_slice(&(tenant.len() as u32).to_le_bytes());
+    buf.extend_from_slice(tenant.as_bytes());
+    if let Some(p) = prefix {
+        buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        buf.extend_from_slice(p.as_bytes());
+    }
+    buf.extend_from_slice(rest.as_bytes());
+}
+
+/// The original in a forward key.
+fn original_of(key: &[u8]) -> &str {
+    let tl = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
+    let p = 4 + tl;
+    let pl = u32::from_le_bytes(key[p..p + 4].try_into().expect("4 bytes")) as usize;
+    std::str::from_utf8(&key[p + 4 + pl..]).expect("keys are built from strings")
+}
+
+/// The tenant part of a forward key (its length and bytes).
+fn tenant_part(key: &[u8]) -> &[u8] {
+    let tl = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
+    &key[..4 + tl]
 }
 
 impl MemoryVault {
@@ -101,55 +126,65 @@ impl MemoryVault {
 
     /// Synchronous form of [`Vault::assign`].
     pub fn assign_now(&self, tenant: &str, entries: &[Entry<'_>]) -> Result<Vec<String>, VaultError> {
+        let mut checked: Option<&str> = None;
         for e in entries {
-            if !maskgate_engine::placeholder::is_valid_prefix(e.prefix) {
-                return Err(VaultError::Invalid(
-                    "placeholder prefix is not of the form AWS_KIND".into(),
-                ));
+            if checked != Some(e.prefix) {
+                if !maskgate_engine::placeholder::is_valid_prefix(e.prefix) {
+                    return Err(VaultError::Invalid(
+                        "placeholder prefix is not of the form AWS_KIND".into(),
+                    ));
+                }
+                checked = Some(e.prefix);
             }
         }
         let now = (self.clock)();
         let cap = self.per_shard_cap();
+        let ttl = self.config.ttl;
         let mut shard = lock(self.shard(tenant));
-        let tenant: Arc<str> = Arc::from(tenant);
+        let shard = &mut *shard;
         let mut out = Vec::with_capacity(entries.len());
+        let mut key = Vec::new();
         for e in entries {
-            let key = Key {
-                tenant: tenant.clone(),
-                prefix: Arc::from(e.prefix),
-                original: Arc::from(e.original),
-            };
+            key_into(&mut key, tenant, Some(e.prefix), e.original);
             shard.stamp += 1;
             let stamp = shard.stamp;
-            let live = match shard.forward.get_mut(&key) {
-                Some(slot) if now.duration_since(slot.last_used) < self.config.ttl => {
+            let (placeholder, held) = match shard.forward.get_mut(key.as_slice()) {
+                Some(slot) if now.duration_since(slot.last_used) < ttl => {
                     slot.last_used = now;
                     slot.stamp = stamp;
-                    Some(slot.placeholder.clone())
+                    (String::from(&*slot.placeholder), slot.key.clone())
                 }
-                _ => None,
-            };
-            let placeholder = match live {
-                Some(p) => p,
-                None => {
-                    shard.remove(&key);
-                    shard.make_room(cap, now, self.config.ttl);
-                    let counter = shard.counters.entry((tenant.clone(), key.prefix.clone())).or_insert(0);
+                found => {
+                    let expired = found.is_some();
+                    if expired {
+                        shard.remove(&key);
+                    }
+                    shard.make_room(cap, now, ttl);
+                    let mut ckey = Vec::with_capacity(8 + tenant.len() + e.prefix.len());
+                    key_into(&mut ckey, tenant, None, e.prefix);
+                    let counter = match shard.counters.get_mut(ckey.as_slice()) {
+                        Some(c) => c,
+                        None => shard.counters.entry(ckey.into_boxed_slice()).or_insert(0),
+                    };
                     *counter += 1;
                     let p = maskgate_engine::placeholder::format(e.prefix, *counter);
-                    shard.reverse.insert((tenant.clone(), p.clone()), key.clone());
+                    let k: Arc<[u8]> = Arc::from(key.as_slice());
+                    let mut rkey = Vec::with_capacity(4 + tenant.len() + p.len());
+                    key_into(&mut rkey, tenant, None, &p);
+                    shard.reverse.insert(rkey.into_boxed_slice(), k.clone());
                     shard.forward.insert(
-                        key.clone(),
+                        k.clone(),
                         Slot {
-                            placeholder: p.clone(),
+                            key: k.clone(),
+                            placeholder: p.as_str().into(),
                             last_used: now,
                             stamp,
                         },
                     );
-                    p
+                    (p, k)
                 }
             };
-            shard.lru.push_back((key, stamp));
+            shard.lru.push_back((held, stamp, now));
             out.push(placeholder);
         }
         shard.compact();
@@ -160,47 +195,53 @@ impl MemoryVault {
     pub fn resolve_now(&self, tenant: &str, placeholders: &[&str]) -> Vec<Option<String>> {
         let now = (self.clock)();
         let shard = lock(self.shard(tenant));
-        let tenant: Arc<str> = Arc::from(tenant);
+        let mut key = Vec::new();
         placeholders
             .iter()
             .map(|p| {
-                let key = shard.reverse.get(&(tenant.clone(), p.to_string()))?.clone();
-                let slot = shard.forward.get(&key)?;
+                key_into(&mut key, tenant, None, p);
+                let fkey = shard.reverse.get(key.as_slice())?;
+                let slot = shard.forward.get(fkey)?;
                 if now.duration_since(slot.last_used) >= self.config.ttl {
                     return None;
                 }
-                Some(key.original.to_string())
+                Some(original_of(fkey).to_string())
             })
             .collect()
     }
 }
 
 impl Shard {
-    fn remove(&mut self, key: &Key) {
+    fn remove(&mut self, key: &[u8]) {
         if let Some(slot) = self.forward.remove(key) {
-            self.reverse.remove(&(key.tenant.clone(), slot.placeholder));
+            let mut rkey = tenant_part(key).to_vec();
+            rkey.extend_from_slice(slot.placeholder.as_bytes());
+            self.reverse.remove(rkey.as_slice());
         }
     }
 
-    /// Drops expired mappings from the old end, then the least recently used until one more fits.
+    /// Drops expired mappings from the old end, then the least recently used until one more fits. The time
+    /// recorded with a touch is never later than the slot's last use, so while the oldest touch is live and the
+    /// shard is not full, nothing needs looking up.
     fn make_room(&mut self, cap: usize, now: Instant, ttl: Duration) {
-        while let Some((key, stamp)) = self.lru.front().cloned() {
-            let current = self.forward.get(&key).map(|s| (s.stamp, s.last_used));
-            match current {
-                Some((s, _)) if s != stamp => {
-                    self.lru.pop_front();
-                }
-                None => {
-                    self.lru.pop_front();
-                }
-                Some((_, last_used)) => {
-                    if self.forward.len() >= cap || now.duration_since(last_used) >= ttl {
-                        self.lru.pop_front();
-                        self.remove(&key);
-                    } else {
-                        break;
-                    }
-                }
+        while let Some((key, stamp, touched)) = self.lru.front() {
+            if self.forward.len() < cap && now.duration_since(*touched) < ttl {
+                break;
+            }
+            let (key, stamp) = (key.clone(), *stamp);
+            self.lru.pop_front();
+            let evict = match self.forward.get(&key) {
+                Some(s) if s.stamp == stamp => self.forward.len() >= cap || now.duration_since(s.last_used) >= ttl,
+                // A stale touch: the slot was used again later (or is gone).
+                _ => false,
+            };
+            if evict {
+                self.remove(&key);
+            } else if self.forward.get(&key).is_some_and(|s| s.stamp == stamp) {
+                // Live, not full, not expired: it stays the oldest.
+                let last_used = self.forward[&key].last_used;
+                self.lru.push_front((key, stamp, last_used));
+                break;
             }
         }
     }
@@ -210,7 +251,7 @@ impl Shard {
         if self.lru.len() > 64 && self.lru.len() > 4 * self.forward.len() {
             let forward = &self.forward;
             self.lru
-                .retain(|(k, stamp)| forward.get(k).is_some_and(|s| s.stamp == *stamp));
+                .retain(|(k, stamp, _)| forward.get(k).is_some_and(|s| s.stamp == *stamp));
         }
     }
 }
