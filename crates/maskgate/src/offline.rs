@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 
 use maskgate_engine::{Masker, MaskerConfig, Plan, RequestMap, UnmaskStats};
 use maskgate_vault::{Entry, MemoryVault, MemoryVaultConfig};
@@ -97,8 +98,8 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let masker = Masker::new(&config).map_err(|e| CliError::Input(format!("configuration: {e}")))?;
     let vault = MemoryVault::new(MemoryVaultConfig::default());
     let mut map = RequestMap::new();
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    // Not locked for the whole run: the text path writes from worker threads (one at a time, in order).
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout());
     let mut stdin = io::stdin().lock();
 
     // Placeholders are numbered in input order: plans are assigned one after another, in order.
@@ -135,75 +136,18 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, MAX_THREADS);
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * threads + SLACK);
-        // One output buffer per block of a round, kept from round to round.
-        let mut outs: Vec<Vec<u8>> = (0..threads).map(|_| Vec::new()).collect();
         let keep_map = args.mappings.is_some();
-        let mut offset = 0usize; // bytes of stdin already written out
-        let mut eof = false;
-        let mut want = BLOCK * threads + SLACK;
-        loop {
-            while !eof && buf.len() < want {
-                // Into the spare capacity: nothing is zeroed first.
-                let room = (want - buf.len()) as u64;
-                let n = read_up_to(&mut stdin, room, &mut buf).map_err(io_err("stdin"))?;
-                eof = n == 0;
-            }
-            // Blocks are cut by a rule that does not depend on the number of threads or on read sizes, so
-            // neither changes the output.
-            let mut cuts = Vec::with_capacity(threads);
-            let mut p = 0;
-            while cuts.len() < threads {
-                match next_cut(&buf, p, eof) {
-                    Some(c) if c > p => {
-                        cuts.push(c);
-                        p = c;
-                    }
-                    _ => break,
-                }
-            }
-            let Some(&end) = cuts.last() else {
-                if eof {
-                    break;
-                }
-                want = buf.len() + BLOCK;
-                continue;
-            };
-            want = BLOCK * threads + SLACK;
-            let mut parts = Vec::with_capacity(cuts.len());
-            let mut from = 0;
-            for &c in &cuts {
-                parts.push((from, &buf[from..c]));
-                from = c;
-            }
-            // Plan (detection, the bulk of the work) in parallel, assign in input order, finish in parallel.
-            let plans = parallel(parts, |(at, part)| match std::str::from_utf8(part) {
-                Ok(text) => Ok(masker.plan_text(text)),
-                Err(e) => Err(at + e.valid_up_to()),
-            });
-            let mut jobs = Vec::with_capacity(plans.len());
-            for plan in plans {
-                let plan =
-                    plan.map_err(|at| CliError::Input(format!("stdin is not valid UTF-8 at byte {}", offset + at)))?;
-                let placeholders = assign(&plan)?;
-                jobs.push((plan, placeholders));
-            }
-            let jobs: Vec<_> = jobs.into_iter().zip(outs.iter_mut()).collect();
-            let finished = parallel(jobs, |((plan, placeholders), body)| {
-                let mut part_map = keep_map.then(RequestMap::new);
-                plan.finish_into(&placeholders, body, part_map.as_mut())
-                    .map(|_| part_map)
-                    .map_err(|e| CliError::Io(format!("masking failed: {e}")))
-            });
-            for (part_map, body) in finished.into_iter().zip(&outs) {
-                if let Some(m) = part_map? {
-                    map.extend(m);
-                }
-                out.write_all(body).map_err(io_err("stdout"))?;
-            }
-            offset += end;
-            buf.drain(..end);
-        }
+        let tenant = args.tenant.as_str();
+        let line = Pipeline {
+            masker: &masker,
+            vault: &vault,
+            tenant,
+            keep_map,
+            state: Mutex::new(Turns::default()),
+            turn: Condvar::new(),
+            out: Mutex::new((&mut out, &mut map)),
+        };
+        line.run(&mut stdin, threads)?;
     }
     out.flush().map_err(io_err("stdout"))?;
     if let Some(path) = &args.mappings {
@@ -256,28 +200,219 @@ fn next_cut(buf: &[u8], p: usize, eof: bool) -> Option<usize> {
     None
 }
 
-/// `f` over `items`, one thread per item (the calling thread takes the first), results in order.
-fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let mut items = items.into_iter();
-    let Some(first) = items.next() else {
-        return Vec::new();
-    };
-    if items.len() == 0 {
-        return vec![f(first)];
-    }
-    std::thread::scope(|s| {
-        let f = &f;
-        let handles: Vec<_> = items.map(|it| s.spawn(move || f(it))).collect();
-        let mut out = Vec::with_capacity(handles.len() + 1);
-        out.push(f(first));
-        for h in handles {
-            match h.join() {
-                Ok(r) => out.push(r),
-                Err(panic) => std::panic::resume_unwind(panic),
+/// One block of the input, cut at a line end by [`next_cut`].
+struct Part {
+    /// Its place in the input: placeholders are numbered, and blocks written, in this order.
+    index: usize,
+    /// Where it starts in the input (for error messages).
+    offset: usize,
+    bytes: Vec<u8>,
+}
+
+/// Whose turn it is to assign placeholders and to write, and the first failure.
+#[derive(Default)]
+struct Turns {
+    next_assign: usize,
+    next_write: usize,
+    /// The failure of the earliest block that failed: blocks after it are dropped, blocks before it finish.
+    failed: Option<(usize, CliError)>,
+}
+
+/// `maskgate mask` on text: a reader cuts the input into blocks, workers detect and rewrite them in parallel,
+/// and take turns, in input order, for the two steps whose order shows: assigning placeholders (numbering) and
+/// writing. A worker waiting for its turn holds no core, so the serial steps overlap with the other workers'
+/// detection; memory stays bounded by the blocks in flight.
+struct Pipeline<'a, W: Write> {
+    masker: &'a Masker,
+    vault: &'a MemoryVault,
+    tenant: &'a str,
+    keep_map: bool,
+    state: Mutex<Turns>,
+    turn: Condvar,
+    out: Mutex<(&'a mut W, &'a mut RequestMap)>,
+}
+
+impl<W: Write + Send> Pipeline<'_, W> {
+    fn run(&self, input: &mut impl Read, threads: usize) -> Result<(), CliError> {
+        let (to_workers, parts) = std::sync::mpsc::sync_channel::<Part>(threads);
+        let parts = Mutex::new(parts);
+        // Block buffers go back to the reader, so that steady state allocates (and faults in) nothing.
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (parts, recycle) = (&parts, recycle.clone());
+                s.spawn(move || {
+                    let mut body = Vec::new();
+                    loop {
+                        let part = match lock(parts).recv() {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        };
+                        let index = part.index;
+                        let bytes = self.work(part, &mut body);
+                        if let Some(b) = bytes {
+                            let _ = recycle.send(b);
+                        }
+                        if self.gave_up(index) {
+                            break;
+                        }
+                    }
+                });
             }
+            drop(recycle);
+            let read = self.read(input, &to_workers, &recycled);
+            drop(to_workers);
+            if let Err((index, e)) = read {
+                self.fail(index, e);
+            }
+        });
+        match lock(&self.state).failed.take() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        out
-    })
+    }
+
+    /// Cuts the input into blocks and hands them out, until the end, a failure, or a read error (returned with
+    /// the index of the block it would have been).
+    fn read(
+        &self,
+        input: &mut impl Read,
+        to_workers: &std::sync::mpsc::SyncSender<Part>,
+        recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
+    ) -> Result<(), (usize, CliError)> {
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + SLACK);
+        let (mut index, mut offset, mut eof) = (0usize, 0usize, false);
+        let mut want = BLOCK + SLACK;
+        loop {
+            while !eof && buf.len() < want {
+                // Into the spare capacity: nothing is zeroed first.
+                let room = (want - buf.len()) as u64;
+                let n = read_up_to(input, room, &mut buf).map_err(|e| (index, CliError::Io(format!("stdin: {e}"))))?;
+                eof = n == 0;
+            }
+            // Blocks are cut by a rule that depends neither on the number of threads nor on read sizes, so
+            // neither changes the output.
+            let cut = match next_cut(&buf, 0, eof) {
+                Some(c) if c > 0 => c,
+                _ if eof => return Ok(()),
+                _ => {
+                    want = buf.len() + BLOCK;
+                    continue;
+                }
+            };
+            want = BLOCK + SLACK;
+            let mut next = recycled.try_recv().unwrap_or_default();
+            next.clear();
+            next.reserve(BLOCK + SLACK);
+            next.extend_from_slice(&buf[cut..]);
+            buf.truncate(cut);
+            let part = Part {
+                index,
+                offset,
+                bytes: std::mem::replace(&mut buf, next),
+            };
+            if lock(&self.state).failed.is_some() || to_workers.send(part).is_err() {
+                return Ok(());
+            }
+            index += 1;
+            offset += cut;
+        }
+    }
+
+    /// Masks one block into `body` and writes it in its turn; returns the block's buffer for reuse.
+    fn work(&self, part: Part, body: &mut Vec<u8>) -> Option<Vec<u8>> {
+        let index = part.index;
+        let text = match std::str::from_utf8(&part.bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = part.offset + e.valid_up_to();
+                self.fail(index, CliError::Input(format!("stdin is not valid UTF-8 at byte {at}")));
+                return None;
+            }
+        };
+        let plan = self.masker.plan_text(text);
+        // Numbering follows the input: wait for the blocks before this one.
+        if !self.wait_turn(index, |t| t.next_assign) {
+            return None;
+        }
+        let entries: Vec<Entry> = plan
+            .entries()
+            .iter()
+            .map(|e| Entry {
+                prefix: e.prefix,
+                original: &e.original,
+            })
+            .collect();
+        let assigned = self.vault.assign_now(self.tenant, &entries);
+        drop(entries);
+        self.pass_turn(|t| &mut t.next_assign);
+        let placeholders = match assigned {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(index, CliError::Io(e.to_string()));
+                return None;
+            }
+        };
+        let mut part_map = self.keep_map.then(RequestMap::new);
+        if let Err(e) = plan.finish_into(&placeholders, body, part_map.as_mut()) {
+            self.fail(index, CliError::Io(format!("masking failed: {e}")));
+            return None;
+        }
+        if !self.wait_turn(index, |t| t.next_write) {
+            return None;
+        }
+        let written = {
+            let mut out = lock(&self.out);
+            if let Some(m) = part_map {
+                out.1.extend(m);
+            }
+            out.0.write_all(body)
+        };
+        self.pass_turn(|t| &mut t.next_write);
+        if let Err(e) = written {
+            self.fail(index, CliError::Io(format!("stdout: {e}")));
+            return None;
+        }
+        Some(part.bytes)
+    }
+
+    /// Waits until `turn` reaches block `index`; false when an earlier block failed (this one is dropped).
+    fn wait_turn(&self, index: usize, turn: impl Fn(&Turns) -> usize) -> bool {
+        let mut t = lock(&self.state);
+        loop {
+            if t.failed.as_ref().is_some_and(|(k, _)| *k < index) {
+                return false;
+            }
+            if turn(&t) == index {
+                return true;
+            }
+            t = self.turn.wait(t).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn pass_turn(&self, turn: impl Fn(&mut Turns) -> &mut usize) {
+        *turn(&mut lock(&self.state)) += 1;
+        self.turn.notify_all();
+    }
+
+    /// Records the failure of block `index`, unless an earlier block failed already.
+    fn fail(&self, index: usize, e: CliError) {
+        let mut t = lock(&self.state);
+        if t.failed.as_ref().is_none_or(|(k, _)| index < *k) {
+            t.failed = Some((index, e));
+        }
+        drop(t);
+        self.turn.notify_all();
+    }
+
+    /// True when a block at or before `index` failed: nothing after it will be written.
+    fn gave_up(&self, index: usize) -> bool {
+        lock(&self.state).failed.as_ref().is_some_and(|(k, _)| *k <= index)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Appends up to `limit` bytes of `r` to `buf` (fewer only at the end of the input).
