@@ -57,7 +57,8 @@ pub struct PlanEntry<'a> {
     pub kind: &'a str,
     /// Placeholder prefix (`AWS_EC2`).
     pub prefix: &'a str,
-    pub original: String,
+    /// Borrowed from the body where it stands there as it is (not JSON-escaped).
+    pub original: Cow<'a, str>,
 }
 
 pub struct Masker {
@@ -114,31 +115,40 @@ enum Reach {
 struct EntryTable<'a> {
     /// Original → its first entry's kind and index (looked up without allocating); the entries of the same
     /// text under other kinds in `more`.
-    index: HashMap<String, (KindId, usize)>,
-    more: HashMap<(KindId, String), usize>,
+    index: HashMap<Cow<'a, str>, (KindId, usize)>,
+    more: HashMap<(KindId, Cow<'a, str>), usize>,
     entries: Vec<PlanEntry<'a>>,
     kind_ids: Vec<KindId>,
 }
 
 impl<'a> EntryTable<'a> {
-    fn add(&mut self, detector: &'a Detector, kind: KindId, original: &str) -> usize {
+    /// The entry of `text[start..end]` under `kind`, added when new (borrowing from `text` when it is borrowed,
+    /// hence the `&Cow`).
+    #[allow(clippy::ptr_arg)]
+    fn add(&mut self, detector: &'a Detector, kind: KindId, text: &Cow<'a, str>, start: usize, end: usize) -> usize {
+        let original = &text[start..end];
+        let value = || match text {
+            Cow::Borrowed(t) => Cow::Borrowed(&t[start..end]),
+            Cow::Owned(t) => Cow::Owned(t[start..end].to_string()),
+        };
         match self.index.get(original) {
             Some(&(k, i)) if k == kind => return i,
             Some(_) => {
-                if let Some(&i) = self.more.get(&(kind, original.to_string())) {
+                let key = (kind, value());
+                if let Some(&i) = self.more.get(&key) {
                     return i;
                 }
-                self.more.insert((kind, original.to_string()), self.entries.len());
+                self.more.insert(key, self.entries.len());
             }
             None => {
-                self.index.insert(original.to_string(), (kind, self.entries.len()));
+                self.index.insert(value(), (kind, self.entries.len()));
             }
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
             kind: &k.name,
             prefix: &k.prefix,
-            original: original.to_string(),
+            original: value(),
         });
         self.kind_ids.push(kind);
         self.entries.len() - 1
@@ -237,7 +247,7 @@ impl Masker {
             findings.clear();
             self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
             for f in &findings {
-                table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
+                table.add(&self.detector, f.kind, &seg.text, f.start, f.end);
             }
             per_seg.push(findings.clone());
         }
@@ -318,7 +328,7 @@ impl Masker {
         for ((seg, _), fs) in segs.iter_mut().zip(&per_seg) {
             let first = hits.len();
             for f in fs {
-                let e = table.add(&self.detector, f.kind, &seg.text[f.start..f.end]);
+                let e = table.add(&self.detector, f.kind, &seg.text, f.start, f.end);
                 hits.push((f.start, f.end, e));
             }
             seg.hits = first..hits.len();
@@ -475,7 +485,7 @@ impl<'a> Plan<'a> {
         }
         if let Some(map) = map {
             for (p, e) in placeholders.iter().zip(self.entries) {
-                map.insert(p.clone(), e.original);
+                map.insert(p.clone(), e.original.into_owned());
             }
         }
         Ok(by_kind)
@@ -500,27 +510,33 @@ fn leak_check(
     if entries.is_empty() {
         return Ok(());
     }
-    let mut needles: Vec<Vec<u8>> = Vec::with_capacity(entries.len());
+    // The originals, then the JSON-escaped forms of those that differ.
+    let mut escaped: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut owner: Vec<usize> = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         if reach[i] == Reach::None {
             continue;
         }
-        needles.push(e.original.as_bytes().to_vec());
         owner.push(i);
-        let mut esc = Vec::new();
-        json::escape_into(&e.original, &mut esc);
-        if esc != e.original.as_bytes() {
-            needles.push(esc);
-            owner.push(i);
+        if e.original.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            let mut esc = Vec::new();
+            json::escape_into(&e.original, &mut esc);
+            if esc != e.original.as_bytes() {
+                escaped.push((i, esc));
+            }
         }
     }
-    if needles.is_empty() {
+    if owner.is_empty() {
         return Ok(());
+    }
+    let mut needles: Vec<&[u8]> = owner.iter().map(|&i| entries[i].original.as_bytes()).collect();
+    for (i, esc) in &escaped {
+        needles.push(esc);
+        owner.push(*i);
     }
     // Every occurrence, overlapping, as `find_overlapping_iter` of an Aho-Corasick automaton reports them; the
     // leak named is the first one it would report (by end, then the longest, then the first needle).
-    let index = Needles::new(needles.iter().map(Vec::as_slice).collect());
+    let index = Needles::new(needles);
     let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
     index.occurrences(out, |m| {
         let entry = owner[m.needle];

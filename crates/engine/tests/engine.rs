@@ -31,7 +31,7 @@ impl Numbering {
             .entries()
             .iter()
             .map(|e| {
-                let key = (e.prefix.to_string(), e.original.clone());
+                let key = (e.prefix.to_string(), e.original.to_string());
                 if let Some(p) = self.by_value.get(&key) {
                     return p.clone();
                 }

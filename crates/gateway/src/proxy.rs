@@ -265,7 +265,7 @@ pub fn redact(masker: &Masker, s: &str) -> String {
     let mut entries: Vec<_> = plan.entries().iter().collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.original.len()));
     for e in entries {
-        out = out.replace(e.original.as_str(), &format!("[{}]", e.prefix));
+        out = out.replace(e.original.as_ref(), &format!("[{}]", e.prefix));
     }
     out
 }
@@ -763,7 +763,7 @@ async fn proxy(
         .flat_map(|p| p.entries())
         .map(|e| Entry {
             prefix: e.prefix,
-            original: e.original.as_str(),
+            original: e.original.as_ref(),
         })
         .collect();
     let placeholders: Vec<String> = if entries.is_empty() {
