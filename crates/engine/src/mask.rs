@@ -302,15 +302,16 @@ impl Masker {
                 if !extra.is_empty() {
                     let fs = &mut per_seg[si];
                     fs.extend(extra);
-                    // A span grown over values found comes first, and they are dropped.
+                    // A span grown over values found comes first, and they are dropped. Two grown spans can
+                    // overlap (the word around one match reaches into the next match): they are joined, since
+                    // dropping one would leave the rest of its match, maybe a whole original, in the text.
                     fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-                    let mut last = 0;
-                    fs.retain(|f| {
-                        let keep = f.start >= last;
-                        if keep {
-                            last = f.end;
+                    fs.dedup_by(|f, kept| {
+                        let overlaps = f.start < kept.end;
+                        if overlaps {
+                            kept.end = kept.end.max(f.end);
                         }
-                        keep
+                        overlaps
                     });
                 }
             }
