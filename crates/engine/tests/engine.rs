@@ -864,3 +864,20 @@ fn fuzz_short_values_reach_only_words_of_their_own() {
         b"--username AWS_IAM_USER_NAME_001, admin"
     );
 }
+
+/// fuzz `detect` (crash-b7524237…): of overlapping occurrences of two values, propagation took the leftmost,
+/// `a-b` inside the word `data`+`-bucket`, then dropped it (a short value inside a larger word is not masked):
+/// `bucket`, a word of its own that it overlapped, was never masked and the leak check refused the request. An
+/// occurrence out of reach hides nothing.
+#[test]
+fn fuzz_occurrences_out_of_reach_hide_nothing() {
+    let text = "s3://bucket and rds a-b: data-bucket";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        "s3://AWS_S3_BUCKET_001 and rds AWS_RDS_001: data-AWS_S3_BUCKET_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
