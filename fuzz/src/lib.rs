@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use maskgate_engine::kinds::Tier;
 use maskgate_engine::placeholder;
-use maskgate_engine::{MaskError, Masked, Masker, MaskerConfig, Plan, RequestMap, Resolver};
+use maskgate_engine::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry, RequestMap, Resolver};
 
 /// The masker with the default configuration (built once: compiling the detectors is the expensive part).
 pub static MASKER: LazyLock<Masker> =
@@ -150,4 +151,51 @@ pub fn placeholder_like(r: &mut Reader<'_>) -> String {
         u64::from(c % 8) + 1
     };
     placeholder::format(p, n)
+}
+
+/// Where masking promises that an original is gone from the output: the documented reach rule (ARCHITECTURE.md,
+/// "Where a value reaches"; `Reach` in the engine's mask.rs), which the engine's leak check follows too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Distinctive values (8+ bytes): nowhere, also not inside a larger word.
+    Anywhere,
+    /// Short values: nowhere as a word of their own. Inside a larger word (`buc` in `dbucet`) they stay, or every
+    /// word holding those letters would be destroyed.
+    Word,
+    /// Plain-word names (`--username admin`): only where they were found; `admin` elsewhere stays.
+    Found,
+}
+
+/// The reach of a planned value (default configuration: the kind is one of the masker's).
+pub fn reach(e: &PlanEntry) -> Reach {
+    let tier = MASKER
+        .detector()
+        .kinds()
+        .iter()
+        .find(|k| k.name == e.kind)
+        .map(|k| k.tier);
+    if tier == Some(Tier::Context) && !maskgate_engine::detect::looks_like_id(e.original.as_bytes()) {
+        Reach::Found
+    } else if e.original.len() >= 8 {
+        Reach::Anywhere
+    } else {
+        Reach::Word
+    }
+}
+
+/// True when an occurrence of an original at `hay[at..end]` breaks the promise of `reach`.
+pub fn within_reach(reach: Reach, hay: &[u8], at: usize, end: usize) -> bool {
+    match reach {
+        Reach::Anywhere => true,
+        Reach::Word => {
+            (at == 0 || !placeholder::is_word_byte(hay[at - 1]))
+                && (end == hay.len() || !placeholder::is_word_byte(hay[end]))
+        }
+        Reach::Found => false,
+    }
+}
+
+/// Every start of `needle` in `hay`, overlapping ones too.
+pub fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    (0..hay.len().saturating_sub(needle.len().max(1) - 1)).filter(move |&i| hay[i..].starts_with(needle))
 }

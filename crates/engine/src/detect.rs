@@ -906,7 +906,8 @@ fn is_bucket(v: &[u8]) -> bool {
 }
 
 /// A name in prose must look like an identifier, not a word: it holds `-`, `_` or a digit, and is not a number.
-pub(crate) fn looks_like_id(v: &[u8]) -> bool {
+/// (Public for the fuzz targets, which check masking against the same reach rule as the leak check.)
+pub fn looks_like_id(v: &[u8]) -> bool {
     v.iter().any(|c| matches!(c, b'-' | b'_') || c.is_ascii_digit())
         && !all(v, |c| c.is_ascii_digit() || c == b'.' || c == b'-')
         && v.iter().any(u8::is_ascii_alphabetic)

@@ -262,13 +262,18 @@ impl Masker {
         let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
         if !spread.is_empty() {
             // The matches an Aho-Corasick automaton would report with `MatchKind::LeftmostLongest`, found by a
-            // gram index (see `needles`).
+            // gram index (see `needles`), of the occurrences within reach: one that is not masked (a short value
+            // inside a larger word, `a-b` in `data-bucket`) must not hide another it overlaps (`bucket`).
             let index = Needles::new(spread.iter().map(|&i| table.entries[i].original.as_bytes()).collect());
             let mut matches = Vec::new();
             for (si, (seg, _)) in segs.iter().enumerate() {
                 let text = seg.text.as_bytes();
                 let mut extra = Vec::new();
-                index.leftmost_longest_into(text, &mut matches);
+                index.leftmost_longest_where_into(text, &mut matches, |m| {
+                    reach[spread[m.needle]] == Reach::Anywhere
+                        || ((m.start == 0 || !placeholder::is_word_byte(text[m.start - 1]))
+                            && (m.end == text.len() || !placeholder::is_word_byte(text[m.end])))
+                });
                 for m in &matches {
                     let entry = spread[m.needle];
                     let fs = &per_seg[si];
@@ -277,11 +282,6 @@ impl Masker {
                         continue;
                     }
                     let (mut s, mut e) = (m.start, m.end);
-                    let bounded = (s == 0 || !placeholder::is_word_byte(text[s - 1]))
-                        && (e == text.len() || !placeholder::is_word_byte(text[e]));
-                    if !bounded && reach[entry] != Reach::Anywhere {
-                        continue;
-                    }
                     // The whole word, and every value found that it overlaps (`gluejob=b=`, where the value
                     // is `b=`): what stuck out of the replaced span would still hold the original.
                     loop {
@@ -312,15 +312,16 @@ impl Masker {
                 if !extra.is_empty() {
                     let fs = &mut per_seg[si];
                     fs.extend(extra);
-                    // A span grown over values found comes first, and they are dropped.
+                    // A span grown over values found comes first, and they are dropped. Two grown spans can
+                    // overlap (the word around one match reaches into the next match): they are joined, since
+                    // dropping one would leave the rest of its match, maybe a whole original, in the text.
                     fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-                    let mut last = 0;
-                    fs.retain(|f| {
-                        let keep = f.start >= last;
-                        if keep {
-                            last = f.end;
+                    fs.dedup_by(|f, kept| {
+                        let overlaps = f.start < kept.end;
+                        if overlaps {
+                            kept.end = kept.end.max(f.end);
                         }
-                        keep
+                        overlaps
                     });
                 }
             }

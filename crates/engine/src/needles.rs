@@ -291,11 +291,23 @@ impl<'a> Needles<'a> {
 
     /// The matches `aho-corasick` reports with `MatchKind::LeftmostLongest` (`find_iter`): from the left, the
     /// longest match at the earliest start (on a tie, the first needle), then on from its end. Into `out`.
+    #[cfg(test)]
     pub(crate) fn leftmost_longest_into(&self, hay: &[u8], out: &mut Vec<Occurrence>) {
+        self.leftmost_longest_where_into(hay, out, |_| true);
+    }
+
+    /// The leftmost-longest matches (as `aho-corasick` reports them with `MatchKind::LeftmostLongest`) among
+    /// the occurrences that `within` accepts: the others hide nothing they overlap. Into `out`.
+    pub(crate) fn leftmost_longest_where_into(
+        &self,
+        hay: &[u8],
+        out: &mut Vec<Occurrence>,
+        mut within: impl FnMut(&Occurrence) -> bool,
+    ) {
         self.all_into(hay, out);
         let mut at = 0;
         out.retain(|o| {
-            let keep = o.start >= at;
+            let keep = o.start >= at && within(o);
             if keep {
                 at = o.end;
             }

@@ -833,3 +833,51 @@ fn fuzz_unicode_escapes_are_four_hex_digits() {
     }
     assert!(m.plan_json(br#"{"a":"\u00E9\ud83d\ude00"}"#).is_ok());
 }
+
+/// fuzz `no_forgery` (crash-de510775…): a value found elsewhere occurs twice in one word, glued (`…Adminarn:…`).
+/// Grown to the word around it, the first occurrence reaches into the second, whose grown span then overlapped
+/// it and was dropped: the rest of the second occurrence, a whole ARN, stayed in the text and the leak check
+/// refused the request. Overlapping grown spans are joined.
+#[test]
+fn fuzz_glued_occurrences_are_masked_together() {
+    let arn = "arn:aws:iam::123456789012:role/Admin";
+    let text = format!("{arn} {arn}{arn}--x x{arn}{arn}{arn}--x");
+    let m = mask_text(&text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(out, "AWS_IAM_ROLE_001 AWS_IAM_ROLE_002 AWS_IAM_ROLE_003");
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
+
+/// fuzz `detect` (crash-f8e506c7…, and `gluejob=ob=`): how far a found value reaches is a rule, not a leak. A
+/// short value (`buc`, found after `s3://`) is masked elsewhere only as a word of its own, never inside another
+/// word (`dbucet`); a plain-word name (`--username admin`) only where it was found.
+#[test]
+fn fuzz_short_values_reach_only_words_of_their_own() {
+    assert_eq!(
+        mask_text("s3://buc is dbucet- and buc.").body,
+        b"s3://AWS_S3_BUCKET_001 is dbucet- and AWS_S3_BUCKET_001."
+    );
+    assert_eq!(mask_text("gluejob=ob= ob=").body, b"gluejob=AWS_GLUE_JOB_001 ob=");
+    assert_eq!(
+        mask_text("--username admin, admin").body,
+        b"--username AWS_IAM_USER_NAME_001, admin"
+    );
+}
+
+/// fuzz `detect` (crash-b7524237…): of overlapping occurrences of two values, propagation took the leftmost,
+/// `a-b` inside the word `data`+`-bucket`, then dropped it (a short value inside a larger word is not masked):
+/// `bucket`, a word of its own that it overlapped, was never masked and the leak check refused the request. An
+/// occurrence out of reach hides nothing.
+#[test]
+fn fuzz_occurrences_out_of_reach_hide_nothing() {
+    let text = "s3://bucket and rds a-b: data-bucket";
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        "s3://AWS_S3_BUCKET_001 and rds AWS_RDS_001: data-AWS_S3_BUCKET_001"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+}
