@@ -58,7 +58,7 @@ const GLUE: &[&str] = &[" ", "\n", "\\n", "AWS_", "_", "0", "\\", "x", "-", ".",
 /// The tenant's vault once the victim's request is masked, and the victim's originals.
 static AFTER_VICTIM: LazyLock<(TenantVault, Vec<String>)> = LazyLock::new(|| {
     let plan = MASKER.plan_text(VICTIM);
-    let originals = plan.entries().iter().map(|e| e.original.clone()).collect();
+    let originals = plan.entries().iter().map(|e| e.original.to_string()).collect();
     let mut vault = TenantVault::default();
     vault.finish(plan).expect("victim masked");
     (vault, originals)

@@ -65,9 +65,9 @@ pub fn fresh_placeholders(plan: &Plan) -> Vec<String> {
     plan.entries()
         .iter()
         .map(|e| {
-            let n = next.entry(e.prefix.as_str()).or_insert(0);
+            let n = next.entry(e.prefix).or_insert(0);
             *n += 1;
-            placeholder::format(&e.prefix, *n)
+            placeholder::format(e.prefix, *n)
         })
         .collect()
 }
@@ -84,13 +84,13 @@ impl TenantVault {
         plan.entries()
             .iter()
             .map(|e| {
-                let key = (e.prefix.clone(), e.original.clone());
+                let key = (e.prefix.to_string(), e.original.to_string());
                 if let Some(p) = self.by_value.get(&key) {
                     return p.clone();
                 }
-                let n = self.counters.entry(e.prefix.clone()).or_insert(0);
+                let n = self.counters.entry(e.prefix.to_string()).or_insert(0);
                 *n += 1;
-                let p = placeholder::format(&e.prefix, *n);
+                let p = placeholder::format(e.prefix, *n);
                 self.by_value.insert(key, p.clone());
                 p
             })
