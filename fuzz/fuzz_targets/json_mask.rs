@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(data)
         );
     }
-    let originals: Vec<String> = plan.entries().iter().map(|e| e.original.clone()).collect();
+    let originals: Vec<String> = plan.entries().iter().map(|e| e.original.to_string()).collect();
     let reaches: Vec<_> = plan.entries().iter().map(reach).collect();
     let placeholders = fresh_placeholders(&plan);
     let masked = match plan.finish(&placeholders) {
