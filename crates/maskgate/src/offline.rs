@@ -243,18 +243,15 @@ impl<W: Write + Send> Pipeline<'_, W> {
                 let (parts, recycle) = (&parts, recycle.clone());
                 s.spawn(move || {
                     let mut body = Vec::new();
+                    // Until the reader hangs up: a worker that left early could leave the reader blocked on
+                    // a full channel. After a failure, later blocks are received and dropped unread.
                     loop {
                         let part = match lock(parts).recv() {
                             Ok(p) => p,
                             Err(_) => break,
                         };
-                        let index = part.index;
-                        let bytes = self.work(part, &mut body);
-                        if let Some(b) = bytes {
+                        if let Some(b) = self.work(part, &mut body) {
                             let _ = recycle.send(b);
-                        }
-                        if self.gave_up(index) {
-                            break;
                         }
                     }
                 });
@@ -322,6 +319,9 @@ impl<W: Write + Send> Pipeline<'_, W> {
     /// Masks one block into `body` and writes it in its turn; returns the block's buffer for reuse.
     fn work(&self, part: Part, body: &mut Vec<u8>) -> Option<Vec<u8>> {
         let index = part.index;
+        if self.gave_up(index) {
+            return Some(part.bytes);
+        }
         let text = match std::str::from_utf8(&part.bytes) {
             Ok(t) => t,
             Err(e) => {
@@ -405,9 +405,9 @@ impl<W: Write + Send> Pipeline<'_, W> {
         self.turn.notify_all();
     }
 
-    /// True when a block at or before `index` failed: nothing after it will be written.
+    /// True when a block before `index` failed: this one will not be written.
     fn gave_up(&self, index: usize) -> bool {
-        lock(&self.state).failed.as_ref().is_some_and(|(k, _)| *k <= index)
+        lock(&self.state).failed.as_ref().is_some_and(|(k, _)| *k < index)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The offline CLI, run as a process: `maskgate mask` / `unmask` / `kinds`; and the sidecar reading its intercept
 //! list from a gateway started in-process.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
@@ -159,6 +159,72 @@ fn threads_do_not_change_the_output() {
     let (code, _, err) = maskgate(&["mask", "--threads", "2"], &bad);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("byte {at}")), "{err}");
+
+    // A failure early in a long input ends the run (the reader is not left blocked on a full channel) after
+    // writing the blocks before it, exactly as a good run writes them.
+    bad[at] = b'x';
+    let long = bad.repeat(4);
+    let (code, good, err) = maskgate(&["mask", "--threads", "1"], &long);
+    assert_eq!(code, 0, "{err}");
+    let mut long = long;
+    let at = (3 << 19) + 7;
+    long[at] = 0xff;
+    for t in ["1", "2"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let input = long.clone();
+        std::thread::spawn(move || tx.send(maskgate(&["mask", "--threads", t], &input)));
+        let (code, out, err) = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("maskgate mask ends after an early failure");
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("byte {at}")), "{err}");
+        assert!(
+            !out.is_empty() && good.starts_with(&out),
+            "threads {t}: not the blocks before the failure"
+        );
+        assert!(out.len() < at + (1 << 20), "threads {t}: wrote past the failing block");
+    }
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run() {
+    // `maskgate mask < big | head -c 100`: the write fails (EPIPE) while the reader still has blocks to hand
+    // out; the run must end, with an error, not wait for workers that stopped.
+    let line = "instance i-0123456789abcdef0 in vpc-0a1b2c3d4e5f67890 says hello to everyone here\n";
+    let input = line.repeat((12 << 20) / line.len());
+    for t in ["1", "2"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_maskgate"))
+            .args(["mask", "--threads", t])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("maskgate runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(data.as_bytes());
+        });
+        let mut first = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // stdout is closed here.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("threads {t}: maskgate mask still running after its reader went away");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "threads {t}: {err}");
+        assert!(err.contains("stdout"), "threads {t}: {err}");
+        assert!(first.starts_with(b"instance AWS_EC2_001 in AWS_VPC_001"));
+    }
 }
 
 /// The deployment files (`Dockerfile`, `deploy/`): validated with real tools and run where they can be here.
