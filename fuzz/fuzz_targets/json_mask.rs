@@ -114,9 +114,6 @@ fuzz_target!(|data: &[u8]| {
         .filter(|s| s.skip)
         .map(|s| (s.raw_start, s.raw_end))
         .collect();
-    let inserted: Vec<(usize, usize)> = placeholder::find_all(out)
-        .filter(|&(a, b)| std::str::from_utf8(&out[a..b]).is_ok_and(|p| placeholders.iter().any(|q| q == p)))
-        .collect();
     // Bytes of escape sequences that do not stand for themselves (`n` of `\n`, `u00e9` of `\u00e9`): an original
     // that starts there is not in the string.
     let mut in_escape = vec![false; out.len()];
@@ -134,6 +131,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // Placeholders written, found in the strings as they read decoded: `\u000cAWS_EC2_001` holds the placeholder
+    // after a form feed, though the byte before it is the `c` of the escape.
+    let mut view = out.to_vec();
+    for (i, &e) in in_escape.iter().enumerate() {
+        if e {
+            view[i] = b' ';
+        }
+    }
+    let inserted: Vec<(usize, usize)> = placeholder::find_all(&view)
+        .filter(|&(a, b)| std::str::from_utf8(&out[a..b]).is_ok_and(|p| placeholders.iter().any(|q| q == p)))
+        .collect();
     for (o, reach) in originals.iter().zip(reaches) {
         for needle in [o.as_bytes().to_vec(), escaped(o)] {
             for at in find_all(out, &needle) {
