@@ -1396,6 +1396,10 @@ impl Detector {
     /// slashes).
     fn ipv4_finds(&self, text: &[u8], s: usize, e: usize) -> bool {
         let hay = &text[s..e];
+        // Every match holds three dots: versions (`3.11.4`) and fractions (`3/5`) are done here.
+        if hay.iter().filter(|&&c| c == b'.').count() < 3 {
+            return false;
+        }
         let rule = self.ipv4_rule;
         let mut out = Vec::new();
         self.patterns_with(text, s, e, &mut out, |at| {

@@ -266,9 +266,16 @@ impl Masker {
             // inside a larger word, `a-b` in `data-bucket`) must not hide another it overlaps (`bucket`).
             let index = Needles::new(spread.iter().map(|&i| table.entries[i].original.as_bytes()).collect());
             let mut matches = Vec::new();
+            let mut found: Vec<(usize, usize)> = Vec::new();
             for (si, (seg, _)) in segs.iter().enumerate() {
                 let text = seg.text.as_bytes();
                 let mut extra = Vec::new();
+                // The values found here by start, to tell in one sweep whether a match lies inside one: the
+                // matches come by start too.
+                found.clear();
+                found.extend(per_seg[si].iter().map(|f| (f.start, f.end)));
+                found.sort_unstable();
+                let (mut next_found, mut reach_end) = (0, 0);
                 index.leftmost_longest_where_into(text, &mut matches, |m| {
                     reach[spread[m.needle]] == Reach::Anywhere
                         || ((m.start == 0 || !placeholder::is_word_byte(text[m.start - 1]))
@@ -277,8 +284,13 @@ impl Masker {
                 for m in &matches {
                     let entry = spread[m.needle];
                     let fs = &per_seg[si];
-                    // Part of a value found here: replaced with it.
-                    if fs.iter().any(|f| f.start <= m.start && m.end <= f.end) {
+                    // Part of a value found here: replaced with it. `reach_end` is the furthest end of the
+                    // values that start at or before this match.
+                    while next_found < found.len() && found[next_found].0 <= m.start {
+                        reach_end = reach_end.max(found[next_found].1);
+                        next_found += 1;
+                    }
+                    if next_found > 0 && m.end <= reach_end {
                         continue;
                     }
                     let (mut s, mut e) = (m.start, m.end);

@@ -1,7 +1,7 @@
 //! `maskgate mask`, `maskgate unmask`, `maskgate kinds`: the engine without a network.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
@@ -98,8 +98,10 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let masker = Masker::new(&config).map_err(|e| CliError::Input(format!("configuration: {e}")))?;
     let vault = MemoryVault::new(MemoryVaultConfig::default());
     let mut map = RequestMap::new();
-    // Not locked for the whole run: the text path writes from worker threads (one at a time, in order).
-    let mut out = BufWriter::with_capacity(1 << 20, io::stdout());
+    // Not locked for the whole run: the text path writes from worker threads (one at a time, in order). Not
+    // buffered either: every write is a whole block (ending at a line end, so stdout's line buffer passes it
+    // straight through), and a buffer would only copy it once more.
+    let mut out = io::stdout();
     let mut stdin = io::stdin().lock();
 
     // Placeholders are numbered in input order: plans are assigned one after another, in order.
@@ -322,7 +324,8 @@ impl<W: Write + Send> Pipeline<'_, W> {
         if self.gave_up(index) {
             return Some(part.bytes);
         }
-        let text = match std::str::from_utf8(&part.bytes) {
+        // simdutf8: the same answer as `std::str::from_utf8`, several times faster on mostly-ASCII text.
+        let text = match simdutf8::compat::from_utf8(&part.bytes) {
             Ok(t) => t,
             Err(e) => {
                 let at = part.offset + e.valid_up_to();

@@ -143,7 +143,7 @@ impl MemoryVault {
         let mut shard = lock(self.shard(tenant));
         let shard = &mut *shard;
         let mut out = Vec::with_capacity(entries.len());
-        let mut key = Vec::new();
+        let (mut key, mut ckey) = (Vec::new(), Vec::new());
         for e in entries {
             key_into(&mut key, tenant, Some(e.prefix), e.original);
             shard.stamp += 1;
@@ -160,11 +160,10 @@ impl MemoryVault {
                         shard.remove(&key);
                     }
                     shard.make_room(cap, now, ttl);
-                    let mut ckey = Vec::with_capacity(8 + tenant.len() + e.prefix.len());
                     key_into(&mut ckey, tenant, None, e.prefix);
                     let counter = match shard.counters.get_mut(ckey.as_slice()) {
                         Some(c) => c,
-                        None => shard.counters.entry(ckey.into_boxed_slice()).or_insert(0),
+                        None => shard.counters.entry(ckey.as_slice().into()).or_insert(0),
                     };
                     *counter += 1;
                     let p = maskgate_engine::placeholder::format(e.prefix, *counter);
