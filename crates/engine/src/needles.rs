@@ -21,17 +21,49 @@ const MIN_INDEXED: usize = 7;
 
 pub(crate) struct Needles<'a> {
     needles: Vec<&'a [u8]>,
-    /// One bit per 16-bit gram hash: a cheap first test before the table.
-    bloom: Box<[u64; 1024]>,
+    /// One bit per 16-bit gram hash: a cheap first test before the table (`None` only once dropped).
+    bloom: Option<Box<[u64; 1024]>>,
     /// Open-addressing table of grams: `slots[h] = (gram, first posting + 1)`, 0 = empty.
     slots: Vec<(u32, u32)>,
     shift: u32,
     /// `(needle, offset, next posting + 1)`: the needles holding a gram at an offset, chained.
     postings: Vec<(u32, u32, u32)>,
+    /// How many needles each slot leads to (while building; kept for the next build).
+    chain: Vec<u32>,
     /// Needles shorter than [`MIN_INDEXED`] (or all of them, when the index would be slow).
     short: Short,
     /// Probe eight grams at a time (the CPU has AVX2).
     avx2: bool,
+}
+
+/// The index's tables, kept for the next index built on the same thread: a request (or a block of
+/// `maskgate mask`) builds two, and tables allocated afresh each time cost more in page faults and allocator
+/// work than filling them.
+#[derive(Default)]
+struct Tables {
+    bloom: Option<Box<[u64; 1024]>>,
+    slots: Vec<(u32, u32)>,
+    postings: Vec<(u32, u32, u32)>,
+    chain: Vec<u32>,
+}
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<Tables>> = const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Needles<'_> {
+    fn drop(&mut self) {
+        let tables = Tables {
+            bloom: self.bloom.take(),
+            slots: std::mem::take(&mut self.slots),
+            postings: std::mem::take(&mut self.postings),
+            chain: std::mem::take(&mut self.chain),
+        };
+        // Tables of a huge request are not worth keeping around.
+        if tables.slots.capacity() <= 1 << 16 {
+            SPARE.set(Some(tables));
+        }
+    }
 }
 
 /// The most needles one gram may lead to before the index gives way to an automaton.
@@ -72,12 +104,22 @@ impl<'a> Needles<'a> {
     pub(crate) fn new(needles: Vec<&'a [u8]>) -> Needles<'a> {
         let long = needles.iter().filter(|n| n.len() >= MIN_INDEXED).count();
         let cap = (long * 16).next_power_of_two().max(16);
+        let mut spare = SPARE.take().unwrap_or_default();
+        let mut bloom = spare.bloom.take().unwrap_or_else(|| Box::new([0u64; 1024]));
+        bloom.fill(0);
+        spare.slots.clear();
+        spare.slots.resize(cap, (0, 0));
+        spare.postings.clear();
+        spare.postings.reserve(long * 4);
+        spare.chain.clear();
+        spare.chain.resize(cap, 0);
         let mut t = Needles {
             needles,
-            bloom: Box::new([0u64; 1024]),
-            slots: vec![(0, 0); cap],
+            bloom: Some(bloom),
+            slots: spare.slots,
             shift: 32 - cap.trailing_zeros(),
-            postings: Vec::with_capacity(long * 4),
+            postings: spare.postings,
+            chain: spare.chain,
             short: Short::None,
             #[cfg(target_arch = "x86_64")]
             avx2: std::is_x86_feature_detected!("avx2"),
@@ -86,7 +128,6 @@ impl<'a> Needles<'a> {
         };
         let mut short = Vec::new();
         let mut short_ids = Vec::new();
-        let mut chain = vec![0u32; cap];
         let mut worst = 0;
         for i in 0..t.needles.len() {
             let n = t.needles[i];
@@ -98,25 +139,32 @@ impl<'a> Needles<'a> {
                 continue;
             }
             for r in 0..4 {
-                // The offset of residue `r` whose gram leads to the fewest needles so far.
-                let (slot, g) = (r..=n.len() - 4)
-                    .step_by(4)
-                    .map(|off| {
-                        let g = gram(n, off);
-                        (t.slot(g), g, off)
-                    })
-                    .min_by_key(|&(slot, _, _)| chain[slot])
-                    .map(|(slot, g, off)| {
-                        let head = t.slots[slot].1;
-                        t.postings.push((i as u32, off as u32, head));
-                        (slot, g)
-                    })
-                    .unwrap_or_else(|| unreachable!("a needle of 7 bytes has a gram of every residue"));
+                // The offset of residue `r` whose gram leads to the fewest needles so far. The last one first:
+                // ids share prefixes, not ends, so its gram usually leads nowhere yet and no search is needed.
+                let last = r + (n.len() - 4 - r) / 4 * 4;
+                let g_last = gram(n, last);
+                let s_last = t.slot(g_last);
+                let (slot, g, off) = if t.chain[s_last] == 0 {
+                    (s_last, g_last, last)
+                } else {
+                    (r..=n.len() - 4)
+                        .step_by(4)
+                        .map(|off| {
+                            let g = gram(n, off);
+                            (t.slot(g), g, off)
+                        })
+                        .min_by_key(|&(slot, _, _)| t.chain[slot])
+                        .unwrap_or_else(|| unreachable!("a needle of 7 bytes has a gram of every residue"))
+                };
+                let head = t.slots[slot].1;
+                t.postings.push((i as u32, off as u32, head));
                 t.slots[slot] = (g, t.postings.len() as u32);
-                chain[slot] += 1;
-                worst = worst.max(chain[slot]);
+                t.chain[slot] += 1;
+                worst = worst.max(t.chain[slot]);
                 let b = bloom_bit(g);
-                t.bloom[b >> 6] |= 1 << (b & 63);
+                if let Some(bloom) = t.bloom.as_mut() {
+                    bloom[b >> 6] |= 1 << (b & 63);
+                }
             }
         }
         if worst > MAX_CHAIN {
@@ -134,6 +182,13 @@ impl<'a> Needles<'a> {
             };
         }
         t
+    }
+
+    #[inline(always)]
+    fn bloom(&self) -> &[u64; 1024] {
+        self.bloom
+            .as_deref()
+            .expect("the bloom is only taken when the index is dropped")
     }
 
     /// The slot of gram `g`: its own, or the empty one where it goes.
@@ -154,7 +209,7 @@ impl<'a> Needles<'a> {
     /// when `f` returns false.
     pub(crate) fn occurrences(&self, hay: &[u8], mut f: impl FnMut(Occurrence) -> bool) {
         if !self.postings.is_empty() && hay.len() >= 4 {
-            let bloom = &*self.bloom;
+            let bloom = self.bloom();
             let mut p = 0;
             #[cfg(target_arch = "x86_64")]
             if self.avx2 {
@@ -218,7 +273,7 @@ impl<'a> Needles<'a> {
         use std::arch::x86_64::*;
         let mul = _mm256_set1_epi32(BLOOM_MUL as i32);
         let low5 = _mm256_set1_epi32(31);
-        let words = self.bloom.as_ptr() as *const i32;
+        let words = self.bloom().as_ptr() as *const i32;
         let mut p = 0;
         while p + 32 <= hay.len() {
             // SAFETY: `p + 32 <= hay.len()`; unaligned load.
