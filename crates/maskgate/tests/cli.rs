@@ -121,7 +121,7 @@ fn kinds_lists_the_catalogue() {
 
 #[test]
 fn threads_do_not_change_the_output() {
-    // 3.5 MiB of lines (blocks are 1 MiB) in which values recur across blocks, also without their context.
+    // 3.5 MiB of lines (blocks are 256 KiB) in which values recur across blocks, also without their context.
     let mut input = String::new();
     let mut n = 0u64;
     while input.len() < 7 << 19 {
