@@ -164,6 +164,10 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         maskgate_sidecar::ca::write_private(path, &json)
             .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
     }
+    // The process ends next: freeing the placeholder table entry by entry and the detector's caches took about
+    // 4 % of a run's CPU (perf), for memory the exit returns anyway.
+    std::mem::forget(vault);
+    std::mem::forget(masker);
     Ok(())
 }
 
