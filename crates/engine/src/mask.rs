@@ -111,6 +111,21 @@ enum Reach {
     None,
 }
 
+impl Reach {
+    /// Whether an occurrence at `text[start..end]` is one this reach covers: propagation masks it, and the
+    /// leak check fails on it.
+    fn covers(self, text: &[u8], start: usize, end: usize) -> bool {
+        match self {
+            Reach::Anywhere => true,
+            Reach::Word => {
+                (start == 0 || !placeholder::is_word_byte(text[start - 1]))
+                    && (end == text.len() || !placeholder::is_word_byte(text[end]))
+            }
+            Reach::None => false,
+        }
+    }
+}
+
 #[derive(Default)]
 struct EntryTable<'a> {
     /// Original → its first entry's kind and index (looked up without allocating); the entries of the same
@@ -277,9 +292,7 @@ impl Masker {
                 found.sort_unstable();
                 let (mut next_found, mut reach_end) = (0, 0);
                 index.leftmost_longest_where_into(text, &mut matches, |m| {
-                    reach[spread[m.needle]] == Reach::Anywhere
-                        || ((m.start == 0 || !placeholder::is_word_byte(text[m.start - 1]))
-                            && (m.end == text.len() || !placeholder::is_word_byte(text[m.end])))
+                    reach[spread[m.needle]].covers(text, m.start, m.end)
                 });
                 for m in &matches {
                     let entry = spread[m.needle];
@@ -531,12 +544,11 @@ fn leak_check(
             continue;
         }
         owner.push(i);
-        if e.original.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Escaping changes the text exactly when it has a byte that does not stand for itself.
+        if json::plain_run(e.original.as_bytes()) < e.original.len() {
             let mut esc = Vec::new();
             json::escape_into(&e.original, &mut esc);
-            if esc != e.original.as_bytes() {
-                escaped.push((i, esc));
-            }
+            escaped.push((i, esc));
         }
     }
     if owner.is_empty() {
@@ -552,10 +564,7 @@ fn leak_check(
     let index = Needles::new(needles);
     let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
     index.occurrences(out, |m| {
-        let entry = owner[m.needle];
-        let bounded = (m.start == 0 || !placeholder::is_word_byte(out[m.start - 1]))
-            && (m.end == out.len() || !placeholder::is_word_byte(out[m.end]));
-        if reach[entry] == Reach::Word && !bounded {
+        if !reach[owner[m.needle]].covers(out, m.start, m.end) {
             return true;
         }
         let k = skipped.partition_point(|&(a, _)| a <= m.start);

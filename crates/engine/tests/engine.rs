@@ -56,6 +56,16 @@ fn mask_json(body: &str) -> Masked {
     Numbering::default().finish(m.plan_json(body.as_bytes()).expect("valid json"))
 }
 
+/// Masks `text`, checks that unmasking the output with the request's map gives `text` back, and returns the
+/// output.
+fn mask_round_trip(text: &str) -> String {
+    let m = mask_text(text);
+    let out = String::from_utf8(m.body).unwrap();
+    let mut st = maskgate_engine::UnmaskStats::default();
+    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text, "via {out}");
+    out
+}
+
 /// `(input, [(kind, value)])`: what must be found, exactly.
 const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     // Credentials and principals
@@ -646,11 +656,7 @@ fn an_original_inside_our_placeholders_is_not_a_leak() {
 #[test]
 fn fuzz_leak_check_ignores_the_placeholders_it_wrote() {
     let text = "AWS_EC2_001 is not i-0abc123def4567890";
-    let m = mask_text(text);
-    let out = String::from_utf8(m.body.clone()).unwrap();
-    assert_eq!(out, "AWS_LITERAL_001 is not AWS_EC2_001");
-    let mut st = maskgate_engine::UnmaskStats::default();
-    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    assert_eq!(mask_round_trip(text), "AWS_LITERAL_001 is not AWS_EC2_001");
 
     let body = r#"{"messages":[{"content":"i-0abc123def4567890\n\"AWS_EC2_001\""}],"model":"AWS_EC2_001"}"#;
     let m = mask_json(body);
@@ -750,10 +756,7 @@ fn fuzz_ipv6_never_part_of_a_larger_word() {
         [("ipv6".to_string(), "2600:1f18::1".to_string())]
     );
     let text = "the incide가2600:1f18::1y-data-bucket, 2600:1f18::1";
-    let m = mask_text(text);
-    let mut st = maskgate_engine::UnmaskStats::default();
-    let out = String::from_utf8(m.body.clone()).unwrap();
-    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    mask_round_trip(text);
 }
 
 /// fuzz `detect`: masking text must not refuse it. An occurrence of an original that overlaps a value found
@@ -766,10 +769,7 @@ fn fuzz_text_masking_does_not_refuse_overlaps() {
         "X-Amz-Credential==A\u{fffd}KA",
         "X-Amz-Credential=A\u{fffd}KIAIOSFODNN7EXAMPLE Amz",
     ] {
-        let m = mask_text(text);
-        let out = String::from_utf8(m.body.clone()).unwrap();
-        let mut st = maskgate_engine::UnmaskStats::default();
-        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text, "via {out}");
+        mask_round_trip(text);
     }
     // `b=` is a plain-word name: it is masked where its key names it and does not spread (see `Reach`).
     assert_eq!(mask_text("gluejob=b=").body, b"gluejob=AWS_GLUE_JOB_001");
@@ -781,14 +781,10 @@ fn fuzz_text_masking_does_not_refuse_overlaps() {
 #[test]
 fn fuzz_placeholder_literals_after_dash_or_dot_are_masked() {
     let text = "see -AWS_ACCOUNT_001- and x.AWS_EC2_001, account 111122223333, i-0abc123def4567890";
-    let m = mask_text(text);
-    let out = String::from_utf8(m.body.clone()).unwrap();
     assert_eq!(
-        out,
+        mask_round_trip(text),
         "see -AWS_LITERAL_001- and x.AWS_LITERAL_002, account AWS_ACCOUNT_001, AWS_EC2_001"
     );
-    let mut st = maskgate_engine::UnmaskStats::default();
-    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
 }
 
 /// fuzz `detect`: `X-Amz-Credential=` followed by `-`, `=A` or a stub cut by a non-ASCII byte is no credential;
@@ -807,10 +803,7 @@ fn fuzz_presigned_values_are_credentials() {
             found(&d, text).iter().all(|(k, _)| k != "presigned_credential"),
             "{text}"
         );
-        let m = mask_text(text);
-        let mut st = maskgate_engine::UnmaskStats::default();
-        let out = String::from_utf8(m.body.clone()).unwrap();
-        assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+        mask_round_trip(text);
     }
     assert_eq!(
         found(&d, "?X-Amz-Signature=abc123&x"),
@@ -842,11 +835,10 @@ fn fuzz_unicode_escapes_are_four_hex_digits() {
 fn fuzz_glued_occurrences_are_masked_together() {
     let arn = "arn:aws:iam::123456789012:role/Admin";
     let text = format!("{arn} {arn}{arn}--x x{arn}{arn}{arn}--x");
-    let m = mask_text(&text);
-    let out = String::from_utf8(m.body.clone()).unwrap();
-    assert_eq!(out, "AWS_IAM_ROLE_001 AWS_IAM_ROLE_002 AWS_IAM_ROLE_003");
-    let mut st = maskgate_engine::UnmaskStats::default();
-    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
+    assert_eq!(
+        mask_round_trip(&text),
+        "AWS_IAM_ROLE_001 AWS_IAM_ROLE_002 AWS_IAM_ROLE_003"
+    );
 }
 
 /// fuzz `detect` (crash-f8e506c7…, and `gluejob=ob=`): how far a found value reaches is a rule, not a leak. A
@@ -872,12 +864,8 @@ fn fuzz_short_values_reach_only_words_of_their_own() {
 #[test]
 fn fuzz_occurrences_out_of_reach_hide_nothing() {
     let text = "s3://bucket and rds a-b: data-bucket";
-    let m = mask_text(text);
-    let out = String::from_utf8(m.body.clone()).unwrap();
     assert_eq!(
-        out,
+        mask_round_trip(text),
         "s3://AWS_S3_BUCKET_001 and rds AWS_RDS_001: data-AWS_S3_BUCKET_001"
     );
-    let mut st = maskgate_engine::UnmaskStats::default();
-    assert_eq!(maskgate_engine::unmask_text(&out, &m.map, &mut st), text);
 }

@@ -761,10 +761,7 @@ async fn proxy(
         .iter()
         .chain(query_plan.iter())
         .flat_map(|p| p.entries())
-        .map(|e| Entry {
-            prefix: e.prefix,
-            original: e.original.as_ref(),
-        })
+        .map(Entry::from)
         .collect();
     let placeholders: Vec<String> = if entries.is_empty() {
         Vec::new()

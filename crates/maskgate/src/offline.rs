@@ -107,33 +107,14 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let mut out = io::stdout();
     let mut stdin = io::stdin().lock();
 
-    // Placeholders are numbered in input order: plans are assigned one after another, in order.
-    let assign = |plan: &Plan| -> Result<Vec<String>, CliError> {
-        let entries: Vec<Entry> = plan
-            .entries()
-            .iter()
-            .map(|e| Entry {
-                prefix: e.prefix,
-                original: &e.original,
-            })
-            .collect();
-        vault
-            .assign_now(&args.tenant, &entries)
-            .map_err(|e| CliError::Io(e.to_string()))
-    };
-    let finish = |plan: Plan, placeholders: &[String]| {
-        plan.finish(placeholders)
-            .map_err(|e| CliError::Io(format!("masking failed: {e}")))
-    };
-
     if args.json {
         let mut body = Vec::new();
         stdin.read_to_end(&mut body).map_err(io_err("stdin"))?;
         let plan = masker
             .plan_json(&body)
             .map_err(|e| CliError::Input(format!("stdin: {e}")))?;
-        let placeholders = assign(&plan)?;
-        let masked = finish(plan, &placeholders)?;
+        let placeholders = assign(&vault, &args.tenant, &plan)?;
+        let masked = plan.finish(&placeholders).map_err(masking_failed)?;
         out.write_all(&masked.body).map_err(io_err("stdout"))?;
         map.extend(masked.map);
     } else {
@@ -172,26 +153,37 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Where the block that starts at `p` ends: after the last line end in the next [`BLOCK`] bytes; a longer line
+/// The placeholders of a plan's values, from the vault in one call.
+fn assign(vault: &MemoryVault, tenant: &str, plan: &Plan) -> Result<Vec<String>, CliError> {
+    let entries: Vec<Entry> = plan.entries().iter().map(Entry::from).collect();
+    vault
+        .assign_now(tenant, &entries)
+        .map_err(|e| CliError::Io(e.to_string()))
+}
+
+fn masking_failed(e: maskgate_engine::MaskError) -> CliError {
+    CliError::Io(format!("masking failed: {e}"))
+}
+
+/// Where the block at the start of `buf` ends: after the last line end in the next [`BLOCK`] bytes; a longer line
 /// ends at its line end, or is cut after its last whitespace (hard, at a character boundary, as a last resort)
 /// when it exceeds [`MAX_CARRY`]. `None` when `buf` does not hold enough to tell.
-fn next_cut(buf: &[u8], p: usize, eof: bool) -> Option<usize> {
-    let rest = &buf[p..];
-    if eof && rest.len() <= BLOCK {
+fn next_cut(buf: &[u8], eof: bool) -> Option<usize> {
+    if eof && buf.len() <= BLOCK {
         return Some(buf.len());
     }
-    if rest.len() < BLOCK {
+    if buf.len() < BLOCK {
         return None;
     }
-    if let Some(nl) = memchr::memrchr(b'\n', &rest[..BLOCK]) {
-        return Some(p + nl + 1);
+    if let Some(nl) = memchr::memrchr(b'\n', &buf[..BLOCK]) {
+        return Some(nl + 1);
     }
-    let far = rest.len().min(MAX_CARRY);
-    if let Some(nl) = memchr::memchr(b'\n', &rest[BLOCK..far]) {
-        return Some(p + BLOCK + nl + 1);
+    let far = buf.len().min(MAX_CARRY);
+    if let Some(nl) = memchr::memchr(b'\n', &buf[BLOCK..far]) {
+        return Some(BLOCK + nl + 1);
     }
-    if rest.len() >= MAX_CARRY {
-        let line = &rest[..MAX_CARRY];
+    if buf.len() >= MAX_CARRY {
+        let line = &buf[..MAX_CARRY];
         let cut = match line.iter().rposition(|c| c.is_ascii_whitespace()) {
             Some(ws) => ws + 1,
             // Back to the start of the character the cut would split.
@@ -201,7 +193,7 @@ fn next_cut(buf: &[u8], p: usize, eof: bool) -> Option<usize> {
                 .filter(|&i| i > 0)
                 .unwrap_or(MAX_CARRY),
         };
-        return Some(p + cut);
+        return Some(cut);
     }
     if eof {
         return Some(buf.len());
@@ -225,6 +217,13 @@ struct Turns {
     next_write: usize,
     /// The failure of the earliest block that failed: blocks after it are dropped, blocks before it finish.
     failed: Option<(usize, CliError)>,
+}
+
+impl Turns {
+    /// True when a block before `index` failed: that one is dropped.
+    fn failed_before(&self, index: usize) -> bool {
+        self.failed.as_ref().is_some_and(|(k, _)| *k < index)
+    }
 }
 
 /// `maskgate mask` on text: a reader cuts the input into blocks, workers detect and rewrite them in parallel,
@@ -298,7 +297,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
             }
             // Blocks are cut by a rule that depends neither on the number of threads nor on read sizes, so
             // neither changes the output.
-            let cut = match next_cut(&buf, 0, eof) {
+            let cut = match next_cut(&buf, eof) {
                 Some(c) if c > 0 => c,
                 _ if eof => return Ok(()),
                 _ => {
@@ -345,27 +344,18 @@ impl<W: Write + Send> Pipeline<'_, W> {
         if !self.wait_turn(index, |t| t.next_assign) {
             return None;
         }
-        let entries: Vec<Entry> = plan
-            .entries()
-            .iter()
-            .map(|e| Entry {
-                prefix: e.prefix,
-                original: &e.original,
-            })
-            .collect();
-        let assigned = self.vault.assign_now(self.tenant, &entries);
-        drop(entries);
+        let assigned = assign(self.vault, self.tenant, &plan);
         self.pass_turn(|t| &mut t.next_assign);
         let placeholders = match assigned {
             Ok(p) => p,
             Err(e) => {
-                self.fail(index, CliError::Io(e.to_string()));
+                self.fail(index, e);
                 return None;
             }
         };
         let mut part_map = self.keep_map.then(RequestMap::new);
         if let Err(e) = plan.finish_into(&placeholders, body, part_map.as_mut()) {
-            self.fail(index, CliError::Io(format!("masking failed: {e}")));
+            self.fail(index, masking_failed(e));
             return None;
         }
         if !self.wait_turn(index, |t| t.next_write) {
@@ -390,7 +380,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
     fn wait_turn(&self, index: usize, turn: impl Fn(&Turns) -> usize) -> bool {
         let mut t = lock(&self.state);
         loop {
-            if t.failed.as_ref().is_some_and(|(k, _)| *k < index) {
+            if t.failed_before(index) {
                 return false;
             }
             if turn(&t) == index {
@@ -417,7 +407,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
 
     /// True when a block before `index` failed: this one will not be written.
     fn gave_up(&self, index: usize) -> bool {
-        lock(&self.state).failed.as_ref().is_some_and(|(k, _)| *k < index)
+        lock(&self.state).failed_before(index)
     }
 }
 

@@ -43,6 +43,16 @@ pub struct Entry<'a> {
     pub original: &'a str,
 }
 
+impl<'a> From<&'a maskgate_engine::PlanEntry<'_>> for Entry<'a> {
+    /// A value the masker planned: what to ask the vault for.
+    fn from(e: &'a maskgate_engine::PlanEntry<'_>) -> Self {
+        Entry {
+            prefix: e.prefix,
+            original: &e.original,
+        }
+    }
+}
+
 /// Why a vault call failed. Never carries an original value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VaultError {

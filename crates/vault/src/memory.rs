@@ -74,18 +74,21 @@ fn key_into(buf: &mut Vec<u8>, tenant: &str, prefix: Option<&str>, rest: &str) {
     buf.extend_from_slice(rest.as_bytes());
 }
 
-/// The original in a forward key.
-fn original_of(key: &[u8]) -> &str {
-    let tl = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
-    let p = 4 + tl;
-    let pl = u32::from_le_bytes(key[p..p + 4].try_into().expect("4 bytes")) as usize;
-    std::str::from_utf8(&key[p + 4 + pl..]).expect("keys are built from strings")
+/// A length-prefixed field at the start of a key, and the bytes after it.
+fn field(key: &[u8]) -> (&str, &[u8]) {
+    let n = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
+    let s = std::str::from_utf8(&key[4..4 + n]).expect("keys are built from strings");
+    (s, &key[4 + n..])
 }
 
-/// The tenant part of a forward key (its length and bytes).
-fn tenant_part(key: &[u8]) -> &[u8] {
-    let tl = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as usize;
-    &key[..4 + tl]
+/// The tenant and the original of a forward key.
+fn tenant_and_original(key: &[u8]) -> (&str, &str) {
+    let (tenant, rest) = field(key);
+    let (_prefix, original) = field(rest);
+    (
+        tenant,
+        std::str::from_utf8(original).expect("keys are built from strings"),
+    )
 }
 
 impl MemoryVault {
@@ -204,7 +207,7 @@ impl MemoryVault {
                 if now.duration_since(slot.last_used) >= self.config.ttl {
                     return None;
                 }
-                Some(original_of(fkey).to_string())
+                Some(tenant_and_original(fkey).1.to_string())
             })
             .collect()
     }
@@ -213,8 +216,8 @@ impl MemoryVault {
 impl Shard {
     fn remove(&mut self, key: &[u8]) {
         if let Some(slot) = self.forward.remove(key) {
-            let mut rkey = tenant_part(key).to_vec();
-            rkey.extend_from_slice(slot.placeholder.as_bytes());
+            let mut rkey = Vec::new();
+            key_into(&mut rkey, tenant_and_original(key).0, None, &slot.placeholder);
             self.reverse.remove(rkey.as_slice());
         }
     }
@@ -229,18 +232,18 @@ impl Shard {
             }
             let (key, stamp) = (key.clone(), *stamp);
             self.lru.pop_front();
-            let evict = match self.forward.get(&key) {
-                Some(s) if s.stamp == stamp => self.forward.len() >= cap || now.duration_since(s.last_used) >= ttl,
-                // A stale touch: the slot was used again later (or is gone).
-                _ => false,
-            };
-            if evict {
-                self.remove(&key);
-            } else if self.forward.get(&key).is_some_and(|s| s.stamp == stamp) {
+            // `None`: a stale touch (the slot was used again later, or is gone).
+            let current = self.forward.get(&key).filter(|s| s.stamp == stamp).map(|s| s.last_used);
+            match current {
+                Some(last_used) if self.forward.len() >= cap || now.duration_since(last_used) >= ttl => {
+                    self.remove(&key)
+                }
                 // Live, not full, not expired: it stays the oldest.
-                let last_used = self.forward[&key].last_used;
-                self.lru.push_front((key, stamp, last_used));
-                break;
+                Some(last_used) => {
+                    self.lru.push_front((key, stamp, last_used));
+                    break;
+                }
+                None => {}
             }
         }
     }
