@@ -4,7 +4,9 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+/// Starts `maskgate args` with its output piped, and a thread writing `stdin` to it (a write error, when the
+/// process stops reading, is its business).
+fn spawn_fed(args: &[&str], stdin: Vec<u8>) -> (std::process::Child, std::thread::JoinHandle<()>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_maskgate"))
         .args(args)
         .stdin(Stdio::piped())
@@ -13,10 +15,14 @@ fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
         .spawn()
         .expect("maskgate runs");
     let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
+        let _ = input.write_all(&stdin);
     });
+    (child, writer)
+}
+
+fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    let (child, writer) = spawn_fed(args, stdin.to_vec());
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     (
@@ -199,18 +205,7 @@ fn a_reader_that_goes_away_ends_the_run() {
     let line = "instance i-0123456789abcdef0 in vpc-0a1b2c3d4e5f67890 says hello to everyone here\n";
     let input = line.repeat((12 << 20) / line.len());
     for t in ["1", "2"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_maskgate"))
-            .args(["mask", "--threads", t])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("maskgate runs");
-        let mut stdin = child.stdin.take().unwrap();
-        let data = input.clone();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(data.as_bytes());
-        });
+        let (mut child, _writer) = spawn_fed(&["mask", "--threads", t], input.clone().into_bytes());
         let mut first = [0u8; 100];
         child.stdout.take().unwrap().read_exact(&mut first).unwrap();
         // stdout is closed here.
