@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Mask AWS identifiers in stdin and write the result to stdout (streaming, in-memory vault).
+    /// Mask AWS identifiers in stdin and write the result to stdout (streaming; placeholders numbered per run).
     Mask(offline::MaskArgs),
     /// Put the originals back into stdin, using a mappings file written by `mask --mappings`.
     Unmask(offline::UnmaskArgs),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
 use maskgate_engine::{Masker, MaskerConfig, Plan, RequestMap, UnmaskStats};
-use maskgate_vault::{Entry, MemoryVault, MemoryVaultConfig};
 
 /// A failure with a message for the user (never an original value) and an exit code.
 #[derive(Debug)]
@@ -99,7 +98,7 @@ fn load_config(path: &Option<PathBuf>) -> Result<MaskerConfig, CliError> {
 pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
     let masker = Masker::new(&config).map_err(|e| CliError::Input(format!("configuration: {e}")))?;
-    let vault = MemoryVault::new(MemoryVaultConfig::default());
+    let mut numbering = Numbering::default();
     let mut map = RequestMap::new();
     // Not locked for the whole run: the text path writes from worker threads (one at a time, in order). Not
     // buffered either: every write is a whole block (ending at a line end, so stdout's line buffer passes it
@@ -113,7 +112,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         let plan = masker
             .plan_json(&body)
             .map_err(|e| CliError::Input(format!("stdin: {e}")))?;
-        let placeholders = assign(&vault, &args.tenant, &plan)?;
+        let placeholders = numbering.assign(&plan);
         let masked = plan.finish(&placeholders).map_err(masking_failed)?;
         out.write_all(&masked.body).map_err(io_err("stdout"))?;
         map.extend(masked.map);
@@ -123,11 +122,9 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, MAX_THREADS);
         let keep_map = args.mappings.is_some();
-        let tenant = args.tenant.as_str();
         let line = Pipeline {
             masker: &masker,
-            vault: &vault,
-            tenant,
+            numbering: Mutex::new(&mut numbering),
             keep_map,
             state: Mutex::new(Turns::default()),
             turn: Condvar::new(),
@@ -148,17 +145,61 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     }
     // The process ends next: freeing the placeholder table entry by entry and the detector's caches took about
     // 4 % of a run's CPU (perf), for memory the exit returns anyway.
-    std::mem::forget(vault);
+    std::mem::forget(numbering);
     std::mem::forget(masker);
     Ok(())
 }
 
-/// The placeholders of a plan's values, from the vault in one call.
-fn assign(vault: &MemoryVault, tenant: &str, plan: &Plan) -> Result<Vec<String>, CliError> {
-    let entries: Vec<Entry> = plan.entries().iter().map(Entry::from).collect();
-    vault
-        .assign_now(tenant, &entries)
-        .map_err(|e| CliError::Io(e.to_string()))
+/// The placeholder table of one `maskgate mask` run: the same value of the same kind gets the same placeholder
+/// throughout the input, numbered per kind in order of first appearance — what the gateway's vault does for a
+/// tenant, without what a long-lived shared store needs (a TTL, a bound with eviction, a reverse index, keys
+/// spelling out the tenant). A run is one process: nothing expires, and nothing may be evicted, or a value seen
+/// again after its eviction would come out under a second placeholder. Memory grows with the distinct values
+/// (the value and a number each); the mappings file holds all of them anyway.
+#[derive(Default)]
+struct Numbering {
+    /// One per placeholder prefix (one per kind: a few dozen).
+    kinds: Vec<KindNumbers>,
+}
+
+struct KindNumbers {
+    prefix: Box<str>,
+    /// The values numbered so far, and their numbers.
+    values: foldhash::HashMap<Box<str>, u64>,
+    /// The last number handed out.
+    last: u64,
+}
+
+impl Numbering {
+    /// The placeholders of a plan's values, in the order of its entries.
+    fn assign(&mut self, plan: &Plan) -> Vec<String> {
+        plan.entries()
+            .iter()
+            .map(|e| {
+                let k = match self.kinds.iter().position(|k| *k.prefix == *e.prefix) {
+                    Some(k) => k,
+                    None => {
+                        self.kinds.push(KindNumbers {
+                            prefix: e.prefix.into(),
+                            values: Default::default(),
+                            last: 0,
+                        });
+                        self.kinds.len() - 1
+                    }
+                };
+                let kind = &mut self.kinds[k];
+                let n = match kind.values.get(&*e.original) {
+                    Some(&n) => n,
+                    None => {
+                        kind.last += 1;
+                        kind.values.insert(e.original.as_ref().into(), kind.last);
+                        kind.last
+                    }
+                };
+                maskgate_engine::placeholder::format(&kind.prefix, n)
+            })
+            .collect()
+    }
 }
 
 fn masking_failed(e: maskgate_engine::MaskError) -> CliError {
@@ -232,8 +273,7 @@ impl Turns {
 /// detection; memory stays bounded by the blocks in flight.
 struct Pipeline<'a, W: Write> {
     masker: &'a Masker,
-    vault: &'a MemoryVault,
-    tenant: &'a str,
+    numbering: Mutex<&'a mut Numbering>,
     keep_map: bool,
     state: Mutex<Turns>,
     turn: Condvar,
@@ -344,15 +384,8 @@ impl<W: Write + Send> Pipeline<'_, W> {
         if !self.wait_turn(index, |t| t.next_assign) {
             return None;
         }
-        let assigned = assign(self.vault, self.tenant, &plan);
+        let placeholders = lock(&self.numbering).assign(&plan);
         self.pass_turn(|t| &mut t.next_assign);
-        let placeholders = match assigned {
-            Ok(p) => p,
-            Err(e) => {
-                self.fail(index, e);
-                return None;
-            }
-        };
         let mut part_map = self.keep_map.then(RequestMap::new);
         if let Err(e) = plan.finish_into(&placeholders, body, part_map.as_mut()) {
             self.fail(index, masking_failed(e));

@@ -117,6 +117,26 @@ fn large_input_streams_in_blocks() {
 }
 
 #[test]
+fn numbering_holds_over_many_distinct_values() {
+    // More distinct values than the gateway's vault keeps per tenant (it evicts); one run keeps them all, so the
+    // first value, seen again at the end, comes back under its first placeholder.
+    let n = 70_000u64;
+    let mut input = String::new();
+    for k in 0..n {
+        input.push_str(&format!("instance i-{k:017x} is up\n"));
+    }
+    input.push_str("instance i-00000000000000000 is up\n");
+    let (code, out, err) = maskgate(&["mask", "--threads", "2"], input.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len() as u64, n + 1);
+    assert_eq!(lines[0], "instance AWS_EC2_001 is up");
+    assert_eq!(lines[n as usize], lines[0]);
+    assert_eq!(lines[n as usize - 1], format!("instance AWS_EC2_{n} is up"));
+}
+
+#[test]
 fn kinds_lists_the_catalogue() {
     let (code, out, _) = maskgate(&["kinds"], b"");
     assert_eq!(code, 0);
