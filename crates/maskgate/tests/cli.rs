@@ -1,7 +1,7 @@
 //! The offline CLI, run as a process: `maskgate mask` / `unmask` / `kinds`; and the sidecar reading its intercept
 //! list from a gateway started in-process.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::process::{Command, Stdio};
 
 /// Starts `maskgate args` with its output piped, and a thread writing `stdin` to it (a write error, when the
@@ -143,6 +143,56 @@ fn kinds_lists_the_catalogue() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.lines().count() >= 51);
     assert!(out.contains("ec2_instance") && out.contains("AWS_EC2"));
+}
+
+#[test]
+fn regular_file_stdin_is_read_in_place() {
+    // A regular-file stdin is mapped instead of read: the same blocks, so the same output, from where stdin's
+    // offset stands, which is left at the end. Short lines, one longer than a block, values recurring across
+    // blocks, no final line end.
+    let mut input = String::new();
+    let mut n = 0u64;
+    while input.len() < 3 << 20 {
+        input.push_str(&format!(
+            "vm i-{:08x} of account 1234567{:05} at 10.1.{}.{}\n",
+            n % 4099,
+            n % 977,
+            n % 200,
+            n % 250
+        ));
+        if n == 9000 {
+            input.push_str(&format!("long line: {}\n", "sg-0123abcd word ".repeat(20_000)));
+        }
+        n += 1;
+    }
+    input.push_str("last line i-0abc1234 without an end");
+    let path = tmp("mapped-input.txt");
+    std::fs::write(&path, &input).unwrap();
+    let run = |skip: u64| {
+        let mut file = std::fs::File::open(&path).unwrap();
+        file.seek(std::io::SeekFrom::Start(skip)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
+            .args(["mask", "--threads", "2"])
+            .stdin(Stdio::from(file.try_clone().unwrap()))
+            .output()
+            .expect("maskgate runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            file.stream_position().unwrap(),
+            input.len() as u64,
+            "stdin's offset is left at the end"
+        );
+        out.stdout
+    };
+    for skip in [0, 100_003] {
+        let (code, piped, err) = maskgate(&["mask", "--threads", "2"], &input.as_bytes()[skip..]);
+        assert_eq!(code, 0, "{err}");
+        assert!(piped.windows(8).any(|w| w == b"AWS_EC2_"), "nothing masked");
+        assert!(
+            run(skip as u64) == piped,
+            "a mapped stdin (from byte {skip}) gave other output than a pipe"
+        );
+    }
 }
 
 #[test]
