@@ -1450,14 +1450,14 @@ impl Detector {
         // Never a part of a larger token: `my-subnet-1a2b3c4d`, `x.i-…`.
         let dash_before = prev == b'-';
         match self.posts[pattern] {
-            Post::Fixed(kind) if kind == kinds::id("placeholder_literal") => {
+            Post::Fixed(kind) if kind == kid!("placeholder_literal") => {
                 // Exactly the response side's grammar: whatever it would resolve, the request must mask.
                 Some((kind, ms, me))
             }
             Post::Fixed(kind) => {
                 // Placeholder-shaped text is masked wherever unmasking would take it for a placeholder, that is
                 // between any two non-word bytes (`-AWS_EC2_001-`, `x.AWS_EC2_001`): else it could be resolved.
-                let literal = kind == kinds::id("placeholder_literal");
+                let literal = kind == kid!("placeholder_literal");
                 if (!literal && (dash_before || prev == b'.')) || is_word(next) {
                     return None;
                 }
@@ -1712,12 +1712,14 @@ fn is_flag_like(v: &[u8]) -> bool {
     v.starts_with(b"-")
 }
 
-/// CLI flags whose normalized name is not also a JSON key of [`KEYED`].
+/// CLI flags whose normalized name is not also a JSON key of [`KEYED`] (all name account ids).
+const FLAG_ALIASES: &[&str] = &["accountids", "targetaccountids"];
+
 fn flag_alias(norm: &[u8]) -> Option<(KindId, ValueShape)> {
-    match norm {
-        b"accountids" | b"targetaccountids" => Some((kinds::id("account_id"), ValueShape::Ambiguous(Shape::Account))),
-        _ => None,
-    }
+    FLAG_ALIASES
+        .iter()
+        .any(|a| a.as_bytes() == norm)
+        .then_some((kid!("account_id"), ValueShape::Ambiguous(Shape::Account)))
 }
 
 fn percent_decode(s: &[u8]) -> Vec<u8> {

@@ -200,7 +200,8 @@ pub type KindId = u16;
 
 /// Looks a built-in kind up by name.
 pub fn builtin_id(name: &str) -> Option<KindId> {
-    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, KindId>> = std::sync::OnceLock::new();
+    // foldhash, not SipHash: the detector looks kinds up by name per match (resource ids, ARNs).
+    static INDEX: std::sync::OnceLock<foldhash::HashMap<&'static str, KindId>> = std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| {
         BUILTIN
             .iter()

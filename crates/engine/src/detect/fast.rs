@@ -1130,8 +1130,12 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
         }
         m
     };
-    match raw.iter().rfind(|c| c.is_ascii_alphanumeric()) {
-        Some(&c) if c.is_ascii_alphabetic() && LAST >> ((c | 0x20) - b'a') & 1 != 0 => {}
+    let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
+    match (tail.next(), tail.next()) {
+        (Some(&l), Some(&p))
+            if l.is_ascii_alphabetic()
+                && LAST >> ((l | 0x20) - b'a') & 1 != 0
+                && KEY_TAILS[pair_index(p)] >> pair_index(l) & 1 != 0 => {}
         _ => return false,
     }
     // The normalized key, from its end: at most 24 bytes (the longest exact key has 20).
@@ -1149,21 +1153,51 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
         }
     }
     let norm = &buf[buf.len() - len..];
-    (!longer && (exact_keys()[len].contains(&norm) || flag_alias(norm).is_some()))
+    (!longer && exact_keys().contains(norm))
         || TEXT_KEY_SUFFIXES
             .iter()
             .any(|(s, _, _)| s.as_bytes().last() == norm.last() && norm.ends_with(s.as_bytes()))
 }
 
-/// The keys of [`KEYED`], by length.
-fn exact_keys() -> &'static [Vec<&'static [u8]>; 25] {
-    static KEYS: std::sync::OnceLock<[Vec<&'static [u8]>; 25]> = std::sync::OnceLock::new();
+/// The last two characters of every key [`key_known`] knows (exact keys, flag aliases, text-key suffixes; all
+/// of two or more): bit `pair_index(last)` of row `pair_index(second to last)`. Most tokens are turned away by it
+/// before they are normalized and compared.
+static KEY_TAILS: [u64; 36] = {
+    const fn add(t: &mut [u64; 36], w: &[u8]) {
+        assert!(
+            w.len() >= 2,
+            "a key of one character would pass key_known without a tail"
+        );
+        t[pair_index(w[w.len() - 2])] |= 1 << pair_index(w[w.len() - 1]);
+    }
+    let mut t = [0u64; 36];
+    let mut i = 0;
+    while i < KEYED.len() {
+        add(&mut t, KEYED[i].0.as_bytes());
+        i += 1;
+    }
+    let mut i = 0;
+    while i < FLAG_ALIASES.len() {
+        add(&mut t, FLAG_ALIASES[i].as_bytes());
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TEXT_KEY_SUFFIXES.len() {
+        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes());
+        i += 1;
+    }
+    t
+};
+
+/// The keys of [`KEYED`] and [`FLAG_ALIASES`].
+fn exact_keys() -> &'static foldhash::HashSet<&'static [u8]> {
+    static KEYS: std::sync::OnceLock<foldhash::HashSet<&'static [u8]>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut t: [Vec<&'static [u8]>; 25] = Default::default();
-        for k in KEYED.iter().map(|(k, _, _)| k.as_bytes()) {
-            t[k.len()].push(k);
-        }
-        t
+        KEYED
+            .iter()
+            .map(|(k, _, _)| k.as_bytes())
+            .chain(FLAG_ALIASES.iter().map(|a| a.as_bytes()))
+            .collect()
     })
 }
 
@@ -1297,29 +1331,21 @@ mod tests {
         }
     }
 
-    /// `KEY_LAST` holds the last letter of every key.
+    /// `KEY_LAST` holds the last letter of every key, `KEY_TAILS` its last two characters: every key
+    /// `key_known` must know passes both first tests, also as a raw token (`My-gluejob:`).
     #[test]
     fn key_last_letters() {
         let mut keys: Vec<&str> = KEYED.iter().map(|(k, _, _)| *k).collect();
-        keys.extend(["accountids", "targetaccountids"]);
-        keys.extend([
-            "bucket",
-            "rdsinstance",
-            "dbinstance",
-            "rdscluster",
-            "redshift",
-            "redshiftcluster",
-            "elasticache",
-            "elasticachecluster",
-            "gluejob",
-            "lambdafunction",
-            "dynamodbtable",
-            "eksclustername",
-            "ecsclustername",
-            "stackname",
-        ]);
+        keys.extend(FLAG_ALIASES);
+        keys.extend(TEXT_KEY_SUFFIXES.iter().map(|(k, _, _)| *k));
+        keys.extend(
+            TEXT_KEY_SUFFIXES
+                .iter()
+                .map(|(k, _, _)| format!("My-{k}:").leak() as &str),
+        );
         for k in keys {
-            assert!(KEY_LAST.contains(k.as_bytes().last().unwrap()), "{k}");
+            let last = k.bytes().rev().find(u8::is_ascii_alphanumeric).unwrap();
+            assert!(KEY_LAST.contains(&last), "{k}");
             assert!(key_known(k.as_bytes()), "{k}");
         }
     }
