@@ -115,7 +115,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         let plan = masker
             .plan_json(&body)
             .map_err(|e| CliError::Input(format!("stdin: {e}")))?;
-        let placeholders = numbering.assign(&plan);
+        let placeholders = placeholders(&plan, &numbering.number(&plan));
         let masked = plan.finish(&placeholders).map_err(masking_failed)?;
         out.write_all(&masked.body).map_err(io_err("stdout"))?;
         map.extend(masked.map);
@@ -179,8 +179,8 @@ struct KindNumbers {
 }
 
 impl Numbering {
-    /// The placeholders of a plan's values, in the order of its entries.
-    fn assign(&mut self, plan: &Plan) -> Vec<String> {
+    /// The numbers of a plan's values, in the order of its entries: the only step that must follow the input.
+    fn number(&mut self, plan: &Plan) -> Vec<u64> {
         plan.entries()
             .iter()
             .map(|e| {
@@ -196,18 +196,26 @@ impl Numbering {
                     }
                 };
                 let kind = &mut self.kinds[k];
-                let n = match kind.values.get(&*e.original) {
+                match kind.values.get(&*e.original) {
                     Some(&n) => n,
                     None => {
                         kind.last += 1;
                         kind.values.insert(e.original.as_ref().into(), kind.last);
                         kind.last
                     }
-                };
-                maskgate_engine::placeholder::format(&kind.prefix, n)
+                }
             })
             .collect()
     }
+}
+
+/// The placeholders of a plan's values, from their numbers (formatted outside the numbering's turn).
+fn placeholders(plan: &Plan, numbers: &[u64]) -> Vec<String> {
+    plan.entries()
+        .iter()
+        .zip(numbers)
+        .map(|(e, &n)| maskgate_engine::placeholder::format(e.prefix, n))
+        .collect()
 }
 
 fn masking_failed(e: maskgate_engine::MaskError) -> CliError {
@@ -511,8 +519,9 @@ impl<W: Write + Send> Pipeline<'_, W> {
         if !self.wait_turn(index, |t| t.next_assign) {
             return None;
         }
-        let placeholders = lock(&self.numbering).assign(&plan);
+        let numbers = lock(&self.numbering).number(&plan);
         self.pass_turn(|t| &mut t.next_assign);
+        let placeholders = placeholders(&plan, &numbers);
         let mut part_map = self.keep_map.then(RequestMap::new);
         if let Err(e) = plan.finish_into(&placeholders, body, part_map.as_mut()) {
             self.fail(index, masking_failed(e));
