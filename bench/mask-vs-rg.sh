@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `maskgate mask` end to end against `rg --count-matches` with a comparable pattern set (issue 2's speed target:
 # mask ≥ 2× rg), on the same generated file, interleaved rounds; prints the median wall time of each and the ratio.
-# usage: bench/mask-vs-rg.sh [MB] [ROUNDS]    (release build; MASKGATE_BIN for another binary; KEEP=1 keeps the file)
+# usage: bench/mask-vs-rg.sh [MB] [ROUNDS]    (release build; MASKGATE_BIN for another binary; KEEP=1 keeps the file;
+#        MASKGATE_BASE=/path/to/older/maskgate adds its `mask` to every round, for a side-by-side comparison)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 mb=${1:-64}; rounds=${2:-7}
@@ -21,6 +22,7 @@ for _ in $(seq "$rounds"); do
     echo "mask $(wall "$bin" mask < "$input")"
     echo "mask1 $(wall "$bin" mask --threads 1 < "$input")"
     echo "rg $(wall rg --count-matches -f "$repo/bench/rg-patterns.txt" "$input")"
+    if [ -n "${MASKGATE_BASE:-}" ]; then echo "base $(wall "$MASKGATE_BASE" mask < "$input")"; fi
 done | python3 -c '
 import sys, statistics as st, collections
 d = collections.defaultdict(list)
@@ -28,9 +30,13 @@ for line in sys.stdin:
     k, v = line.split(); d[k].append(float(v))
 m = {k: st.median(v) for k, v in d.items()}
 mb = float(sys.argv[1])
-for k in ("mask", "mask1", "rg"):
+for k in ("mask", "mask1", "rg", "base"):
+    if k not in m: continue
     print(f"{k:6} median {m[k]:.3f} s = {mb * 1048576 / m[k] / 1e6:.0f} MB/s   all: {sorted(round(x, 3) for x in d[k])}")
 r, r1 = m["rg"] / m["mask"], m["rg"] / m["mask1"]
 print(f"speed of mask (all CPUs) / rg: {r:.2f}x   mask --threads 1 / rg: {r1:.2f}x")
+if "base" in m:
+    rb = m["rg"] / m["base"]
+    print(f"base mask (all CPUs) / rg: {rb:.2f}x")
 ' "$mb"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), CPUs: $(nproc)"
