@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
 use crate::kinds::KindId;
-use crate::needles::Needles;
+use crate::needles::{Detached, Needles};
 use crate::placeholder;
 use crate::resolve::RequestMap;
 
@@ -98,6 +98,9 @@ pub struct Plan<'a> {
     reach: Vec<Reach>,
     /// A JSON body (escape sequences in its strings are not text).
     json: bool,
+    /// The propagation's needle index and the entries it was built on, for the leak check to reuse when it
+    /// looks for the same originals.
+    index: Option<(Detached, Vec<usize>)>,
 }
 
 /// How far a found value reaches beyond where it was found.
@@ -275,6 +278,7 @@ impl Masker {
             .map(|(e, &k)| self.reach(k, &e.original))
             .collect();
         let spread: Vec<usize> = (0..table.entries.len()).filter(|&i| reach[i] != Reach::None).collect();
+        let mut kept = None;
         if !spread.is_empty() {
             // The matches an Aho-Corasick automaton would report with `MatchKind::LeftmostLongest`, found by a
             // gram index (see `needles`), of the occurrences within reach: one that is not masked (a short value
@@ -350,6 +354,7 @@ impl Masker {
                     });
                 }
             }
+            kept = Some((index.detach(), spread));
         }
         for ((seg, _), fs) in segs.iter_mut().zip(&per_seg) {
             let first = hits.len();
@@ -384,6 +389,7 @@ impl Masker {
             reach,
             skipped: Vec::new(),
             json: false,
+            index: kept,
         }
     }
 }
@@ -501,7 +507,16 @@ impl<'a> Plan<'a> {
         skipped_out.extend(sk.map(|&(a, b)| ((a as isize + delta) as usize, (b as isize + delta) as usize)));
         out.extend_from_slice(&self.body[last..]);
 
-        leak_check(out, &self.entries, &self.reach, &skipped_out, &inserted, self.json)?;
+        let kept = self.index;
+        leak_check(
+            out,
+            &self.entries,
+            &self.reach,
+            &skipped_out,
+            &inserted,
+            self.json,
+            kept,
+        )?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {
             match by_kind.iter_mut().find(|(k, _)| *k == e.kind) {
@@ -532,6 +547,7 @@ fn leak_check(
     skipped: &[(usize, usize)],
     inserted: &[(usize, usize)],
     json: bool,
+    kept: Option<(Detached, Vec<usize>)>,
 ) -> Result<(), MaskError> {
     if entries.is_empty() {
         return Ok(());
@@ -554,6 +570,12 @@ fn leak_check(
     if owner.is_empty() {
         return Ok(());
     }
+    // The propagation's index, when it was built on these very originals (entries never change once added, so
+    // the same entry numbers are the same bytes) and no escaped form is added.
+    let reuse = match kept {
+        Some((index, built_on)) if escaped.is_empty() && built_on == owner => Some(index),
+        _ => None,
+    };
     let mut needles: Vec<&[u8]> = owner.iter().map(|&i| entries[i].original.as_bytes()).collect();
     for (i, esc) in &escaped {
         needles.push(esc);
@@ -561,7 +583,10 @@ fn leak_check(
     }
     // Every occurrence, overlapping, as `find_overlapping_iter` of an Aho-Corasick automaton reports them; the
     // leak named is the first one it would report (by end, then the longest, then the first needle).
-    let index = Needles::new(needles);
+    let index = match reuse {
+        Some(kept) => kept.attach(needles),
+        None => Needles::new(needles),
+    };
     let mut first: Option<(usize, std::cmp::Reverse<usize>, usize)> = None;
     index.occurrences(out, |m| {
         if !reach[owner[m.needle]].covers(out, m.start, m.end) {

@@ -58,6 +58,9 @@ thread_local! {
 
 impl Drop for Needles<'_> {
     fn drop(&mut self) {
+        if self.bloom.is_none() {
+            return; // moved on (see `detach`): nothing to keep
+        }
         let tables = Tables {
             bloom: self.bloom.take(),
             slots: std::mem::take(&mut self.slots),
@@ -68,6 +71,53 @@ impl Drop for Needles<'_> {
         if tables.slots.capacity() <= 1 << 16 {
             SPARE.set(Some(tables));
         }
+    }
+}
+
+/// An index kept apart from the needles it was built on (they are borrowed from values that move, such as a
+/// plan's entries), to be attached to the same needles again: a request's propagation and its leak check
+/// search for the same originals whenever propagation added none, and the index then is built once.
+pub(crate) struct Detached {
+    index: Needles<'static>,
+    /// How many needles it was built on.
+    count: usize,
+}
+
+impl<'a> Needles<'a> {
+    pub(crate) fn detach(mut self) -> Detached {
+        let count = self.needles.len();
+        Detached {
+            index: self.move_to(Vec::new()),
+            count,
+        }
+    }
+
+    /// The tables, over another needle list (`self` is left empty).
+    fn move_to<'b>(&mut self, needles: Vec<&'b [u8]>) -> Needles<'b> {
+        Needles {
+            needles,
+            bloom: self.bloom.take(),
+            slots: std::mem::take(&mut self.slots),
+            shift: self.shift,
+            postings: std::mem::take(&mut self.postings),
+            chain: std::mem::take(&mut self.chain),
+            short: std::mem::replace(&mut self.short, Short::None),
+            avx2: self.avx2,
+            stride: self.stride,
+        }
+    }
+}
+
+impl Detached {
+    /// The index over `needles`: the list it was built on, the same bytes in the same order (the index holds
+    /// positions in the list and offsets in each needle). The caller knows it is; the count is checked.
+    pub(crate) fn attach<'b>(mut self, needles: Vec<&'b [u8]>) -> Needles<'b> {
+        assert_eq!(
+            needles.len(),
+            self.count,
+            "an index attached to other needles than its own"
+        );
+        self.index.move_to(needles)
     }
 }
 
@@ -502,6 +552,15 @@ mod tests {
         );
         check(&n(&["abc", "abcdefgh", "bcdefghi", "abcdefgh"]), b"abcdefghij abcdefgh");
         check(&n(&["aaaaaaa", "aaaa"]), b"aaaaaaaaaaaaaa");
+        // Detached and attached again, an index finds what it found before (and the short needles too).
+        let set = n(&["i-0123456789abcdef0", "vpc-1234", "10.0.0.1"]);
+        let hay = b"x vpc-1234 i-0123456789abcdef0 10.0.0.1 vpc-1234";
+        let index = Needles::new(set.iter().map(|n| n.as_slice()).collect());
+        let before = index.all(hay);
+        let copies: Vec<Vec<u8>> = set.clone();
+        let again = index.detach().attach(copies.iter().map(|n| n.as_slice()).collect());
+        assert_eq!(again.all(hay), before);
+        assert_eq!(before, reference_overlapping(&set, hay));
         // Needles of 11 bytes or more are probed every 8 bytes, at every alignment (and past 64-byte rounds).
         let long = n(&[
             "i-0123456789abcdef0",
