@@ -1221,12 +1221,26 @@ static PROSE_LENGTHS: [[u32; 36]; 36] = {
     t
 };
 
-const fn pair_index(c: u8) -> usize {
-    match c {
-        b'a'..=b'z' => (c - b'a') as usize,
-        b'A'..=b'Z' => (c - b'A') as usize,
-        _ => 26 + (c - b'0') as usize,
+/// [`pair_index`] as a table: the detector asks for it on most tokens it checks.
+const PAIR: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'a'..=b'z' => b - b'a',
+            b'A'..=b'Z' => b - b'A',
+            b'0'..=b'9' => 26 + b - b'0',
+            _ => 0,
+        };
+        c += 1;
     }
+    t
+};
+
+/// The row or column of an ASCII letter (either case) or digit in the tables by first and last character.
+const fn pair_index(c: u8) -> usize {
+    PAIR[c as usize] as usize
 }
 
 /// Could `raw` (the token before a candidate value) be a prose keyword or filler? A superset test.
