@@ -593,6 +593,17 @@ mod tests {
         check(&same, &b"a".repeat(40));
     }
 
+    /// `check` on a text of `filler` with the picked needles planted between.
+    fn check_planted(needles: Vec<String>, filler: &str, picks: &[usize]) {
+        let needles: Vec<Vec<u8>> = needles.into_iter().map(String::into_bytes).collect();
+        let mut hay = filler.as_bytes().to_vec();
+        for p in picks {
+            hay.extend_from_slice(&needles[p % needles.len()]);
+            hay.extend_from_slice(filler.as_bytes());
+        }
+        check(&needles, &hay);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(500))]
         #[test]
@@ -604,24 +615,12 @@ mod tests {
 
         #[test]
         fn planted_long(needles in proptest::collection::vec("[a-z0-9-]{11,40}", 1..20), filler in "[a-z0-9 -]{0,70}", picks in proptest::collection::vec(0usize..100, 0..10)) {
-            let needles: Vec<Vec<u8>> = needles.into_iter().map(String::into_bytes).collect();
-            let mut hay = filler.clone().into_bytes();
-            for p in picks {
-                hay.extend_from_slice(&needles[p % needles.len()]);
-                hay.extend_from_slice(filler.as_bytes());
-            }
-            check(&needles, &hay);
+            check_planted(needles, &filler, &picks);
         }
 
         #[test]
         fn planted(needles in proptest::collection::vec("[a-z0-9-]{7,30}", 1..20), filler in "[a-z0-9 -]{0,40}", picks in proptest::collection::vec(0usize..100, 0..10)) {
-            let needles: Vec<Vec<u8>> = needles.into_iter().map(String::into_bytes).collect();
-            let mut hay = filler.clone().into_bytes();
-            for p in picks {
-                hay.extend_from_slice(&needles[p % needles.len()]);
-                hay.extend_from_slice(filler.as_bytes());
-            }
-            check(&needles, &hay);
+            check_planted(needles, &filler, &picks);
         }
     }
 }

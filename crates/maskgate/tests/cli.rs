@@ -32,6 +32,17 @@ fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     )
 }
 
+/// Lines `line(0)`, `line(1)`, … until the text holds `bytes` bytes.
+fn lines(bytes: usize, line: impl Fn(u64) -> String) -> String {
+    let mut text = String::new();
+    let mut n = 0;
+    while text.len() < bytes {
+        text.push_str(&line(n));
+        n += 1;
+    }
+    text
+}
+
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("maskgate-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -150,21 +161,19 @@ fn regular_file_stdin_is_read_in_place() {
     // A regular-file stdin is mapped instead of read: the same blocks, so the same output, from where stdin's
     // offset stands, which is left at the end. Short lines, one longer than a block, values recurring across
     // blocks, no final line end.
-    let mut input = String::new();
-    let mut n = 0u64;
-    while input.len() < 3 << 20 {
-        input.push_str(&format!(
+    let mut input = lines(3 << 20, |n| {
+        let line = format!(
             "vm i-{:08x} of account 1234567{:05} at 10.1.{}.{}\n",
             n % 4099,
             n % 977,
             n % 200,
             n % 250
-        ));
-        if n == 9000 {
-            input.push_str(&format!("long line: {}\n", "sg-0123abcd word ".repeat(20_000)));
+        );
+        match n {
+            9000 => format!("{line}long line: {}\n", "sg-0123abcd word ".repeat(20_000)),
+            _ => line,
         }
-        n += 1;
-    }
+    });
     input.push_str("last line i-0abc1234 without an end");
     let path = tmp("mapped-input.txt");
     std::fs::write(&path, &input).unwrap();
@@ -198,18 +207,15 @@ fn regular_file_stdin_is_read_in_place() {
 #[test]
 fn threads_do_not_change_the_output() {
     // 3.5 MiB of lines (blocks are 256 KiB) in which values recur across blocks, also without their context.
-    let mut input = String::new();
-    let mut n = 0u64;
-    while input.len() < 7 << 19 {
-        input.push_str(&format!(
+    let input = lines(7 << 19, |n| {
+        format!(
             "line {n}: account 1234567{:05} runs i-{:08x} in subnet-{:08x}; see 1234567{:05} too\n",
             n % 977,
             n % 1013,
             n % 89,
             n % 977
-        ));
-        n += 1;
-    }
+        )
+    });
     let maps = tmp("threads-maps.json");
     let mut outs = Vec::new();
     for t in ["1", "3"] {
