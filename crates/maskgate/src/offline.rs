@@ -42,7 +42,7 @@ pub struct MaskArgs {
     /// Treat stdin as one JSON request body (every string value and key is masked).
     #[arg(long)]
     json: bool,
-    /// Tenant whose placeholder numbering is used.
+    /// Tenant named in the mappings file (a run numbers its placeholders itself, from 001 per kind).
     #[arg(long, default_value = "default")]
     tenant: String,
     /// Write the placeholder table (placeholder → original) to this file, as JSON.
@@ -55,6 +55,10 @@ pub struct MaskArgs {
     /// depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Read stdin even when it is a regular file, instead of mapping it: for a file that may be truncated while
+    /// it is read (a live log rotated with copytruncate), which would end a mapped run with SIGBUS.
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 #[derive(clap::Args)]
@@ -133,7 +137,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             turn: Condvar::new(),
             out: Mutex::new((&mut out, &mut map)),
         };
-        let mapped = map_stdin();
+        let mapped = if args.no_mmap { None } else { map_stdin() };
         line.run(&mut stdin, mapped.as_ref(), threads)?;
         if let Some(m) = &mapped {
             // Leave stdin's offset at the end, as reading it would have (for a shell that reads on after us).
@@ -294,11 +298,12 @@ impl std::ops::Deref for Bytes<'_> {
     }
 }
 
-/// Stdin, when it is a regular file, mapped into memory: the blocks are read in place, instead of being copied
-/// by `read` into buffers (a fifth of the CPU time of a run went to that copy and to cutting the blocks out of
-/// the buffers). Pages of blocks written are given back as the run goes on, so that memory stays bounded by the
-/// blocks in flight, as with `read`. As with any reader that maps its input (ripgrep does), a file truncated
-/// while it is being read ends the run with SIGBUS; bytes appended after the start are not read.
+/// Stdin, when it is a regular file, mapped into memory: blocks are cut in place and each worker copies its own
+/// block out, instead of the reader having the kernel copy the file into buffers and then carrying the rest of
+/// each buffer over (a fifth of the CPU time of a run went there). Pages of blocks written are given back as the
+/// run goes on, so that memory stays bounded by the blocks in flight, as with `read`. As with any reader that
+/// maps its input (ripgrep does), a file truncated while it is being read ends the run with SIGBUS; bytes
+/// appended after the start are not read.
 struct Mapped {
     map: memmap2::Mmap,
     /// Where stdin's offset stood: the input starts there.
@@ -319,9 +324,10 @@ fn map_stdin() -> Option<Mapped> {
     if !meta.is_file() || start >= meta.len() {
         return None;
     }
-    // SAFETY: the map is only read. Another process may still change the file under it: changed bytes are
-    // masked as found, a truncation raises SIGBUS (see `Mapped`); neither can make safe code misbehave
-    // beyond that, and the same holds for every mmap-based reader.
+    // SAFETY: the map is only read: by `next_cut` (which looks for line ends and whitespace, and gives a valid
+    // cut whatever the bytes) and by the copy each worker makes of its block before validating it, so a text
+    // never changes after validation. Another process may still change the file: the bytes copied are then
+    // the ones masked; a truncation raises SIGBUS (see `Mapped`).
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     let _ = map.advise(memmap2::Advice::Sequential);
     Some(Mapped {
@@ -397,7 +403,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
             for _ in 0..threads {
                 let (parts, recycle) = (&parts, recycle.clone());
                 s.spawn(move || {
-                    let mut body = Vec::new();
+                    let (mut body, mut own) = (Vec::new(), Vec::new());
                     // Until the reader hangs up: a worker that left early could leave the reader blocked on
                     // a full channel. After a failure, later blocks are received and dropped unread.
                     loop {
@@ -405,7 +411,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
                             Ok(p) => p,
                             Err(_) => break,
                         };
-                        if let Some(b) = self.work(part, mapped, &mut body) {
+                        if let Some(b) = self.work(part, mapped, &mut body, &mut own) {
                             let _ = recycle.send(b);
                         }
                     }
@@ -500,13 +506,23 @@ impl<W: Write + Send> Pipeline<'_, W> {
     }
 
     /// Masks one block into `body` and writes it in its turn; returns the block's buffer (if read) for reuse.
-    fn work(&self, part: Part, mapped: Option<&Mapped>, body: &mut Vec<u8>) -> Option<Vec<u8>> {
+    /// A mapped block is copied into `own` first: the file may change under the map, and a text must not
+    /// change once validated (as a `str`) and searched.
+    fn work(&self, part: Part, mapped: Option<&Mapped>, body: &mut Vec<u8>, own: &mut Vec<u8>) -> Option<Vec<u8>> {
         let index = part.index;
         if self.gave_up(index) {
             return part.bytes.recycle();
         }
+        let bytes: &[u8] = match &part.bytes {
+            Bytes::Read(v) => v,
+            Bytes::Mapped(m) => {
+                own.clear();
+                own.extend_from_slice(m);
+                own
+            }
+        };
         // simdutf8: the same answer as `std::str::from_utf8`, several times faster on mostly-ASCII text.
-        let text = match simdutf8::compat::from_utf8(&part.bytes) {
+        let text = match simdutf8::compat::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
                 let at = part.offset + e.valid_up_to();
