@@ -264,6 +264,10 @@ impl Masker {
         for (seg, ctx) in &segs {
             findings.clear();
             self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
+            // At most one new entry per finding: room for them at once, not rehash after rehash.
+            table.index.reserve(findings.len());
+            table.entries.reserve(findings.len());
+            table.kind_ids.reserve(findings.len());
             for f in &findings {
                 table.add(&self.detector, f.kind, &seg.text, f.start, f.end);
             }
