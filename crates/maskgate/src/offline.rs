@@ -263,55 +263,27 @@ fn next_cut(buf: &[u8], eof: bool) -> Option<usize> {
 }
 
 /// One block of the input, cut at a line end by [`next_cut`].
-struct Part<'m> {
+struct Part {
     /// Its place in the input: placeholders are numbered, and blocks written, in this order.
     index: usize,
     /// Where it starts in the input (for error messages).
     offset: usize,
-    bytes: Bytes<'m>,
+    bytes: Vec<u8>,
 }
 
-enum Bytes<'m> {
-    /// Read from stdin into a buffer of the reader's (recycled).
-    Read(Vec<u8>),
-    /// In place, in the map of a regular-file stdin.
-    Mapped(&'m [u8]),
-}
-
-impl Bytes<'_> {
-    /// The buffer, for the reader to reuse.
-    fn recycle(self) -> Option<Vec<u8>> {
-        match self {
-            Bytes::Read(v) => Some(v),
-            Bytes::Mapped(_) => None,
-        }
-    }
-}
-
-impl std::ops::Deref for Bytes<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Read(v) => v,
-            Bytes::Mapped(s) => s,
-        }
-    }
-}
-
-/// Stdin, when it is a regular file, mapped into memory: blocks are cut in place and each worker copies its own
-/// block out, instead of the reader having the kernel copy the file into buffers and then carrying the rest of
-/// each buffer over (a fifth of the CPU time of a run went there). Pages of blocks written are given back as the
-/// run goes on, so that memory stays bounded by the blocks in flight, as with `read`. As with any reader that
-/// maps its input (ripgrep does), a file truncated while it is being read ends the run with SIGBUS; bytes
-/// appended after the start are not read.
+/// Stdin, when it is a regular file, mapped into memory: the reader cuts blocks in place and copies each into a
+/// recycled buffer, instead of having the kernel copy the file into buffers and then carrying the rest of each
+/// buffer over (a fifth of the CPU time of a run went there). The copy stays: a text must not change once
+/// validated, and another process may write the file. Pages copied are given back as the run goes on, so that
+/// memory stays bounded by the blocks in flight, as with `read`. As with any reader that maps its input
+/// (ripgrep does), a file truncated while it is being read ends the run with SIGBUS; bytes appended after the
+/// start are not read.
 struct Mapped {
     map: memmap2::Mmap,
     /// Where stdin's offset stood: the input starts there.
     start: usize,
     /// Stdin's file (a duplicate of its descriptor, sharing the offset).
     file: std::fs::File,
-    /// How much of the input has been given back (only the writer, in its turn, moves it).
-    released: std::sync::atomic::AtomicUsize,
 }
 
 /// Maps stdin when it is a non-empty regular file; `None` otherwise (a pipe, a terminal, a file that cannot be
@@ -324,17 +296,16 @@ fn map_stdin() -> Option<Mapped> {
     if !meta.is_file() || start >= meta.len() {
         return None;
     }
-    // SAFETY: the map is only read: by `next_cut` (which looks for line ends and whitespace, and gives a valid
-    // cut whatever the bytes) and by the copy each worker makes of its block before validating it, so a text
-    // never changes after validation. Another process may still change the file: the bytes copied are then
-    // the ones masked; a truncation raises SIGBUS (see `Mapped`).
+    // SAFETY: the map is only read, by the reader: by `next_cut` (which looks for line ends and whitespace, and
+    // gives a valid cut whatever the bytes) and by the copy of each block, which is what gets validated, so a
+    // text never changes after validation. Another process may still change the file: the bytes copied are
+    // then the ones masked; a truncation raises SIGBUS (see `Mapped`).
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     let _ = map.advise(memmap2::Advice::Sequential);
     Some(Mapped {
         map,
         start: start as usize,
         file,
-        released: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 
@@ -343,24 +314,23 @@ impl Mapped {
         &self.map[self.start..]
     }
 
-    /// Gives back the pages of the input written (up to `end`): mapped file pages count in the process's memory
-    /// until then. All but the last [`FAULT_AROUND`] bytes: a page fault maps the pages around it, also some
-    /// before it, and the workers' faults come at `end` and after, so pages within that distance before `end`
-    /// could be mapped again after their release, and stay.
-    fn release(&self, end: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// Gives back the pages of the input from `from` up to `end` (copied already), except those in the last
+    /// [`FAULT_AROUND`] bytes before `end`: a page fault maps the pages around it, also some before it, and the
+    /// reader's next faults come at `end` and after, so such pages could be mapped again after their release,
+    /// and stay. Returns how far the input has been given back.
+    fn release(&self, from: usize, end: usize) -> usize {
         let end = end.saturating_sub(FAULT_AROUND);
-        let from = self.released.load(Relaxed);
-        if end > from {
-            self.released.store(end, Relaxed);
-            // SAFETY: DONTNEED on a shared read-only file map drops the pages from the process; a later read
-            // maps them again with the file's contents, so no byte seen through a live borrow changes. (memmap2
-            // marks the advice unchecked because on private or anonymous maps it would zero them.)
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start + from, end - from)
-            };
+        if end <= from {
+            return from;
         }
+        // SAFETY: DONTNEED on a shared read-only file map drops the pages from the process; a later read maps
+        // them again with the file's contents, so no byte seen through a live borrow changes. (memmap2 marks the
+        // advice unchecked because on private or anonymous maps it would zero them.)
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start + from, end - from)
+        };
+        end
     }
 }
 
@@ -403,7 +373,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
             for _ in 0..threads {
                 let (parts, recycle) = (&parts, recycle.clone());
                 s.spawn(move || {
-                    let (mut body, mut own) = (Vec::new(), Vec::new());
+                    let mut body = Vec::new();
                     // Until the reader hangs up: a worker that left early could leave the reader blocked on
                     // a full channel. After a failure, later blocks are received and dropped unread.
                     loop {
@@ -411,7 +381,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
                             Ok(p) => p,
                             Err(_) => break,
                         };
-                        if let Some(b) = self.work(part, mapped, &mut body, &mut own) {
+                        if let Some(b) = self.work(part, &mut body) {
                             let _ = recycle.send(b);
                         }
                     }
@@ -419,7 +389,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
             }
             drop(recycle);
             let read = match mapped {
-                Some(m) => self.cut(m.input(), &to_workers),
+                Some(m) => self.cut(m, &to_workers, &recycled),
                 None => self.read(input, &to_workers, &recycled),
             };
             drop(to_workers);
@@ -433,22 +403,25 @@ impl<W: Write + Send> Pipeline<'_, W> {
         }
     }
 
-    /// Cuts a mapped input into blocks and hands them out, until the end or a failure. The cuts are those
-    /// [`Pipeline::read`] makes: `next_cut` decides on the same bytes, and sees the end sooner.
-    fn cut<'m>(
+    /// Cuts a mapped input into blocks, copies each into a recycled buffer and hands them out, until the end or
+    /// a failure. The cuts are those [`Pipeline::read`] makes: `next_cut` decides on the same bytes, and sees the
+    /// end sooner.
+    fn cut(
         &self,
-        input: &'m [u8],
-        to_workers: &std::sync::mpsc::SyncSender<Part<'m>>,
+        m: &Mapped,
+        to_workers: &std::sync::mpsc::SyncSender<Part>,
+        recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
     ) -> Result<(), (usize, CliError)> {
-        let (mut index, mut offset) = (0, 0);
+        let input = m.input();
+        let (mut index, mut offset, mut released) = (0, 0, 0);
         while offset < input.len() {
             let rest = &input[offset..];
             let cut = next_cut(rest, true).filter(|&c| c > 0).unwrap_or(rest.len());
-            let part = Part {
-                index,
-                offset,
-                bytes: Bytes::Mapped(&rest[..cut]),
-            };
+            let mut bytes = recycled.try_recv().unwrap_or_default();
+            bytes.clear();
+            bytes.extend_from_slice(&rest[..cut]);
+            released = m.release(released, offset + cut);
+            let part = Part { index, offset, bytes };
             if lock(&self.state).failed.is_some() || to_workers.send(part).is_err() {
                 return Ok(());
             }
@@ -495,7 +468,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
             let part = Part {
                 index,
                 offset,
-                bytes: Bytes::Read(std::mem::replace(&mut buf, next)),
+                bytes: std::mem::replace(&mut buf, next),
             };
             if lock(&self.state).failed.is_some() || to_workers.send(part).is_err() {
                 return Ok(());
@@ -505,24 +478,14 @@ impl<W: Write + Send> Pipeline<'_, W> {
         }
     }
 
-    /// Masks one block into `body` and writes it in its turn; returns the block's buffer (if read) for reuse.
-    /// A mapped block is copied into `own` first: the file may change under the map, and a text must not
-    /// change once validated (as a `str`) and searched.
-    fn work(&self, part: Part, mapped: Option<&Mapped>, body: &mut Vec<u8>, own: &mut Vec<u8>) -> Option<Vec<u8>> {
+    /// Masks one block into `body` and writes it in its turn; returns the block's buffer for reuse.
+    fn work(&self, part: Part, body: &mut Vec<u8>) -> Option<Vec<u8>> {
         let index = part.index;
         if self.gave_up(index) {
-            return part.bytes.recycle();
+            return Some(part.bytes);
         }
-        let bytes: &[u8] = match &part.bytes {
-            Bytes::Read(v) => v,
-            Bytes::Mapped(m) => {
-                own.clear();
-                own.extend_from_slice(m);
-                own
-            }
-        };
         // simdutf8: the same answer as `std::str::from_utf8`, several times faster on mostly-ASCII text.
-        let text = match simdutf8::compat::from_utf8(bytes) {
+        let text = match simdutf8::compat::from_utf8(&part.bytes) {
             Ok(t) => t,
             Err(e) => {
                 let at = part.offset + e.valid_up_to();
@@ -553,15 +516,12 @@ impl<W: Write + Send> Pipeline<'_, W> {
             }
             out.0.write_all(body)
         };
-        if let Some(m) = mapped {
-            m.release(part.offset + part.bytes.len());
-        }
         self.pass_turn(|t| &mut t.next_write);
         if let Err(e) = written {
             self.fail(index, CliError::Io(format!("stdout: {e}")));
             return None;
         }
-        part.bytes.recycle()
+        Some(part.bytes)
     }
 
     /// Waits until `turn` reaches block `index`; false when an earlier block failed (this one is dropped).

@@ -158,8 +158,8 @@ fn kinds_lists_the_catalogue() {
 
 #[test]
 fn regular_file_stdin_is_read_in_place() {
-    // A regular-file stdin is mapped instead of read: the same blocks, so the same output, from where stdin's
-    // offset stands, which is left at the end. Short lines, one longer than a block, values recurring across
+    // A regular-file stdin is mapped instead of read (unless `--no-mmap`; the process's mappings show which):
+    // the same blocks, so the same output, from where stdin's offset stands, which is left at the end. Short lines, one longer than a block, values recurring across
     // blocks, no final line end.
     let mut input = lines(3 << 20, |n| {
         let line = format!(
@@ -180,18 +180,30 @@ fn regular_file_stdin_is_read_in_place() {
     let run = |skip: u64, how: &str| {
         let mut file = std::fs::File::open(&path).unwrap();
         file.seek(std::io::SeekFrom::Start(skip)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_maskgate"))
             .args(["mask", "--threads", "2", how])
             .stdin(Stdio::from(file.try_clone().unwrap()))
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("maskgate runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Once output comes, stdin has been mapped or not; the run cannot end before its output (megabytes)
+        // is read, so its mappings can be looked at now.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut out = vec![0u8; 1];
+        stdout.read_exact(&mut out).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap();
+        let mapped = maps.contains(path.to_str().unwrap());
+        assert_eq!(mapped, how != "--no-mmap", "{how}: stdin mapped: {mapped}");
+        stdout.read_to_end(&mut out).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{how}: {status}");
         assert_eq!(
             file.stream_position().unwrap(),
             input.len() as u64,
             "stdin's offset is left at the end"
         );
-        out.stdout
+        out
     };
     for skip in [0, 100_003] {
         let (code, piped, err) = maskgate(&["mask", "--threads", "2"], &input.as_bytes()[skip..]);
