@@ -275,7 +275,7 @@ impl Masker {
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
         // a bucket name repeated in another message. See `Reach` for which values and where.
-        let reach: Vec<Reach> = table
+        let mut reach: Vec<Reach> = table
             .entries
             .iter()
             .zip(&table.kind_ids)
@@ -379,12 +379,14 @@ impl Masker {
                 (s.raw_start, s.raw_end, owned, s.json, s.hits)
             })
             .collect();
-        let reach = table
-            .entries
-            .iter()
-            .zip(&table.kind_ids)
-            .map(|(e, &k)| self.reach(k, &e.original))
-            .collect();
+        // The reach of the entries propagation added (those before were decided above).
+        let known = reach.len();
+        reach.extend(
+            table.entries[known..]
+                .iter()
+                .zip(&table.kind_ids[known..])
+                .map(|(e, &k)| self.reach(k, &e.original)),
+        );
         Plan {
             body,
             segments,
@@ -511,7 +513,6 @@ impl<'a> Plan<'a> {
         skipped_out.extend(sk.map(|&(a, b)| ((a as isize + delta) as usize, (b as isize + delta) as usize)));
         out.extend_from_slice(&self.body[last..]);
 
-        let kept = self.index;
         leak_check(
             out,
             &self.entries,
@@ -519,7 +520,7 @@ impl<'a> Plan<'a> {
             &skipped_out,
             &inserted,
             self.json,
-            kept,
+            self.index,
         )?;
         let mut by_kind: Vec<(String, u64)> = Vec::new();
         for (e, n) in self.entries.iter().zip(counts) {

@@ -320,9 +320,9 @@ impl<'a> Needles<'a> {
         }
     }
 
-    /// Probes the grams at multiples of the stride, eight at a time (32 or 64 bytes), as the scalar loop does: the same hash,
-    /// the bloom read as 32-bit words (little-endian, so bit `b` is bit `b % 32` of word `b / 32`). Returns
-    /// where the scalar loop goes on, or `None` when `f` asked to stop.
+    /// Probes the grams at multiples of the stride, eight at a time (32 or 64 bytes), as the scalar loop does:
+    /// the same hash, the bloom read as 32-bit words (little-endian, so bit `b` is bit `b % 32` of word
+    /// `b / 32`). Returns where the scalar loop goes on, or `None` when `f` asked to stop.
     ///
     /// # Safety
     /// The CPU supports AVX2.
@@ -333,60 +333,45 @@ impl<'a> Needles<'a> {
         let mul = _mm256_set1_epi32(BLOOM_MUL as i32);
         let low5 = _mm256_set1_epi32(31);
         let words = self.bloom().as_ptr() as *const i32;
+        // Bytes per round, and the offset in the round of each lane's gram. Stride 8: lanes 0, 2, 4, 6 of two
+        // 32-byte loads, interleaved by the shuffle as offsets 0, 8, 32, 40, 16, 24, 48, 56.
+        let (round, at): (usize, [usize; 8]) = match self.stride {
+            8 => (64, [0, 8, 32, 40, 16, 24, 48, 56]),
+            _ => (32, [0, 4, 8, 12, 16, 20, 24, 28]),
+        };
         let mut p = 0;
-        if self.stride == 8 {
-            // The grams at multiples of 8 of 64 bytes: lanes 0, 2, 4, 6 of each 32-byte load, interleaved by the
-            // shuffle as offsets 0, 8, 32, 40, 16, 24, 48, 56.
-            const AT: [usize; 8] = [0, 8, 32, 40, 16, 24, 48, 56];
-            while p + 64 <= hay.len() {
-                // SAFETY: `p + 64 <= hay.len()`; unaligned loads.
-                let (v0, v1) = unsafe {
-                    (
-                        _mm256_loadu_si256(hay.as_ptr().add(p) as *const __m256i),
-                        _mm256_loadu_si256(hay.as_ptr().add(p + 32) as *const __m256i),
-                    )
-                };
-                let v = _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(
-                    _mm256_castsi256_ps(v0),
-                    _mm256_castsi256_ps(v1),
-                ));
-                let h = _mm256_srli_epi32(_mm256_mullo_epi32(v, mul), 16);
-                // SAFETY: as below.
-                let w = unsafe { _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32(h, 5)) };
-                let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
-                let mut m = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(bit, 31))) as u32;
-                while m != 0 {
-                    let q = p + AT[m.trailing_zeros() as usize];
-                    m &= m - 1;
-                    if !self.at(hay, q, gram(hay, q), f) {
-                        return None;
-                    }
+        while p + round <= hay.len() {
+            // SAFETY: `p + round <= hay.len()`; unaligned loads.
+            let v = unsafe {
+                let v0 = _mm256_loadu_si256(hay.as_ptr().add(p) as *const __m256i);
+                if round == 64 {
+                    let v1 = _mm256_loadu_si256(hay.as_ptr().add(p + 32) as *const __m256i);
+                    _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(
+                        _mm256_castsi256_ps(v0),
+                        _mm256_castsi256_ps(v1),
+                    ))
+                } else {
+                    v0
                 }
-                p += 64;
-            }
-            return Some(p);
-        }
-        while p + 32 <= hay.len() {
-            // SAFETY: `p + 32 <= hay.len()`; unaligned load.
-            let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(p) as *const __m256i) };
+            };
             let h = _mm256_srli_epi32(_mm256_mullo_epi32(v, mul), 16);
             // SAFETY: `h < 2^16`, so `h / 32 < 2048`, a word of the 8 KiB bloom.
             let w = unsafe { _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32(h, 5)) };
             let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
             let mut m = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(bit, 31))) as u32;
             while m != 0 {
-                let q = p + 4 * m.trailing_zeros() as usize;
+                let q = p + at[m.trailing_zeros() as usize];
                 m &= m - 1;
                 if !self.at(hay, q, gram(hay, q), f) {
                     return None;
                 }
             }
-            p += 32;
+            p += round;
         }
         Some(p)
     }
 
-    /// The occurrences holding gram `g` at `p` (a multiple of 4); false when `f` asked to stop.
+    /// The occurrences holding gram `g` at `p` (a multiple of the stride); false when `f` asked to stop.
     #[inline(never)]
     fn at(&self, hay: &[u8], p: usize, g: u32, f: &mut impl FnMut(Occurrence) -> bool) -> bool {
         let (k, mut post) = self.slots[self.slot(g)];

@@ -1115,49 +1115,30 @@ fn shape_maybe<W: Win>(v: &[u8], vm: W::M, win: W) -> bool {
     }
 }
 
-/// Every JSON key, CLI flag and text key ends with one of these letters (normalized; checked by a test).
-pub(super) const KEY_LAST: &[u8] = b"bdenrsty";
-
 /// `normalize(raw)` names a JSON key, CLI flag or text key: what `key_then_value` looks up.
 pub(super) fn key_known(raw: &[u8]) -> bool {
-    // `KEY_LAST` as a bit set of letters.
-    const LAST: u32 = {
-        let mut m = 0u32;
-        let mut i = 0;
-        while i < KEY_LAST.len() {
-            m |= 1 << (KEY_LAST[i] - b'a');
-            i += 1;
-        }
-        m
-    };
     let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
     match (tail.next(), tail.next()) {
-        (Some(&l), Some(&p))
-            if l.is_ascii_alphabetic()
-                && LAST >> ((l | 0x20) - b'a') & 1 != 0
-                && KEY_TAILS[pair_index(p)] >> pair_index(l) & 1 != 0 => {}
+        (Some(&l), Some(&p)) if KEY_TAILS[pair_index(p)] >> pair_index(l) & 1 != 0 => {}
         _ => return false,
     }
-    // The normalized key, from its end: at most 24 bytes (the longest exact key has 20).
-    let mut buf = [0u8; 24];
+    // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
+    // that), so a cut name equals none, and it still ends with the suffixes the whole name ends with.
+    let mut buf = [0u8; KEY_MAX];
     let mut len = 0;
-    let mut longer = false;
-    for &c in raw.iter().rev() {
-        if c.is_ascii_alphanumeric() {
-            if len == buf.len() {
-                longer = true;
-                break;
-            }
-            len += 1;
-            buf[buf.len() - len] = c.to_ascii_lowercase();
-        }
+    for &c in raw.iter().rev().filter(|c| c.is_ascii_alphanumeric()).take(KEY_MAX) {
+        len += 1;
+        buf[KEY_MAX - len] = c.to_ascii_lowercase();
     }
-    let norm = &buf[buf.len() - len..];
-    (!longer && exact_keys().contains(norm))
-        || TEXT_KEY_SUFFIXES
-            .iter()
-            .any(|(s, _, _)| s.as_bytes().last() == norm.last() && norm.ends_with(s.as_bytes()))
+    let norm = &buf[KEY_MAX - len..];
+    keyed(norm)
+        .or_else(|| flag_alias(norm))
+        .or_else(|| text_key(norm))
+        .is_some()
 }
+
+/// More characters than any key, flag or text-key suffix [`key_known`] may have to recognize.
+const KEY_MAX: usize = 24;
 
 /// The last two characters of every key [`key_known`] knows (exact keys, flag aliases, text-key suffixes; all
 /// of two or more): bit `pair_index(last)` of row `pair_index(second to last)`. Most tokens are turned away by it
@@ -1165,8 +1146,8 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
 static KEY_TAILS: [u64; 36] = {
     const fn add(t: &mut [u64; 36], w: &[u8]) {
         assert!(
-            w.len() >= 2,
-            "a key of one character would pass key_known without a tail"
+            w.len() >= 2 && w.len() < KEY_MAX,
+            "key_known sees keys of 2 to KEY_MAX - 1 characters"
         );
         t[pair_index(w[w.len() - 2])] |= 1 << pair_index(w[w.len() - 1]);
     }
@@ -1188,18 +1169,6 @@ static KEY_TAILS: [u64; 36] = {
     }
     t
 };
-
-/// The keys of [`KEYED`] and [`FLAG_ALIASES`].
-fn exact_keys() -> &'static foldhash::HashSet<&'static [u8]> {
-    static KEYS: std::sync::OnceLock<foldhash::HashSet<&'static [u8]>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        KEYED
-            .iter()
-            .map(|(k, _, _)| k.as_bytes())
-            .chain(FLAG_ALIASES.iter().map(|a| a.as_bytes()))
-            .collect()
-    })
-}
 
 /// Lengths of the prose keywords and their fillers by `(first, last)` letter: a superset test of
 /// "`norm_eq(raw, word)` for one of them".
@@ -1345,10 +1314,10 @@ mod tests {
         }
     }
 
-    /// `KEY_LAST` holds the last letter of every key, `KEY_TAILS` its last two characters: every key
-    /// `key_known` must know passes both first tests, also as a raw token (`My-gluejob:`).
+    /// `KEY_TAILS` holds the last two characters of every key: every key `key_known` must know passes its first
+    /// test, also as a raw token (`My-gluejob:`).
     #[test]
-    fn key_last_letters() {
+    fn key_tails_hold_every_key() {
         let mut keys: Vec<&str> = KEYED.iter().map(|(k, _, _)| *k).collect();
         keys.extend(FLAG_ALIASES);
         keys.extend(TEXT_KEY_SUFFIXES.iter().map(|(k, _, _)| *k));
@@ -1358,8 +1327,6 @@ mod tests {
                 .map(|(k, _, _)| format!("My-{k}:").leak() as &str),
         );
         for k in keys {
-            let last = k.bytes().rev().find(u8::is_ascii_alphanumeric).unwrap();
-            assert!(KEY_LAST.contains(&last), "{k}");
             assert!(key_known(k.as_bytes()), "{k}");
         }
     }
