@@ -1408,6 +1408,12 @@ impl Detector {
         if hay.iter().filter(|&&c| c == b'.').count() < 3 {
             return false;
         }
+        // The usual case, a token that is one address and nothing else (`127.0.0.1`): the rule's only match is
+        // the whole token, so the address's kind decides, without the search. Only a rejection is taken from
+        // here; an address goes through the match loop (and the allowlist).
+        if memchr::memchr(b'/', hay).is_none() && ipv4_kind(hay, b"").is_none() && dotted_quad(hay) {
+            return false;
+        }
         let rule = self.ipv4_rule;
         let mut out = Vec::new();
         self.patterns_with(text, s, e, &mut out, |at| {
@@ -2150,22 +2156,44 @@ fn parse_digits(s: &[u8]) -> Option<u32> {
     })
 }
 
+/// Four parts of one to three digits, between dots: a whole match of the IPv4 rule when it is a whole token.
+fn dotted_quad(t: &[u8]) -> bool {
+    let mut parts = 0;
+    t.split(|&c| c == b'.').all(|p| {
+        parts += 1;
+        (1..=3).contains(&p.len()) && p.iter().all(u8::is_ascii_digit)
+    }) && parts == 4
+}
+
 fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
-    let (addr, cidr) = match memchr::memchr(b'/', m) {
-        Some(p) => (&m[..p], Some(&m[p + 1..])),
-        None => (m, None),
-    };
+    // One pass over a match of the IPv4 rule (four parts of one to three digits, maybe `/` and one or two).
     let mut o = [0u32; 4];
-    for (i, part) in addr.split(|&c| c == b'.').enumerate() {
-        if part.len() > 1 && part[0] == b'0' {
-            return None; // leading zeros: not how addresses are written
-        }
-        // (A match of the IPv4 rule: four parts of one to three digits.)
-        o[i] = parse_digits(part)?;
-        if o[i] > 255 {
+    let (mut i, mut v, mut len) = (0, 0u32, 0);
+    let mut cidr = None;
+    for (p, &c) in m.iter().enumerate() {
+        if c.is_ascii_digit() {
+            if len == 1 && v == 0 {
+                return None; // leading zeros: not how addresses are written
+            }
+            v = v * 10 + (c - b'0') as u32;
+            len += 1;
+            if len > 3 || v > 255 {
+                return None;
+            }
+        } else if c == b'.' && i < 3 && len > 0 {
+            o[i] = v;
+            (i, v, len) = (i + 1, 0, 0);
+        } else if c == b'/' {
+            cidr = Some(&m[p + 1..]);
+            break;
+        } else {
             return None;
         }
     }
+    if i < 3 || len == 0 {
+        return None;
+    }
+    o[3] = v;
     if let Some(c) = cidr {
         let bits = parse_digits(c)?;
         if bits > 32 {
