@@ -1,7 +1,7 @@
 //! `maskgate mask`, `maskgate unmask`, `maskgate kinds`: the engine without a network.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
@@ -55,10 +55,6 @@ pub struct MaskArgs {
     /// depend on it.
     #[arg(long)]
     threads: Option<usize>,
-    /// Read stdin even when it is a regular file, instead of mapping it: for a file that may be truncated while
-    /// it is read (a live log rotated with copytruncate), which would end a mapped run with SIGBUS.
-    #[arg(long)]
-    no_mmap: bool,
 }
 
 #[derive(clap::Args)]
@@ -85,12 +81,6 @@ struct MappingsFile {
 const BLOCK: usize = 256 << 10;
 /// A line longer than this is cut at its last separator (or hard, as a last resort).
 const MAX_CARRY: usize = 8 << 20;
-/// Read beyond the blocks of one round, so that the last block's end is known (a block ends at the last line
-/// end in its first [`BLOCK`] bytes) and only a little is carried over to the next round.
-const SLACK: usize = 64 << 10;
-/// The most a page fault of a mapped input maps around it: Linux's `fault_around_bytes` (64 KiB by default, at
-/// most 2 MiB, a page table's reach).
-const FAULT_AROUND: usize = 2 << 20;
 /// Most threads `maskgate mask` uses.
 const MAX_THREADS: usize = 8;
 
@@ -137,12 +127,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             turn: Condvar::new(),
             out: Mutex::new((&mut out, &mut map)),
         };
-        let mapped = if args.no_mmap { None } else { map_stdin() };
-        line.run(&mut stdin, mapped.as_ref(), threads)?;
-        if let Some(m) = &mapped {
-            // Leave stdin's offset at the end, as reading it would have (for a shell that reads on after us).
-            let _ = (&m.file).seek(io::SeekFrom::End(0));
-        }
+        line.run(&mut stdin, threads)?;
     }
     out.flush().map_err(io_err("stdout"))?;
     if let Some(path) = &args.mappings {
@@ -271,69 +256,6 @@ struct Part {
     bytes: Vec<u8>,
 }
 
-/// Stdin, when it is a regular file, mapped into memory: the reader cuts blocks in place and copies each into a
-/// recycled buffer, instead of having the kernel copy the file into buffers and then carrying the rest of each
-/// buffer over (a fifth of the CPU time of a run went there). The copy stays: a text must not change once
-/// validated, and another process may write the file. Pages copied are given back as the run goes on, so that
-/// memory stays bounded by the blocks in flight, as with `read`. As with any reader that maps its input
-/// (ripgrep does), a file truncated while it is being read ends the run with SIGBUS; bytes appended after the
-/// start are not read.
-struct Mapped {
-    map: memmap2::Mmap,
-    /// Where stdin's offset stood: the input starts there.
-    start: usize,
-    /// Stdin's file (a duplicate of its descriptor, sharing the offset).
-    file: std::fs::File,
-}
-
-/// Maps stdin when it is a non-empty regular file; `None` otherwise (a pipe, a terminal, a file that cannot be
-/// mapped): then it is read.
-fn map_stdin() -> Option<Mapped> {
-    use std::os::fd::AsFd;
-    let file = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
-    let meta = file.metadata().ok()?;
-    let start = (&file).stream_position().ok()?;
-    if !meta.is_file() || start >= meta.len() {
-        return None;
-    }
-    // SAFETY: the map is only read, by the reader: by `next_cut` (which looks for line ends and whitespace, and
-    // gives a valid cut whatever the bytes) and by the copy of each block, which is what gets validated, so a
-    // text never changes after validation. Another process may still change the file: the bytes copied are
-    // then the ones masked; a truncation raises SIGBUS (see `Mapped`).
-    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Some(Mapped {
-        map,
-        start: start as usize,
-        file,
-    })
-}
-
-impl Mapped {
-    fn input(&self) -> &[u8] {
-        &self.map[self.start..]
-    }
-
-    /// Gives back the pages of the input from `from` up to `end` (copied already), except those in the last
-    /// [`FAULT_AROUND`] bytes before `end`: a page fault maps the pages around it, also some before it, and the
-    /// reader's next faults come at `end` and after, so such pages could be mapped again after their release,
-    /// and stay. Returns how far the input has been given back.
-    fn release(&self, from: usize, end: usize) -> usize {
-        let end = end.saturating_sub(FAULT_AROUND);
-        if end <= from {
-            return from;
-        }
-        // SAFETY: DONTNEED on a shared read-only file map drops the pages from the process; a later read maps
-        // them again with the file's contents, so no byte seen through a live borrow changes. (memmap2 marks the
-        // advice unchecked because on private or anonymous maps it would zero them.)
-        let _ = unsafe {
-            self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start + from, end - from)
-        };
-        end
-    }
-}
-
 /// Whose turn it is to assign placeholders and to write, and the first failure.
 #[derive(Default)]
 struct Turns {
@@ -364,7 +286,7 @@ struct Pipeline<'a, W: Write> {
 }
 
 impl<W: Write + Send> Pipeline<'_, W> {
-    fn run(&self, input: &mut impl Read, mapped: Option<&Mapped>, threads: usize) -> Result<(), CliError> {
+    fn run(&self, input: &mut impl Read, threads: usize) -> Result<(), CliError> {
         let (to_workers, parts) = std::sync::mpsc::sync_channel::<Part>(threads);
         let parts = Mutex::new(parts);
         // Block buffers go back to the reader, so that steady state allocates (and faults in) nothing.
@@ -388,10 +310,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
                 });
             }
             drop(recycle);
-            let read = match mapped {
-                Some(m) => self.cut(m, &to_workers, &recycled),
-                None => self.read(input, &to_workers, &recycled),
-            };
+            let read = self.read(input, &to_workers, &recycled);
             drop(to_workers);
             if let Err((index, e)) = read {
                 self.fail(index, e);
@@ -403,34 +322,6 @@ impl<W: Write + Send> Pipeline<'_, W> {
         }
     }
 
-    /// Cuts a mapped input into blocks, copies each into a recycled buffer and hands them out, until the end or
-    /// a failure. The cuts are those [`Pipeline::read`] makes: `next_cut` decides on the same bytes, and sees the
-    /// end sooner.
-    fn cut(
-        &self,
-        m: &Mapped,
-        to_workers: &std::sync::mpsc::SyncSender<Part>,
-        recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
-    ) -> Result<(), (usize, CliError)> {
-        let input = m.input();
-        let (mut index, mut offset, mut released) = (0, 0, 0);
-        while offset < input.len() {
-            let rest = &input[offset..];
-            let cut = next_cut(rest, true).filter(|&c| c > 0).unwrap_or(rest.len());
-            let mut bytes = recycled.try_recv().unwrap_or_default();
-            bytes.clear();
-            bytes.extend_from_slice(&rest[..cut]);
-            released = m.release(released, offset + cut);
-            let part = Part { index, offset, bytes };
-            if lock(&self.state).failed.is_some() || to_workers.send(part).is_err() {
-                return Ok(());
-            }
-            index += 1;
-            offset += cut;
-        }
-        Ok(())
-    }
-
     /// Reads the input, cuts it into blocks and hands them out, until the end, a failure, or a read error
     /// (returned with the index of the block it would have been).
     fn read(
@@ -439,9 +330,9 @@ impl<W: Write + Send> Pipeline<'_, W> {
         to_workers: &std::sync::mpsc::SyncSender<Part>,
         recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
     ) -> Result<(), (usize, CliError)> {
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + SLACK);
+        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);
         let (mut index, mut offset, mut eof) = (0usize, 0usize, false);
-        let mut want = BLOCK + SLACK;
+        let mut want = BLOCK;
         loop {
             while !eof && buf.len() < want {
                 // Into the spare capacity: nothing is zeroed first.
@@ -459,10 +350,10 @@ impl<W: Write + Send> Pipeline<'_, W> {
                     continue;
                 }
             };
-            want = BLOCK + SLACK;
+            want = BLOCK;
             let mut next = recycled.try_recv().unwrap_or_default();
             next.clear();
-            next.reserve(BLOCK + SLACK);
+            next.reserve(BLOCK);
             next.extend_from_slice(&buf[cut..]);
             buf.truncate(cut);
             let part = Part {
