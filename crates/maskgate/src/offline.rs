@@ -101,9 +101,8 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     // buffered either: every write is a whole block (ending at a line end, so stdout's line buffer passes it
     // straight through), and a buffer would only copy it once more.
     let mut out = io::stdout();
-    let mut stdin = io::stdin().lock();
-
     if args.json {
+        let mut stdin = io::stdin().lock();
         let mut body = Vec::new();
         stdin.read_to_end(&mut body).map_err(io_err("stdin"))?;
         let plan = masker
@@ -127,7 +126,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             turn: Condvar::new(),
             out: Mutex::new((&mut out, &mut map)),
         };
-        line.run(&mut stdin, threads)?;
+        line.run(io::stdin(), threads)?;
     }
     out.flush().map_err(io_err("stdout"))?;
     if let Some(path) = &args.mappings {
@@ -272,10 +271,80 @@ impl Turns {
     }
 }
 
-/// `maskgate mask` on text: a reader cuts the input into blocks, workers detect and rewrite them in parallel,
-/// and take turns, in input order, for the two steps whose order shows: assigning placeholders (numbering) and
-/// writing. A worker waiting for its turn holds no core, so the serial steps overlap with the other workers'
-/// detection; memory stays bounded by the blocks in flight.
+/// The input, cut into blocks on demand: the worker that needs a block reads it, under a lock. (A reader thread
+/// of its own, woken when a worker took a block, could wait milliseconds for a CPU that the workers held, and the
+/// workers then waited for it: on two CPUs a fifth of their waiting was for the reader.)
+struct Source<R> {
+    input: R,
+    /// The bytes read past the last cut: the start of the next block.
+    carry: Vec<u8>,
+    index: usize,
+    offset: usize,
+    eof: bool,
+    /// Block buffers given back by the workers, so that steady state allocates (and faults in) nothing.
+    spare: Vec<Vec<u8>>,
+}
+
+impl<R: Read> Source<R> {
+    fn new(input: R) -> Self {
+        Source {
+            input,
+            carry: Vec::with_capacity(BLOCK),
+            index: 0,
+            offset: 0,
+            eof: false,
+            spare: Vec::new(),
+        }
+    }
+
+    /// The next block: reads until it holds a block (or the end), cuts, and keeps what follows the cut (the part
+    /// of a line) for the next one. `None` at the end; a read error is returned with the index of the block it
+    /// would have been, and ends the input.
+    fn next(&mut self) -> Result<Option<Part>, (usize, CliError)> {
+        let mut want = BLOCK;
+        loop {
+            while !self.eof && self.carry.len() < want {
+                // Into the spare capacity: nothing is zeroed first.
+                let room = (want - self.carry.len()) as u64;
+                match read_up_to(&mut self.input, room, &mut self.carry) {
+                    Ok(n) => self.eof = n == 0,
+                    Err(e) => {
+                        (self.eof, self.carry) = (true, Vec::new());
+                        return Err((self.index, CliError::Io(format!("stdin: {e}"))));
+                    }
+                }
+            }
+            // Blocks are cut by a rule that depends neither on the number of threads nor on read sizes, so
+            // neither changes the output.
+            let cut = match next_cut(&self.carry, self.eof) {
+                Some(c) if c > 0 => c,
+                _ if self.eof => return Ok(None),
+                _ => {
+                    want = self.carry.len() + BLOCK;
+                    continue;
+                }
+            };
+            let mut next = self.spare.pop().unwrap_or_default();
+            next.clear();
+            next.reserve(BLOCK);
+            next.extend_from_slice(&self.carry[cut..]);
+            self.carry.truncate(cut);
+            let part = Part {
+                index: self.index,
+                offset: self.offset,
+                bytes: std::mem::replace(&mut self.carry, next),
+            };
+            self.index += 1;
+            self.offset += cut;
+            return Ok(Some(part));
+        }
+    }
+}
+
+/// `maskgate mask` on text: workers take blocks of the input in turn ([`Source`]), detect and rewrite them in
+/// parallel, and take turns, in input order, for the two steps whose order shows: assigning placeholders
+/// (numbering) and writing. A worker waiting for its turn holds no core, so the serial steps overlap with the
+/// other workers' detection; memory stays bounded by the blocks in flight (one per worker).
 struct Pipeline<'a, W: Write> {
     masker: &'a Masker,
     numbering: Mutex<&'a mut Numbering>,
@@ -286,86 +355,38 @@ struct Pipeline<'a, W: Write> {
 }
 
 impl<W: Write + Send> Pipeline<'_, W> {
-    fn run(&self, input: &mut impl Read, threads: usize) -> Result<(), CliError> {
-        let (to_workers, parts) = std::sync::mpsc::sync_channel::<Part>(threads);
-        let parts = Mutex::new(parts);
-        // Block buffers go back to the reader, so that steady state allocates (and faults in) nothing.
-        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+    fn run(&self, input: impl Read + Send, threads: usize) -> Result<(), CliError> {
+        let source = Mutex::new(Source::new(input));
         std::thread::scope(|s| {
             for _ in 0..threads {
-                let (parts, recycle) = (&parts, recycle.clone());
-                s.spawn(move || {
+                s.spawn(|| {
                     let mut body = Vec::new();
-                    // Until the reader hangs up: a worker that left early could leave the reader blocked on
-                    // a full channel. After a failure, later blocks are received and dropped unread.
                     loop {
-                        let part = match lock(parts).recv() {
-                            Ok(p) => p,
-                            Err(_) => break,
+                        let part = {
+                            let mut src = lock(&source);
+                            // After a failure, later blocks would be dropped: stop reading.
+                            if lock(&self.state).failed.is_some() {
+                                break;
+                            }
+                            match src.next() {
+                                Ok(Some(p)) => p,
+                                Ok(None) => break,
+                                Err((index, e)) => {
+                                    self.fail(index, e);
+                                    break;
+                                }
+                            }
                         };
                         if let Some(b) = self.work(part, &mut body) {
-                            let _ = recycle.send(b);
+                            lock(&source).spare.push(b);
                         }
                     }
                 });
-            }
-            drop(recycle);
-            let read = self.read(input, &to_workers, &recycled);
-            drop(to_workers);
-            if let Err((index, e)) = read {
-                self.fail(index, e);
             }
         });
         match lock(&self.state).failed.take() {
             Some((_, e)) => Err(e),
             None => Ok(()),
-        }
-    }
-
-    /// Reads the input, cuts it into blocks and hands them out, until the end, a failure, or a read error
-    /// (returned with the index of the block it would have been).
-    fn read(
-        &self,
-        input: &mut impl Read,
-        to_workers: &std::sync::mpsc::SyncSender<Part>,
-        recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
-    ) -> Result<(), (usize, CliError)> {
-        let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);
-        let (mut index, mut offset, mut eof) = (0usize, 0usize, false);
-        let mut want = BLOCK;
-        loop {
-            while !eof && buf.len() < want {
-                // Into the spare capacity: nothing is zeroed first.
-                let room = (want - buf.len()) as u64;
-                let n = read_up_to(input, room, &mut buf).map_err(|e| (index, CliError::Io(format!("stdin: {e}"))))?;
-                eof = n == 0;
-            }
-            // Blocks are cut by a rule that depends neither on the number of threads nor on read sizes, so
-            // neither changes the output.
-            let cut = match next_cut(&buf, eof) {
-                Some(c) if c > 0 => c,
-                _ if eof => return Ok(()),
-                _ => {
-                    want = buf.len() + BLOCK;
-                    continue;
-                }
-            };
-            want = BLOCK;
-            let mut next = recycled.try_recv().unwrap_or_default();
-            next.clear();
-            next.reserve(BLOCK);
-            next.extend_from_slice(&buf[cut..]);
-            buf.truncate(cut);
-            let part = Part {
-                index,
-                offset,
-                bytes: std::mem::replace(&mut buf, next),
-            };
-            if lock(&self.state).failed.is_some() || to_workers.send(part).is_err() {
-                return Ok(());
-            }
-            index += 1;
-            offset += cut;
         }
     }
 
