@@ -95,7 +95,8 @@ fn load_config(path: &Option<PathBuf>) -> Result<MaskerConfig, CliError> {
 pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
     let masker = Masker::new(&config).map_err(|e| CliError::Input(format!("configuration: {e}")))?;
-    let mut numbering = Numbering::default();
+    let prefixes = Prefixes::new(&masker);
+    let mut numbering = Numbering::new(&prefixes);
     let mut map = RequestMap::new();
     // Not locked for the whole run: the text path writes from worker threads (one at a time, in order). Not
     // buffered either: every write is a whole block (ending at a line end, so stdout's line buffer passes it
@@ -108,7 +109,8 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         let plan = masker
             .plan_json(&body)
             .map_err(|e| CliError::Input(format!("stdin: {e}")))?;
-        let placeholders = placeholders(&plan, &numbering.number(&plan));
+        let keys = prefixes.keys(&plan)?;
+        let placeholders = placeholders(&plan, &numbering.number(&plan, &keys));
         let masked = plan.finish(&placeholders).map_err(masking_failed)?;
         out.write_all(&masked.body).map_err(io_err("stdout"))?;
         map.extend(masked.map);
@@ -120,6 +122,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
         let keep_map = args.mappings.is_some();
         let line = Pipeline {
             masker: &masker,
+            prefixes: &prefixes,
             numbering: Mutex::new(&mut numbering),
             keep_map,
             state: Mutex::new(Turns::default()),
@@ -152,46 +155,84 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
 /// spelling out the tenant). A run is one process: nothing expires, and nothing may be evicted, or a value seen
 /// again after its eviction would come out under a second placeholder. Memory grows with the distinct values
 /// (the value and a number each); the mappings file holds all of them anyway.
-#[derive(Default)]
 struct Numbering {
-    /// One per placeholder prefix (one per kind: a few dozen).
+    /// Every value numbered, one after another (table entries say where).
+    values: String,
+    /// One per placeholder prefix, in the order of [`Prefixes`].
     kinds: Vec<KindNumbers>,
 }
 
+#[derive(Default)]
 struct KindNumbers {
-    prefix: Box<str>,
-    /// The values numbered so far, and their numbers.
-    values: foldhash::HashMap<Box<str>, u64>,
+    /// The values numbered so far: `(hash, start in Numbering::values, end, number)`.
+    table: hashbrown::HashTable<(u64, usize, usize, u64)>,
     /// The last number handed out.
     last: u64,
 }
 
-impl Numbering {
-    /// The numbers of a plan's values, in the order of its entries: the only step that must follow the input.
-    fn number(&mut self, plan: &Plan) -> Vec<u64> {
+/// The placeholder prefixes of the masker's kinds, each with its place in [`Numbering::kinds`], and the hasher
+/// of values: read-only, so that where a plan's values go is worked out outside the numbering's turn
+/// ([`Prefixes::keys`]), and the turn only probes and inserts.
+struct Prefixes {
+    index: foldhash::HashMap<Box<str>, usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Prefixes {
+    fn new(masker: &Masker) -> Self {
+        let mut index = foldhash::HashMap::default();
+        for k in masker.detector().kinds() {
+            let next = index.len();
+            index.entry(k.prefix.as_str().into()).or_insert(next);
+        }
+        Prefixes {
+            index,
+            hasher: Default::default(),
+        }
+    }
+
+    /// The kind (in [`Numbering::kinds`]) and hash of each of a plan's values.
+    fn keys(&self, plan: &Plan) -> Result<Vec<(usize, u64)>, CliError> {
+        use std::hash::BuildHasher;
         plan.entries()
             .iter()
-            .map(|e| {
-                let k = match self.kinds.iter().position(|k| *k.prefix == *e.prefix) {
-                    Some(k) => k,
-                    None => {
-                        self.kinds.push(KindNumbers {
-                            prefix: e.prefix.into(),
-                            values: Default::default(),
-                            last: 0,
-                        });
-                        self.kinds.len() - 1
-                    }
-                };
+            .map(|e| match self.index.get(e.prefix) {
+                Some(&k) => Ok((k, self.hasher.hash_one(e.original.as_bytes()))),
+                None => Err(CliError::Io(
+                    "masking failed: a value of a kind the masker does not list".into(),
+                )),
+            })
+            .collect()
+    }
+}
+
+impl Numbering {
+    fn new(prefixes: &Prefixes) -> Self {
+        Numbering {
+            values: String::new(),
+            kinds: (0..prefixes.index.len()).map(|_| KindNumbers::default()).collect(),
+        }
+    }
+
+    /// The numbers of a plan's values, in the order of its entries (`keys` from [`Prefixes::keys`]): the only
+    /// step that must follow the input.
+    fn number(&mut self, plan: &Plan, keys: &[(usize, u64)]) -> Vec<u64> {
+        let values = &mut self.values;
+        plan.entries()
+            .iter()
+            .zip(keys)
+            .map(|(e, &(k, hash))| {
                 let kind = &mut self.kinds[k];
-                match kind.values.get(&*e.original) {
-                    Some(&n) => n,
-                    None => {
-                        kind.last += 1;
-                        kind.values.insert(e.original.as_ref().into(), kind.last);
-                        kind.last
-                    }
+                let v = e.original.as_ref();
+                if let Some(&(_, _, _, n)) = kind.table.find(hash, |&(h, a, b, _)| h == hash && values[a..b] == *v) {
+                    return n;
                 }
+                kind.last += 1;
+                let start = values.len();
+                values.push_str(v);
+                kind.table
+                    .insert_unique(hash, (hash, start, values.len(), kind.last), |t| t.0);
+                kind.last
             })
             .collect()
     }
@@ -347,6 +388,7 @@ impl<R: Read> Source<R> {
 /// other workers' detection; memory stays bounded by the blocks in flight (one per worker).
 struct Pipeline<'a, W: Write> {
     masker: &'a Masker,
+    prefixes: &'a Prefixes,
     numbering: Mutex<&'a mut Numbering>,
     keep_map: bool,
     state: Mutex<Turns>,
@@ -406,11 +448,18 @@ impl<W: Write + Send> Pipeline<'_, W> {
             }
         };
         let plan = self.masker.plan_text(text);
+        let keys = match self.prefixes.keys(&plan) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(index, e);
+                return None;
+            }
+        };
         // Numbering follows the input: wait for the blocks before this one.
         if !self.wait_turn(index, |t| t.next_assign) {
             return None;
         }
-        let numbers = lock(&self.numbering).number(&plan);
+        let numbers = lock(&self.numbering).number(&plan, &keys);
         self.pass_turn(|t| &mut t.next_assign);
         let placeholders = placeholders(&plan, &numbers);
         let mut part_map = self.keep_map.then(RequestMap::new);
