@@ -1404,14 +1404,15 @@ impl Detector {
     /// slashes).
     fn ipv4_finds(&self, text: &[u8], s: usize, e: usize) -> bool {
         let hay = &text[s..e];
-        // Every match holds three dots: versions (`3.11.4`) and fractions (`3/5`) are done here.
-        if hay.iter().filter(|&&c| c == b'.').count() < 3 {
-            return false;
-        }
         // The usual case, a token that is one address and nothing else (`127.0.0.1`): the rule's only match is
         // the whole token, so the address's kind decides, without the search. Only a rejection is taken from
         // here; an address goes through the match loop (and the allowlist).
-        if memchr::memchr(b'/', hay).is_none() && ipv4_kind(hay, b"").is_none() && dotted_quad(hay) {
+        if let Some(quad) = dotted_quad(hay) {
+            if quad_kind(quad, b"").is_none() {
+                return false;
+            }
+        } else if hay.iter().filter(|&&c| c == b'.').count() < 3 {
+            // Every match holds three dots: versions (`3.11.4`) and fractions (`3/5`) are done here.
             return false;
         }
         let rule = self.ipv4_rule;
@@ -2156,49 +2157,52 @@ fn parse_digits(s: &[u8]) -> Option<u32> {
     })
 }
 
-/// Four parts of one to three digits, between dots: a whole match of the IPv4 rule when it is a whole token.
-fn dotted_quad(t: &[u8]) -> bool {
-    let mut parts = 0;
-    t.split(|&c| c == b'.').all(|p| {
-        parts += 1;
-        (1..=3).contains(&p.len()) && p.iter().all(u8::is_ascii_digit)
-    }) && parts == 4
-}
-
-fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
-    // One pass over a match of the IPv4 rule (four parts of one to three digits, maybe `/` and one or two).
+/// Four parts of one to three digits between dots (what the IPv4 rule matches, without a prefix length): the
+/// parts, and whether one has a leading zero. `None` for anything else.
+fn dotted_quad(t: &[u8]) -> Option<([u32; 4], bool)> {
+    if !(7..=15).contains(&t.len()) {
+        return None;
+    }
     let mut o = [0u32; 4];
-    let (mut i, mut v, mut len) = (0, 0u32, 0);
-    let mut cidr = None;
-    for (p, &c) in m.iter().enumerate() {
-        if c.is_ascii_digit() {
-            if len == 1 && v == 0 {
-                return None; // leading zeros: not how addresses are written
-            }
-            v = v * 10 + (c - b'0') as u32;
+    let (mut i, mut len, mut zero) = (0, 0, false);
+    for &c in t {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            zero |= len == 1 && o[i] == 0;
+            o[i] = o[i] * 10 + d as u32;
             len += 1;
-            if len > 3 || v > 255 {
+            if len > 3 {
                 return None;
             }
-        } else if c == b'.' && i < 3 && len > 0 {
-            o[i] = v;
-            (i, v, len) = (i + 1, 0, 0);
-        } else if c == b'/' {
-            cidr = Some(&m[p + 1..]);
-            break;
+        } else if c == b'.' && len > 0 && i < 3 {
+            (i, len) = (i + 1, 0);
         } else {
             return None;
         }
     }
-    if i < 3 || len == 0 {
-        return None;
-    }
-    o[3] = v;
+    (i == 3 && len > 0).then_some((o, zero))
+}
+
+fn ipv4_kind(m: &[u8], before: &[u8]) -> Option<KindId> {
+    // A match of the IPv4 rule: a dotted quad, maybe `/` and one or two digits.
+    let (addr, cidr) = match memchr::memchr(b'/', m) {
+        Some(p) => (&m[..p], Some(&m[p + 1..])),
+        None => (m, None),
+    };
+    let quad = dotted_quad(addr)?;
     if let Some(c) = cidr {
         let bits = parse_digits(c)?;
         if bits > 32 {
             return None;
         }
+    }
+    quad_kind(quad, before)
+}
+
+/// The kind of the address of a dotted quad (`before`: the text before it), or `None` when it is not one to mask.
+fn quad_kind((o, zero): ([u32; 4], bool), before: &[u8]) -> Option<KindId> {
+    if zero || o.iter().any(|&x| x > 255) {
+        return None; // leading zeros are not how addresses are written
     }
     let private = o[0] == 10
         || (o[0] == 172 && (16..=31).contains(&o[1]))
