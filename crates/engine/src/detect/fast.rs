@@ -813,11 +813,13 @@ impl Detector {
         let pat = !(win.apat() & tm).is_zero();
         let key = !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>');
         let shape = !(win.ashape() & tm).is_zero();
+        let te = W::M::below(e - org) & from_s;
+        let ops = (win.colon() | win.eq()) & te;
         if !(pat || key || shape) {
             // Only the name route (the run is a name candidate): `looks_like_id` needs what the run has.
-            return self.name_may_act(text, m, s, st).then_some(Known::No);
+            let (_, vm) = value_part::<W>(text, org, s, e, te, ops);
+            return self.name_may_act(text, m, s, st, named(win, vm)).then_some(Known::No);
         }
-        let te = W::M::below(e - org) & from_s;
 
         // The patterns: a superset test on the masks, then exactly.
         let mut pk = Known::No;
@@ -839,22 +841,11 @@ impl Detector {
             return Some(pk);
         }
         // `key_then_value` (only for tokens with punctuation): the key it would look up must not be known.
-        let ops = (win.colon() | win.eq()) & te;
         if key && !(nonletter & !win.d()).is_zero() && self.key_may_act(text, m, org, s, e, ops) {
             return Some(pk);
         }
-        // `context`: the value part of the token, its shape, and the words before it.
-        let mut vs = s;
-        if !ops.is_zero() {
-            let q = org + ops.highest() as usize;
-            if q + 1 < e && !(n == 17 && is_mac(&text[s..e])) {
-                vs = q + 1;
-            }
-        }
-        if text[s] == b'/' && text[s..e].starts_with(b"/hostedzone/") {
-            vs = s + 12;
-        }
-        let vm = te & !W::M::below(vs - org);
+        // `context`: the value's shape, and the words before it.
+        let (vs, vm) = value_part::<W>(text, org, s, e, te, ops);
         if shape && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100) && shape_maybe(&text[vs..e], vm, win) {
             return Some(pk);
         }
@@ -867,17 +858,27 @@ impl Detector {
         if (vm & !(vd | vdash | win.dot())).is_zero() {
             return None;
         }
-        self.name_may_act(text, m, s, st).then_some(pk)
+        self.name_may_act(text, m, s, st, named(win, vm)).then_some(pk)
     }
 
     /// Whether the token at `s` may continue a list after a name, or be a name after a prose keyword (the last
-    /// steps of `context`, for a value that looks like an id).
+    /// steps of `context`, for a value that looks like an id; `named`: its value may be a name in prose).
     #[inline(always)]
-    fn name_may_act<const CAP: usize>(&self, text: &[u8], m: &Masks<CAP>, s: usize, st: &ScanState) -> bool {
+    fn name_may_act<const CAP: usize>(
+        &self,
+        text: &[u8],
+        m: &Masks<CAP>,
+        s: usize,
+        st: &ScanState,
+        named: bool,
+    ) -> bool {
         if let Some((_, _, end)) = st.list {
             if end <= s && list_gap(&text[end..s]) {
                 return true;
             }
+        }
+        if !named {
+            return false;
         }
         match m.prev_token(text, s) {
             None => false,
@@ -932,6 +933,30 @@ impl Detector {
         };
         key.is_some_and(|(a, b)| key_known(&text[a..b]))
     }
+}
+
+/// `context`'s value part of the token `[s, e)` (`te`: its bytes, `ops`: its `:` and `=`): after the last `:` or
+/// `=`, or after `/hostedzone/`; its start and its bytes.
+#[inline(always)]
+fn value_part<W: Win>(text: &[u8], org: usize, s: usize, e: usize, te: W::M, ops: W::M) -> (usize, W::M) {
+    let mut vs = s;
+    if !ops.is_zero() {
+        let q = org + ops.highest() as usize;
+        if q + 1 < e && !(e - s == 17 && is_mac(&text[s..e])) {
+            vs = q + 1;
+        }
+    }
+    if text[s] == b'/' && text[s..e].starts_with(b"/hostedzone/") {
+        vs = s + 12;
+    }
+    (vs, te & !W::M::below(vs - org))
+}
+
+/// Whether a value (`vm`: its bytes) may be a name in prose: `context` looks for one only when the value holds
+/// `-` or `_`, or only lower-case letters and digits ("IPv4Address", "HTTP/1.1", "10:30:45.123Z" are not).
+#[inline(always)]
+fn named<W: Win>(win: W, vm: W::M) -> bool {
+    !(vm & (win.dash() | win.us())).is_zero() || (vm & !(win.d() | (win.al() & !win.u()))).is_zero()
 }
 
 /// The gap `context` accepts between the names of a list: "a, b and c".
