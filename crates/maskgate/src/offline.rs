@@ -385,7 +385,8 @@ impl<R: Read> Source<R> {
 /// `maskgate mask` on text: workers take blocks of the input in turn ([`Source`]), detect and rewrite them in
 /// parallel, and take turns, in input order, for the two steps whose order shows: assigning placeholders
 /// (numbering) and writing. A worker waiting for its turn holds no core, so the serial steps overlap with the
-/// other workers' detection; memory stays bounded by the blocks in flight (one per worker).
+/// other workers' detection; a worker whose block is not yet due to be numbered detects its next block
+/// meanwhile. Memory stays bounded by the blocks in flight (at most two per worker).
 struct Pipeline<'a, W: Write> {
     masker: &'a Masker,
     prefixes: &'a Prefixes,
@@ -403,25 +404,25 @@ impl<W: Write + Send> Pipeline<'_, W> {
             for _ in 0..threads {
                 s.spawn(|| {
                     let mut body = Vec::new();
-                    loop {
-                        let part = {
-                            let mut src = lock(&source);
-                            // After a failure, later blocks would be dropped: stop reading.
-                            if lock(&self.state).failed.is_some() {
-                                break;
-                            }
-                            match src.next() {
-                                Ok(Some(p)) => p,
-                                Ok(None) => break,
-                                Err((index, e)) => {
-                                    self.fail(index, e);
-                                    break;
-                                }
-                            }
+                    while let Some(a) = self.take(&source) {
+                        let planned_a = self.plan(&a);
+                        // Not this block's turn to be numbered yet (the block before it is still being
+                        // detected, or its worker lost its CPU for a while): detect the next block meanwhile,
+                        // instead of waiting idle. Each worker finishes its blocks in input order, so the
+                        // earliest unfinished block's worker never waits.
+                        let b = match &planned_a {
+                            Some(_) if !self.turn_now(a.index) => self.take(&source),
+                            _ => None,
                         };
-                        if let Some(b) = self.work(part, &mut body) {
-                            lock(&source).spare.push(b);
+                        let planned_b = b.as_ref().and_then(|b| self.plan(b));
+                        for (part, planned) in [(Some(&a), planned_a), (b.as_ref(), planned_b)] {
+                            if let (Some(part), Some((plan, keys))) = (part, planned) {
+                                self.finish(part.index, plan, &keys, &mut body);
+                            }
                         }
+                        let mut src = lock(&source);
+                        src.spare.push(a.bytes);
+                        src.spare.extend(b.map(|b| b.bytes));
                     }
                 });
             }
@@ -432,11 +433,33 @@ impl<W: Write + Send> Pipeline<'_, W> {
         }
     }
 
-    /// Masks one block into `body` and writes it in its turn; returns the block's buffer for reuse.
-    fn work(&self, part: Part, body: &mut Vec<u8>) -> Option<Vec<u8>> {
+    /// The next block of the input; `None` at its end, after a read error (recorded), or once a block failed
+    /// (later blocks would be dropped: reading stops).
+    fn take<R: Read>(&self, source: &Mutex<Source<R>>) -> Option<Part> {
+        let mut src = lock(source);
+        if lock(&self.state).failed.is_some() {
+            return None;
+        }
+        match src.next() {
+            Ok(p) => p,
+            Err((index, e)) => {
+                self.fail(index, e);
+                None
+            }
+        }
+    }
+
+    /// True when block `index` may be numbered now.
+    fn turn_now(&self, index: usize) -> bool {
+        lock(&self.state).next_assign == index
+    }
+
+    /// Validates and plans one block, with the numbering keys of its values; `None` when it failed (recorded)
+    /// or comes after a block that failed.
+    fn plan<'p>(&'p self, part: &'p Part) -> Option<(Plan<'p>, Vec<(usize, u64)>)> {
         let index = part.index;
         if self.gave_up(index) {
-            return Some(part.bytes);
+            return None;
         }
         // simdutf8: the same answer as `std::str::from_utf8`, several times faster on mostly-ASCII text.
         let text = match simdutf8::compat::from_utf8(&part.bytes) {
@@ -448,27 +471,31 @@ impl<W: Write + Send> Pipeline<'_, W> {
             }
         };
         let plan = self.masker.plan_text(text);
-        let keys = match self.prefixes.keys(&plan) {
-            Ok(k) => k,
+        match self.prefixes.keys(&plan) {
+            Ok(keys) => Some((plan, keys)),
             Err(e) => {
                 self.fail(index, e);
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Numbers a planned block's values in its turn, rewrites it into `body`, and writes it in its turn.
+    fn finish(&self, index: usize, plan: Plan, keys: &[(usize, u64)], body: &mut Vec<u8>) {
         // Numbering follows the input: wait for the blocks before this one.
         if !self.wait_turn(index, |t| t.next_assign) {
-            return None;
+            return;
         }
-        let numbers = lock(&self.numbering).number(&plan, &keys);
+        let numbers = lock(&self.numbering).number(&plan, keys);
         self.pass_turn(|t| &mut t.next_assign);
         let placeholders = placeholders(&plan, &numbers);
         let mut part_map = self.keep_map.then(RequestMap::new);
         if let Err(e) = plan.finish_into(&placeholders, body, part_map.as_mut()) {
             self.fail(index, masking_failed(e));
-            return None;
+            return;
         }
         if !self.wait_turn(index, |t| t.next_write) {
-            return None;
+            return;
         }
         let written = {
             let mut out = lock(&self.out);
@@ -480,9 +507,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
         self.pass_turn(|t| &mut t.next_write);
         if let Err(e) = written {
             self.fail(index, CliError::Io(format!("stdout: {e}")));
-            return None;
         }
-        Some(part.bytes)
     }
 
     /// Waits until `turn` reaches block `index`; false when an earlier block failed (this one is dropped).
