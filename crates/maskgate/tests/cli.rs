@@ -274,8 +274,8 @@ fn threads_do_not_change_the_output() {
 
 #[test]
 fn a_reader_that_goes_away_ends_the_run() {
-    // `maskgate mask < big | head -c 100`: the write fails (EPIPE) while the reader still has blocks to hand
-    // out; the run must end, with an error, not wait for workers that stopped.
+    // `maskgate mask < big | head -c 100`: the write fails (EPIPE) while input remains to be read; the run
+    // must end, with an error, not wait for workers that stopped.
     let line = "instance i-0123456789abcdef0 in vpc-0a1b2c3d4e5f67890 says hello to everyone here\n";
     let input = line.repeat((12 << 20) / line.len());
     for t in ["1", "2"] {
