@@ -125,6 +125,7 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             prefixes: &prefixes,
             numbering: Mutex::new(&mut numbering),
             keep_map,
+            read_ahead: stdin_is_file(),
             state: Mutex::new(Turns::default()),
             turn: Condvar::new(),
             out: Mutex::new((&mut out, &mut map)),
@@ -312,6 +313,17 @@ impl Turns {
     }
 }
 
+/// True when stdin is a regular file.
+fn stdin_is_file() -> bool {
+    use std::os::fd::AsFd;
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        .is_some_and(|m| m.is_file())
+}
+
 /// The input, cut into blocks on demand: the worker that needs a block reads it, under a lock. (A reader thread
 /// of its own, woken when a worker took a block, could wait milliseconds for a CPU that the workers held, and the
 /// workers then waited for it: 16-30 ms of a ~160 ms run on two CPUs, in stalls of up to 4 ms.)
@@ -392,6 +404,10 @@ struct Pipeline<'a, W: Write> {
     prefixes: &'a Prefixes,
     numbering: Mutex<&'a mut Numbering>,
     keep_map: bool,
+    /// Whether a worker may read a second block while its first is not due: only when reads do not wait for a
+    /// producer (a regular file). From a pipe, that read could hold a finished block back until the producer
+    /// wrote another block's worth.
+    read_ahead: bool,
     state: Mutex<Turns>,
     turn: Condvar,
     out: Mutex<(&'a mut W, &'a mut RequestMap)>,
@@ -411,7 +427,7 @@ impl<W: Write + Send> Pipeline<'_, W> {
                         // instead of waiting idle. Each worker finishes its blocks in input order, so the
                         // earliest unfinished block's worker never waits.
                         let b = match &planned_a {
-                            Some(_) if !self.turn_now(a.index) => self.take(&source),
+                            Some(_) if self.read_ahead && !self.turn_now(a.index) => self.take(&source),
                             _ => None,
                         };
                         let planned_b = b.as_ref().and_then(|b| self.plan(b));

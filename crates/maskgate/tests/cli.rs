@@ -32,6 +32,22 @@ fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     )
 }
 
+/// `maskgate` with `stdin` in a regular file (`name`, under [`tmp`]): workers then read ahead (a second block each).
+fn maskgate_from_file(args: &[&str], stdin: &[u8], name: &str) -> (i32, Vec<u8>, String) {
+    let path = tmp(name);
+    std::fs::write(&path, stdin).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
+        .args(args)
+        .stdin(Stdio::from(std::fs::File::open(&path).unwrap()))
+        .output()
+        .expect("maskgate runs");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Lines `line(0)`, `line(1)`, … until the text holds `bytes` bytes.
 fn lines(bytes: usize, line: impl Fn(u64) -> String) -> String {
     let mut text = String::new();
@@ -223,6 +239,10 @@ fn threads_do_not_change_the_output() {
         assert_eq!(code, 0, "{err}");
         outs.push(out);
     }
+    // From a regular file, workers read ahead (up to two blocks each): more workers than CPUs do that often.
+    let (code, out, err) = maskgate_from_file(&["mask", "--threads", "5"], input.as_bytes(), "threads-input.txt");
+    assert_eq!(code, 0, "{err}");
+    outs.push(out);
     assert!(outs.iter().all(|o| *o == outs[0]), "output depends on --threads");
     let masked = String::from_utf8(outs.pop().unwrap()).unwrap();
     assert!(!masked.contains("i-0") && !masked.contains("subnet-0"), "an id leaked");
@@ -240,8 +260,8 @@ fn threads_do_not_change_the_output() {
     assert!(err.contains(&format!("byte {at}")), "{err}");
 
     // A failure early in a long input ends the run (no worker is left waiting for a turn that will not come,
-    // also with more workers than CPUs, which then often hold two blocks each) after writing the blocks before
-    // it, exactly as a good run writes them.
+    // also with more workers than CPUs reading a file, where they often hold two blocks each) after writing the
+    // blocks before it, exactly as a good run writes them.
     bad[at] = b'x';
     let long = bad.repeat(4);
     let (code, good, err) = maskgate(&["mask", "--threads", "1"], &long);
@@ -249,10 +269,16 @@ fn threads_do_not_change_the_output() {
     let mut long = long;
     let at = (3 << 19) + 7;
     long[at] = 0xff;
-    for t in ["1", "2", "5"] {
+    for (t, file) in [("1", false), ("2", false), ("5", false), ("5", true)] {
         let (tx, rx) = std::sync::mpsc::channel();
         let input = long.clone();
-        std::thread::spawn(move || tx.send(maskgate(&["mask", "--threads", t], &input)));
+        std::thread::spawn(move || {
+            let args = ["mask", "--threads", t];
+            tx.send(match file {
+                true => maskgate_from_file(&args, &input, "threads-long.txt"),
+                false => maskgate(&args, &input),
+            })
+        });
         let (code, out, err) = rx
             .recv_timeout(std::time::Duration::from_secs(120))
             .expect("maskgate mask ends after an early failure");
