@@ -1162,3 +1162,32 @@ upstream = "https://api.openai.com"
     gw.shutdown().await;
     let _ = std::fs::remove_dir_all(&ca);
 }
+
+#[test]
+fn a_piped_stdin_gets_a_wider_pipe() {
+    // From a pipe, `mask` asks for a 1 MiB pipe buffer so that the producer writes ahead (fewer wake-ups); the
+    // writer's end shows it once the run has started.
+    use std::os::fd::AsRawFd;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maskgate"))
+        .args(["mask"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("maskgate runs");
+    let input = child.stdin.take().unwrap();
+    let want: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .map_or(1 << 20, |s| s.trim().parse().unwrap())
+        .min(1 << 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let size = loop {
+        // SAFETY: F_GETPIPE_SZ on a descriptor this test holds.
+        let size = unsafe { libc::fcntl(input.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        if size >= want || std::time::Instant::now() > deadline {
+            break size;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(input);
+    let _ = child.wait();
+    assert!(size >= want, "pipe buffer {size} bytes");
+}
