@@ -15,6 +15,7 @@ use std::collections::HashSet;
 
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::meta::Regex;
+use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind};
@@ -451,32 +452,53 @@ type CacheFn = Box<dyn Fn() -> DfaCache + Send + Sync + std::panic::UnwindSafe +
 
 impl Anchors {
     fn new(patterns: &[&str]) -> Result<Anchors, String> {
+        // What `DFA::builder().syntax(..).build_many(patterns)` does, with the parsing (two fifths of a build,
+        // which is most of a `maskgate mask` start-up) split over two threads.
+        let config = syntax::Config::new().unicode(false).utf8(false);
+        let parse = |ps: &[&str]| syntax::parse_many_with(ps, &config).map_err(|e| e.to_string());
+        let mid = patterns.len() / 2;
+        let (first_half, second_half) = std::thread::scope(|s| {
+            let second = s.spawn(|| parse(&patterns[mid..]));
+            (parse(&patterns[..mid]), second.join())
+        });
+        let mut hirs = first_half?;
+        hirs.extend(second_half.map_err(|_| "the pattern parser panicked".to_string())??);
+        let nfa = thompson::Compiler::new()
+            .configure(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
+            .build_many_from_hir(&hirs)
+            .map_err(|e| e.to_string())?;
         let dfa = DFA::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::LeftmostFirst)
                     .cache_capacity(8 << 20),
             )
-            .build_many(patterns)
+            .build_from_nfa(nfa)
             .map_err(|e| e.to_string())?;
+        let first = first_bytes(dfa.get_nfa());
+        let d2 = dfa.clone();
+        let caches = Pool::new(Box::new(move || d2.create_cache()) as CacheFn);
+        Ok(Anchors { dfa, caches, first })
+    }
+
+    /// Bytes a match may start with, as the DFA itself tells (the start state in each context of the byte
+    /// before, then one step): what [`first_bytes`] must cover.
+    #[cfg(test)]
+    fn first_by_dfa(&self) -> [bool; 256] {
         let mut first = [false; 256];
-        let mut cache = dfa.create_cache();
+        let mut cache = self.dfa.create_cache();
         for b in 0..=255u8 {
             // The start state depends on the byte before (none, a word byte, another byte).
             for hay in [&[b][..], &[b' ', b], &[b'a', b]] {
                 let input = Input::new(hay).range(hay.len() - 1..).anchored(Anchored::Yes);
-                // Any error: keep the byte (a candidate start costs a search, never a miss).
-                let dead = match dfa.start_state_forward(&mut cache, &input) {
-                    Ok(s) => dfa.next_state(&mut cache, s, b).is_ok_and(|t| t.is_dead()),
+                let dead = match self.dfa.start_state_forward(&mut cache, &input) {
+                    Ok(s) => self.dfa.next_state(&mut cache, s, b).is_ok_and(|t| t.is_dead()),
                     Err(_) => false,
                 };
                 first[b as usize] |= !dead;
             }
         }
-        let d2 = dfa.clone();
-        let caches = Pool::new(Box::new(move || d2.create_cache()) as CacheFn);
-        Ok(Anchors { dfa, caches, first })
+        first
     }
 
     /// The leftmost-first match starting at or after `at`: the first start with an anchored match, and its
@@ -496,6 +518,34 @@ impl Anchors {
         }
         Ok(None)
     }
+}
+
+/// Bytes an anchored match of `nfa` may start with: the byte ranges of the first consuming states reachable from
+/// its anchored start, with look-around assumptions taken as holding (a superset: a candidate start costs a
+/// search, never a miss). Walking the NFA takes microseconds; asking the lazy DFA for 768 transitions took about
+/// a tenth of a `maskgate mask` start-up.
+fn first_bytes(nfa: &thompson::NFA) -> [bool; 256] {
+    use thompson::State;
+    let mut first = [false; 256];
+    let mut seen = vec![false; nfa.states().len()];
+    let mut todo = vec![nfa.start_anchored()];
+    let mut mark = |a: u8, b: u8| first[a as usize..=b as usize].fill(true);
+    while let Some(id) = todo.pop() {
+        if std::mem::replace(&mut seen[id.as_usize()], true) {
+            continue;
+        }
+        match nfa.state(id) {
+            State::ByteRange { trans } => mark(trans.start, trans.end),
+            State::Sparse(t) => t.transitions.iter().for_each(|t| mark(t.start, t.end)),
+            // An empty match, or a state kept dense: any byte.
+            State::Dense(_) | State::Match { .. } => mark(0, 255),
+            State::Look { next, .. } | State::Capture { next, .. } => todo.push(*next),
+            State::Union { alternates } => todo.extend(alternates.iter().copied()),
+            State::BinaryUnion { alt1, alt2 } => todo.extend([*alt1, *alt2]),
+            State::Fail => {}
+        }
+    }
+    first
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2262,6 +2312,21 @@ mod tests {
                 .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
         });
         out
+    }
+
+    /// The start bytes read from the NFA cover what the DFA can start with, and add nothing on the built-in
+    /// table (so the search tries no more starts than before).
+    #[test]
+    fn first_bytes_are_the_dfa_starts() {
+        let d = Detector::default();
+        let (by_nfa, by_dfa) = (d.anchored.first, d.anchored.first_by_dfa());
+        for b in 0..=255u8 {
+            assert!(
+                by_nfa[b as usize] || !by_dfa[b as usize],
+                "byte {b:#04x} starts a match but is skipped"
+            );
+        }
+        assert_eq!(by_nfa, by_dfa, "the NFA's start bytes differ from the DFA's");
     }
 
     #[test]
