@@ -8,11 +8,13 @@
 //! whichever gram of that residue was indexed is seen. The text is probed once every 4 bytes (a bit filter,
 //! then a small hash table); a hit is verified by comparing the needle. When every indexed needle has 11 bytes
 //! or more (typical: instance ids, ARNs, most addresses), the same holds modulo 8 with eight grams per needle,
-//! and the text is probed every 8 bytes: half the probes. One or two needles of 7 to 10 bytes among them (a
-//! short address, a legacy instance id) are searched on their own with `memmem` rather than halving the stride. Of each residue class the least
-//! shared gram is indexed, so ids with a common prefix do not pile up on one gram; if some gram still has
-//! many needles (a request built to defeat this), an Aho-Corasick automaton is used instead, as for needles
-//! shorter than 7 bytes.
+//! and the text is probed every 8 bytes: half the probes (one or two needles of 7 to 10 bytes among them, a
+//! short address or a legacy instance id, are left out of the index rather than halving the stride). Of each
+//! residue class the least shared gram is indexed, so ids with a common prefix do not pile up on one gram.
+//!
+//! The needles the index does not take (shorter than 7 bytes, the 7 to 10 byte ones left out, or all of them
+//! when some gram still leads to many needles, a request built to defeat the index) are searched one by one
+//! with `memmem` when there are at most two, else by an Aho-Corasick automaton.
 //!
 //! [`Needles::occurrences`] reports every occurrence, overlapping, like `find_overlapping_iter`; the callers
 //! derive leftmost-longest selections or the first leak from it. Tested against `aho-corasick`.
@@ -33,11 +35,8 @@ pub(crate) struct Needles<'a> {
     postings: Vec<(u32, u32, u32)>,
     /// How many needles each slot leads to (while building; kept for the next build).
     chain: Vec<u32>,
-    /// Needles shorter than [`MIN_INDEXED`] (or all of them, when the index would be slow).
-    short: Short,
-    /// Needles of 7 to 10 bytes, when there are at most [`MAX_MIDS`] of them among longer ones: each is searched
-    /// on its own (`memmem`), so that the index can probe every 8 bytes.
-    mids: Vec<(memchr::memmem::Finder<'static>, u32)>,
+    /// The needles the index does not take (see the module's doc).
+    rest: Rest,
     /// Probe eight grams at a time (the CPU has AVX2).
     avx2: bool,
     /// The text is probed every `stride` bytes: 8 when every indexed needle has 11 bytes or more (a gram of
@@ -105,8 +104,7 @@ impl<'a> Needles<'a> {
             shift: self.shift,
             postings: std::mem::take(&mut self.postings),
             chain: std::mem::take(&mut self.chain),
-            short: std::mem::replace(&mut self.short, Short::None),
-            mids: std::mem::take(&mut self.mids),
+            rest: std::mem::replace(&mut self.rest, Rest::None),
             avx2: self.avx2,
             stride: self.stride,
         }
@@ -128,16 +126,37 @@ impl Detached {
 
 /// The most needles one gram may lead to before the index gives way to an automaton.
 const MAX_CHAIN: u32 = 32;
-/// At most this many needles of 7 to 10 bytes are searched one by one (see [`Needles::new`]); with more, the
-/// index takes them and probes every 4 bytes.
-const MAX_MIDS: usize = 2;
+/// At most this many needles the index does not take are searched one by one, and at most this many of 7 to 10
+/// bytes are left out of an index that then probes every 8 bytes. A `memmem` pass over a 256 KiB block costs
+/// 7-13 µs; probing every 4 bytes instead of 8, ~35 µs; an automaton over two or more addresses sharing their
+/// first bytes ran at 2.4 GB/s, slower than the index.
+const MAX_ALONE: usize = 2;
 
-enum Short {
+/// The needles the index does not take, with their ids.
+enum Rest {
     None,
-    /// An automaton over them, and their ids.
+    /// Searched one by one.
+    Alone(Vec<(memchr::memmem::Finder<'static>, u32)>),
+    /// An automaton over them.
     Automaton(AhoCorasick, Vec<u32>),
-    /// Compared at every position (if the automaton could not be built).
-    Scan(Vec<u32>),
+}
+
+impl Rest {
+    fn new(needles: &[&[u8]], ids: Vec<u32>) -> Rest {
+        let alone = || {
+            let finders = needles.iter().map(|n| memchr::memmem::Finder::new(n).into_owned());
+            Rest::Alone(finders.zip(ids.iter().copied()).collect())
+        };
+        match needles.len() {
+            0 => Rest::None,
+            n if n <= MAX_ALONE => alone(),
+            // One by one also if the automaton cannot be built.
+            _ => match AhoCorasick::builder().match_kind(MatchKind::Standard).build(needles) {
+                Ok(ac) => Rest::Automaton(ac, ids),
+                Err(_) => alone(),
+            },
+        }
+    }
 }
 
 /// One occurrence: `[start, end)` of needle `needle`.
@@ -172,7 +191,7 @@ impl<'a> Needles<'a> {
             .iter()
             .filter(|n| (MIN_INDEXED..8 + 3).contains(&n.len()))
             .count();
-        let stride8 = mids <= MAX_MIDS && needles.iter().any(|n| n.len() >= 8 + 3);
+        let stride8 = mids <= MAX_ALONE && needles.iter().any(|n| n.len() >= 8 + 3);
         let (stride, min_indexed) = if stride8 { (8, 8 + 3) } else { (4, MIN_INDEXED) };
         let long = needles.iter().filter(|n| n.len() >= min_indexed).count();
         // Four slots per gram indexed: chains stay short.
@@ -193,28 +212,23 @@ impl<'a> Needles<'a> {
             shift: 32 - cap.trailing_zeros(),
             postings: spare.postings,
             chain: spare.chain,
-            short: Short::None,
-            mids: Vec::new(),
+            rest: Rest::None,
             #[cfg(target_arch = "x86_64")]
             avx2: std::is_x86_feature_detected!("avx2"),
             #[cfg(not(target_arch = "x86_64"))]
             avx2: false,
             stride,
         };
-        let mut short = Vec::new();
-        let mut short_ids = Vec::new();
+        let mut rest = Vec::new();
+        let mut rest_ids = Vec::new();
         let mut worst = 0;
         for i in 0..t.needles.len() {
             let n = t.needles[i];
-            if n.len() < MIN_INDEXED {
-                if !n.is_empty() {
-                    short.push(n);
-                    short_ids.push(i as u32);
-                }
-                continue;
-            }
             if n.len() < min_indexed {
-                t.mids.push((memchr::memmem::Finder::new(n).into_owned(), i as u32));
+                if !n.is_empty() {
+                    rest.push(n);
+                    rest_ids.push(i as u32);
+                }
                 continue;
             }
             for r in 0..stride {
@@ -249,18 +263,12 @@ impl<'a> Needles<'a> {
         if worst > MAX_CHAIN {
             // Index nothing; every needle goes to the automaton.
             t.postings.clear();
-            t.mids.clear();
-            short = t.needles.iter().copied().filter(|n| !n.is_empty()).collect();
-            short_ids = (0..t.needles.len() as u32)
+            rest = t.needles.iter().copied().filter(|n| !n.is_empty()).collect();
+            rest_ids = (0..t.needles.len() as u32)
                 .filter(|&i| !t.needles[i as usize].is_empty())
                 .collect();
         }
-        if !short.is_empty() {
-            t.short = match AhoCorasick::builder().match_kind(MatchKind::Standard).build(&short) {
-                Ok(ac) => Short::Automaton(ac, short_ids),
-                Err(_) => Short::Scan(short_ids),
-            };
-        }
+        t.rest = Rest::new(&rest, rest_ids);
         t
     }
 
@@ -308,25 +316,27 @@ impl<'a> Needles<'a> {
                 p += self.stride;
             }
         }
-        for (finder, id) in &self.mids {
-            let mut from = 0;
-            while let Some(at) = finder.find(&hay[from..]) {
-                let start = from + at;
-                let o = Occurrence {
-                    start,
-                    end: start + finder.needle().len(),
-                    needle: *id as usize,
-                };
-                if !f(o) {
-                    return;
+        match &self.rest {
+            Rest::None => {}
+            Rest::Alone(finders) => {
+                for (finder, id) in finders {
+                    let mut from = 0;
+                    while let Some(at) = finder.find(&hay[from..]) {
+                        let start = from + at;
+                        let o = Occurrence {
+                            start,
+                            end: start + finder.needle().len(),
+                            needle: *id as usize,
+                        };
+                        if !f(o) {
+                            return;
+                        }
+                        // Overlapping occurrences too.
+                        from = start + 1;
+                    }
                 }
-                // Overlapping occurrences too.
-                from = start + 1;
             }
-        }
-        match &self.short {
-            Short::None => {}
-            Short::Automaton(ac, ids) => {
+            Rest::Automaton(ac, ids) => {
                 for m in ac.find_overlapping_iter(hay) {
                     let o = Occurrence {
                         start: m.start(),
@@ -335,22 +345,6 @@ impl<'a> Needles<'a> {
                     };
                     if !f(o) {
                         return;
-                    }
-                }
-            }
-            Short::Scan(ids) => {
-                for &i in ids {
-                    let n = self.needles[i as usize];
-                    for start in 0..hay.len().saturating_sub(n.len() - 1) {
-                        if &hay[start..start + n.len()] == n
-                            && !f(Occurrence {
-                                start,
-                                end: start + n.len(),
-                                needle: i as usize,
-                            })
-                        {
-                            return;
-                        }
                     }
                 }
             }
