@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
@@ -120,17 +121,20 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, MAX_THREADS);
         let keep_map = args.mappings.is_some();
+        let stdin = stdin_type();
         let line = Pipeline {
             masker: &masker,
             prefixes: &prefixes,
             numbering: Mutex::new(&mut numbering),
             keep_map,
-            read_ahead: stdin_is_file(),
+            read_ahead: stdin.is_some_and(|t| t.is_file()),
             state: Mutex::new(Turns::default()),
             turn: Condvar::new(),
             out: Mutex::new((&mut out, &mut map)),
         };
-        widen_stdin_pipe();
+        if stdin.is_some_and(|t| t.is_fifo()) {
+            widen_stdin_pipe();
+        }
         line.run(io::stdin(), threads)?;
     }
     out.flush().map_err(io_err("stdout"))?;
@@ -314,29 +318,19 @@ impl Turns {
     }
 }
 
-/// When stdin is a pipe, asks for a 1 MiB pipe buffer (Linux's default limit for a user; 64 KiB otherwise), so
-/// that the producer writes ahead while the workers mask, with fewer wake-ups on both sides. Best effort.
-fn widen_stdin_pipe() {
-    use std::os::fd::AsRawFd;
-    let fd = io::stdin().as_raw_fd();
-    // SAFETY: fstat and fcntl on a descriptor this process holds; they touch no memory but `st`.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
-        }
-    }
+/// What stdin is (`None` when it cannot be told).
+fn stdin_type() -> Option<std::fs::FileType> {
+    use std::os::fd::AsFd;
+    let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
+    Some(std::fs::File::from(fd).metadata().ok()?.file_type())
 }
 
-/// True when stdin is a regular file.
-fn stdin_is_file() -> bool {
-    use std::os::fd::AsFd;
-    io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .ok()
-        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
-        .is_some_and(|m| m.is_file())
+/// Asks for a 1 MiB buffer on the pipe stdin is (Linux's default limit for a user; 64 KiB otherwise), so that the
+/// producer writes ahead while the workers mask, with fewer wake-ups on both sides. Best effort.
+fn widen_stdin_pipe() {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor this process holds; it touches no memory.
+    unsafe { libc::fcntl(io::stdin().as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
 }
 
 /// The input, cut into blocks on demand: the worker that needs a block reads it, under a lock. (A reader thread
