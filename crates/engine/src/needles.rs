@@ -584,6 +584,21 @@ mod tests {
             "arn:aws:iam::123456789012:role/x",
         ]);
         assert_eq!(Needles::new(long.iter().map(|n| n.as_slice()).collect()).stride, 8);
+        // One or two needles of 7 to 10 bytes among them are left out of the index, which keeps stride 8; with
+        // three, the index takes them and probes every 4 bytes.
+        let mut mixed = long.clone();
+        mixed.extend(n(&["10.0.0.1", "i-1234abcd"]));
+        assert_eq!(Needles::new(mixed.iter().map(|n| n.as_slice()).collect()).stride, 8);
+        check(
+            &mixed,
+            b"at 10.0.0.1 and 10.0.0.10, i-1234abcd i-0123456789abcdef0 10.100.20.30",
+        );
+        mixed.extend(n(&["10.9.8.7"]));
+        assert_eq!(Needles::new(mixed.iter().map(|n| n.as_slice()).collect()).stride, 4);
+        check(
+            &mixed,
+            b"at 10.0.0.1 and 10.9.8.7, i-1234abcd i-0123456789abcdef0 10.100.20.30",
+        );
         for pad in 0..9 {
             let mut hay = " ".repeat(pad).into_bytes();
             for _ in 0..3 {
