@@ -32,13 +32,11 @@ fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     )
 }
 
-/// `maskgate` with `stdin` in a regular file (`name`, under [`tmp`]): workers then read ahead (a second block each).
-fn maskgate_from_file(args: &[&str], stdin: &[u8], name: &str) -> (i32, Vec<u8>, String) {
-    let path = tmp(name);
-    std::fs::write(&path, stdin).unwrap();
+/// `maskgate` with an open file as its stdin (read from the file's offset).
+fn maskgate_on(args: &[&str], stdin: std::fs::File) -> (i32, Vec<u8>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
         .args(args)
-        .stdin(Stdio::from(std::fs::File::open(&path).unwrap()))
+        .stdin(Stdio::from(stdin))
         .output()
         .expect("maskgate runs");
     (
@@ -46,6 +44,13 @@ fn maskgate_from_file(args: &[&str], stdin: &[u8], name: &str) -> (i32, Vec<u8>,
         out.stdout,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `maskgate` with `stdin` in a regular file (`name`, under [`tmp`]): workers then read ahead (a second block each).
+fn maskgate_from_file(args: &[&str], stdin: &[u8], name: &str) -> (i32, Vec<u8>, String) {
+    let path = tmp(name);
+    std::fs::write(&path, stdin).unwrap();
+    maskgate_on(args, std::fs::File::open(&path).unwrap())
 }
 
 /// Lines `line(0)`, `line(1)`, … until the text holds `bytes` bytes.
@@ -199,14 +204,10 @@ fn file_stdin_is_read_from_its_offset() {
         assert!(piped.windows(8).any(|w| w == b"AWS_EC2_"), "nothing masked");
         let mut file = std::fs::File::open(&path).unwrap();
         file.seek(std::io::SeekFrom::Start(skip as u64)).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
-            .args(["mask", "--threads", "2"])
-            .stdin(Stdio::from(file.try_clone().unwrap()))
-            .output()
-            .expect("maskgate runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (code, out, err) = maskgate_on(&["mask", "--threads", "2"], file.try_clone().unwrap());
+        assert_eq!(code, 0, "{err}");
         assert!(
-            out.stdout == piped,
+            out == piped,
             "a file stdin from byte {skip} gave other output than a pipe"
         );
         assert_eq!(
