@@ -618,8 +618,9 @@ struct Carries {
 impl<const CAP: usize> Masks<CAP> {
     /// The runs of block `b` to look at, at their end markers: visited, not only `.` and `:` (trimmed to
     /// nothing), and holding an anchor or being a name candidate.
+    /// Also returns which of them are only name candidates (no anchor, no `>` after them).
     #[inline(always)]
-    fn todo(&self, b: usize, c: &mut Carries) -> u64 {
+    fn todo(&self, b: usize, c: &mut Carries) -> (u64, u64) {
         let w = self.w[b];
         let wp = (w << 1) | c.w;
         c.w = w >> 63;
@@ -637,7 +638,9 @@ impl<const CAP: usize> Masks<CAP> {
         // Name candidates: a letter, and a digit, `-` or `_` (what `looks_like_id` needs).
         let dud = has(w, starts, ends, self.dash[b] | self.us[b] | self.d[b], &mut c.dud);
         let al = has(w, starts, ends, self.al[b], &mut c.al);
-        visited & nontrim & (anchored | (ends & self.gt[b]) | (dud & al))
+        let routed = anchored | (ends & self.gt[b]);
+        let todo = visited & nontrim & (routed | (dud & al));
+        (todo, todo & !routed)
     }
 
     #[inline(always)]
@@ -711,7 +714,7 @@ impl Detector {
                 }
                 for lane in 0..L::N {
                     let b = g + lane;
-                    let mut todo = m.todo(b, &mut car);
+                    let (mut todo, names) = m.todo(b, &mut car);
                     // Block 0 only primes the carries.
                     if b == 0 || b > last {
                         continue;
@@ -728,6 +731,9 @@ impl Detector {
                             continue;
                         }
                         let s0 = m.run_start(text, b, r, i);
+                        if names >> r & 1 != 0 && !self.name_may_follow(text, &m, s0, &st) {
+                            continue;
+                        }
                         if (s0 as isize) < m.start(0) && !visited(text, s0, j) {
                             continue;
                         }
@@ -859,6 +865,16 @@ impl Detector {
             return None;
         }
         self.name_may_act(text, m, s, st, named(win, vm)).then_some(pk)
+    }
+
+    /// Whether [`Detector::acts`] may visit the token at `s0` that only the name route would check: its last
+    /// step (a list goes on, or a prose keyword comes before), before the rest of its work; `named` is taken as
+    /// true, a superset. Its first steps send a token after a `\\`, or one that starts before the masks, the
+    /// whole way; neither is a name candidate only (both count as anchored: see [`anchors`] and [`has`]).
+    #[inline(always)]
+    fn name_may_follow<const CAP: usize>(&self, text: &[u8], m: &Masks<CAP>, s0: usize, st: &ScanState) -> bool {
+        debug_assert!(s0 as isize >= m.start(0) && (s0 == 0 || text[s0 - 1] != b'\\'));
+        self.name_may_act(text, m, s0, st, true)
     }
 
     /// Whether the token at `s` may continue a list after a name, or be a name after a prose keyword (the last
@@ -1144,7 +1160,12 @@ fn shape_maybe<W: Win>(v: &[u8], vm: W::M, win: W) -> bool {
 pub(super) fn key_known(raw: &[u8]) -> bool {
     let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
     match (tail.next(), tail.next()) {
-        (Some(&l), Some(&p)) if KEY_TAILS[pair_index(p)] >> pair_index(l) & 1 != 0 => {}
+        (Some(&l), Some(&p)) => {
+            let before = tail.next().map_or(NO_CHAR, |&c| pair_index(c));
+            if KEY_TAILS[before][pair_index(p)] >> pair_index(l) & 1 == 0 {
+                return false;
+            }
+        }
         _ => return false,
     }
     // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
@@ -1165,35 +1186,46 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
 /// More characters than any key, flag or text-key suffix [`key_known`] may have to recognize.
 const KEY_MAX: usize = 24;
 
-/// The last two characters of every key [`key_known`] knows (exact keys, flag aliases, text-key suffixes; all
-/// of two or more): bit `pair_index(last)` of row `pair_index(second to last)`. Most tokens are turned away by it
-/// before they are normalized and compared.
-static KEY_TAILS: [u64; 36] = {
-    const fn add(t: &mut [u64; 36], w: &[u8]) {
+/// The last three characters of every key [`key_known`] knows (exact keys, flag aliases, text-key suffixes):
+/// bit `pair_index(last)` of `KEY_TAILS[third to last][second to last]`, the first index [`NO_CHAR`] for an
+/// exact key of two. Most tokens are turned away by it before they are normalized and compared ("region" and
+/// "client" pass a test of the last two).
+static KEY_TAILS: [[u64; 36]; NO_CHAR + 1] = {
+    const fn add(t: &mut [[u64; 36]; NO_CHAR + 1], w: &[u8], suffix: bool) {
         assert!(
             w.len() >= 2 && w.len() < KEY_MAX,
             "key_known sees keys of 2 to KEY_MAX - 1 characters"
         );
-        t[pair_index(w[w.len() - 2])] |= 1 << pair_index(w[w.len() - 1]);
+        // A suffix of two would end keys with any character before it.
+        assert!(
+            !suffix || w.len() >= 3,
+            "text-key suffixes have three characters or more"
+        );
+        let n = w.len();
+        let before = if n >= 3 { pair_index(w[n - 3]) } else { NO_CHAR };
+        t[before][pair_index(w[n - 2])] |= 1 << pair_index(w[n - 1]);
     }
-    let mut t = [0u64; 36];
+    let mut t = [[0u64; 36]; NO_CHAR + 1];
     let mut i = 0;
     while i < KEYED.len() {
-        add(&mut t, KEYED[i].0.as_bytes());
+        add(&mut t, KEYED[i].0.as_bytes(), false);
         i += 1;
     }
     let mut i = 0;
     while i < FLAG_ALIASES.len() {
-        add(&mut t, FLAG_ALIASES[i].as_bytes());
+        add(&mut t, FLAG_ALIASES[i].as_bytes(), false);
         i += 1;
     }
     let mut i = 0;
     while i < TEXT_KEY_SUFFIXES.len() {
-        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes());
+        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes(), true);
         i += 1;
     }
     t
 };
+
+/// [`KEY_TAILS`]' row for "no third character".
+const NO_CHAR: usize = 36;
 
 /// Lengths of the prose keywords and their fillers by `(first, last)` letter: a superset test of
 /// "`norm_eq(raw, word)` for one of them".
