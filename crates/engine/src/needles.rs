@@ -232,23 +232,26 @@ impl<'a> Needles<'a> {
                 continue;
             }
             for r in 0..stride {
-                // The offset of residue `r` whose gram leads to the fewest needles so far. The last one first:
-                // ids share prefixes, not ends, so its gram usually leads nowhere yet and no search is needed.
+                // The offset of residue `r` whose gram leads to the fewest needles so far, from the last one
+                // back (ids share prefixes, not ends), stopping at a gram that leads nowhere yet.
                 let last = r + (n.len() - 4 - r) / stride * stride;
-                let g_last = gram(n, last);
-                let s_last = t.slot(g_last);
-                let (slot, g, off) = if t.chain[s_last] == 0 {
-                    (s_last, g_last, last)
-                } else {
-                    (r..=n.len() - 4)
-                        .step_by(stride)
-                        .map(|off| {
-                            let g = gram(n, off);
-                            (t.slot(g), g, off)
-                        })
-                        .min_by_key(|&(slot, _, _)| t.chain[slot])
-                        .unwrap_or_else(|| unreachable!("a needle of 7 bytes has a gram of every residue"))
-                };
+                let mut best = (usize::MAX, 0, 0, u32::MAX);
+                let mut off = last;
+                loop {
+                    let g = gram(n, off);
+                    let slot = t.slot(g);
+                    if t.chain[slot] < best.3 {
+                        best = (slot, g, off, t.chain[slot]);
+                        if best.3 == 0 {
+                            break;
+                        }
+                    }
+                    if off < r + stride {
+                        break;
+                    }
+                    off -= stride;
+                }
+                let (slot, g, off, _) = best;
                 let head = t.slots[slot].1;
                 t.postings.push((i as u32, off as u32, head));
                 t.slots[slot] = (g, t.postings.len() as u32);
