@@ -5,7 +5,8 @@
 //!
 //! Asserts:
 //! - `Detector::find`: every finding is a non-empty span inside the text, on char boundaries; findings come in
-//!   order and do not overlap; findings already in the output vector are left alone.
+//!   order and do not overlap; findings already in the output vector are left alone; the findings are those
+//!   of `Detector::find_reference` (the block scan against the byte-by-byte definition).
 //! - `Masker::plan_text` + `finish` (fresh-vault placeholders) succeeds; every placeholder in the output is one
 //!   that masking wrote (placeholder-shaped text of the input is masked itself, so it can never resolve); text
 //!   masking never trips its own leak check; no original is left in the output within its reach (see
@@ -60,6 +61,10 @@ fuzz_target!(|data: &[u8]| {
     let mut fs = Vec::new();
     d.find(text.as_bytes(), KeyContext::default(), &mut fs);
     check(text, &fs);
+    // The block scan finds what the byte-by-byte reference finds.
+    let mut reference = Vec::new();
+    d.find_reference(text.as_bytes(), KeyContext::default(), &mut reference);
+    assert_eq!(fs, reference, "fast scan against the reference in {text:?}");
 
     let (key, parent) = KEYS[usize::from(sel) % KEYS.len()];
     let sentinel = Finding {
