@@ -1158,6 +1158,15 @@ impl Detector {
         })
     }
 
+    /// Appends the placeholder-shaped text of `text` (what unmasking would take for placeholders), as findings
+    /// of `placeholder_literal`: all that is masked in a value skip rules pass unchanged.
+    pub(crate) fn literals(&self, text: &[u8], out: &mut Vec<Finding>) {
+        for (start, end) in crate::placeholder::find_all(text) {
+            let kind = kid!("placeholder_literal");
+            self.push(text, Finding { start, end, kind }, out);
+        }
+    }
+
     fn meta(&self) -> &Regex {
         self.regex.get_or_init(|| {
             let p: Vec<&str> = self.patterns.iter().map(String::as_str).collect();

@@ -77,13 +77,26 @@ struct Segment<'a> {
     raw_start: usize,
     raw_end: usize,
     text: Cow<'a, str>,
-    json: bool,
+    form: Form,
     /// Range into `Plan::hits`.
     hits: std::ops::Range<usize>,
 }
 
-/// `(raw_start, raw_end, decoded text when it differs from the raw bytes, is a JSON string, hits)`.
-type PlannedSegment = (usize, usize, Option<String>, bool, std::ops::Range<usize>);
+/// What a segment of a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// A text body.
+    Text,
+    /// A JSON string.
+    Json,
+    /// A JSON string that skip rules pass unchanged (a base64 payload, `model`), except the placeholder-shaped
+    /// text in it: a response could quote that text, and it must not resolve to a value masked elsewhere in
+    /// the request under the same placeholder. The rest is not searched, and the leak check ignores it.
+    SkippedJson,
+}
+
+/// `(raw_start, raw_end, decoded text when it differs from the raw bytes, form, hits)`.
+type PlannedSegment = (usize, usize, Option<String>, Form, std::ops::Range<usize>);
 
 /// What [`Masker::plan_text`] / [`Masker::plan_json`] found. Borrows the body and the masker.
 pub struct Plan<'a> {
@@ -92,7 +105,8 @@ pub struct Plan<'a> {
     /// `(start, end, entry)` relative to the segment's text.
     hits: Vec<(usize, usize, usize)>,
     entries: Vec<PlanEntry<'a>>,
-    /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them.
+    /// Raw spans of the strings that skip rules kept as they are (sorted): the leak check ignores them. (Those
+    /// holding placeholder-shaped text are segments, [`Form::SkippedJson`], and ignored the same way.)
     skipped: Vec<(usize, usize)>,
     /// Per entry: where else in the request it is masked, and so where the leak check looks for it.
     reach: Vec<Reach>,
@@ -221,7 +235,7 @@ impl Masker {
             raw_start: 0,
             raw_end: text.len(),
             text: Cow::Borrowed(text),
-            json: false,
+            form: Form::Text,
             hits: 0..0,
         };
         self.plan(text.as_bytes(), vec![(seg, KeyContext::default())])
@@ -232,9 +246,23 @@ impl Masker {
         let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
         let mut segs = Vec::with_capacity(strings.len());
         let mut skipped = Vec::new();
+        let mut literals = Vec::new();
         for s in &strings {
             if s.skip {
-                skipped.push((s.raw_start, s.raw_end));
+                literals.clear();
+                self.detector.literals(s.text.as_bytes(), &mut literals);
+                if literals.is_empty() {
+                    skipped.push((s.raw_start, s.raw_end));
+                } else {
+                    let seg = Segment {
+                        raw_start: s.raw_start,
+                        raw_end: s.raw_end,
+                        text: s.text.clone(),
+                        form: Form::SkippedJson,
+                        hits: 0..0,
+                    };
+                    segs.push((seg, KeyContext::default()));
+                }
                 continue;
             }
             let ctx = KeyContext {
@@ -245,7 +273,7 @@ impl Masker {
                 raw_start: s.raw_start,
                 raw_end: s.raw_end,
                 text: s.text.clone(),
-                json: true,
+                form: Form::Json,
                 hits: 0..0,
             };
             segs.push((seg, ctx));
@@ -263,7 +291,11 @@ impl Masker {
         let mut per_seg: Vec<Vec<Finding>> = Vec::with_capacity(segs.len());
         for (seg, ctx) in &segs {
             findings.clear();
-            self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
+            if seg.form == Form::SkippedJson {
+                self.detector.literals(seg.text.as_bytes(), &mut findings);
+            } else {
+                self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
+            }
             // At most one new entry per finding: room for them at once, not rehash after rehash.
             table.index.reserve(findings.len());
             table.entries.reserve(findings.len());
@@ -291,6 +323,9 @@ impl Masker {
             let mut matches = Vec::new();
             let mut found: Vec<(usize, usize)> = Vec::new();
             for (si, (seg, _)) in segs.iter().enumerate() {
+                if seg.form == Form::SkippedJson {
+                    continue; // only its placeholder-shaped text is masked
+                }
                 let text = seg.text.as_bytes();
                 let mut extra = Vec::new();
                 // The values found here by start, to tell in one sweep whether a match lies inside one: the
@@ -376,7 +411,7 @@ impl Masker {
                     Cow::Owned(t) => Some(t),
                     Cow::Borrowed(_) => None,
                 };
-                (s.raw_start, s.raw_end, owned, s.json, s.hits)
+                (s.raw_start, s.raw_end, owned, s.form, s.hits)
             })
             .collect();
         // The reach of the entries propagation added (those before were decided above).
@@ -461,7 +496,8 @@ impl<'a> Plan<'a> {
         // original may run into one (`=A` in `=AWS_…`); that is no leak.
         let mut inserted = Vec::with_capacity(self.hits.len());
         let mut sk = self.skipped.iter().peekable();
-        for (raw_start, raw_end, owned, is_json, hits) in &self.segments {
+        for (raw_start, raw_end, owned, form, hits) in &self.segments {
+            let is_json = *form != Form::Text;
             // Skipped spans in the gap being copied keep their size: shift them by the growth so far.
             let delta = out.len() as isize - last as isize;
             while let Some(&&(a, b)) = sk.peek() {
@@ -475,7 +511,7 @@ impl<'a> Plan<'a> {
             let text: &[u8] = match owned {
                 Some(t) => t.as_bytes(),
                 // A JSON string's text, validated as UTF-8 when planned.
-                None if *is_json => {
+                None if is_json => {
                     let inner = &self.body[raw_start + 1..raw_end - 1];
                     std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?;
                     inner
@@ -485,13 +521,14 @@ impl<'a> Plan<'a> {
             };
             // JSON escaping is per byte and placeholders need none: escape the text between them.
             let write = |out: &mut Vec<u8>, t: &[u8]| {
-                if *is_json {
+                if is_json {
                     json::escape_bytes_into(t, out);
                 } else {
                     out.extend_from_slice(t);
                 }
             };
-            if *is_json {
+            let seg_out = out.len();
+            if is_json {
                 out.push(b'"');
             }
             let mut at = 0;
@@ -504,8 +541,11 @@ impl<'a> Plan<'a> {
                 at = e;
             }
             write(out, &text[at..]);
-            if *is_json {
+            if is_json {
                 out.push(b'"');
+            }
+            if *form == Form::SkippedJson {
+                skipped_out.push((seg_out, out.len()));
             }
             last = *raw_end;
         }

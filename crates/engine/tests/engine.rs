@@ -869,3 +869,32 @@ fn fuzz_occurrences_out_of_reach_hide_nothing() {
         "s3://AWS_S3_BUCKET_001 and rds AWS_RDS_001: data-AWS_S3_BUCKET_001"
     );
 }
+
+/// fuzz `json_mask`: placeholder-shaped text in a skipped value (an image's base64 `data`) was left as it was,
+/// and the placeholder given to a value elsewhere in the request could be that very text: unmasking turned the
+/// literal into the value. Placeholder-shaped text is masked in skipped values too; the rest of them stays as
+/// it was (no propagation into them, and originals in them are no leak).
+#[test]
+fn fuzz_placeholder_literals_in_skipped_values_are_masked() {
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"S3 bucket my-bucket-1"},
+        {"type":"image","source":{"type":"base64","media_type":"image/png",
+        "data":"i-1234567890abcdef0 my-bucket-1 AWS_S3_BUCKET_001\/x"}}]}]}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["messages"][0]["content"][0]["text"], "S3 bucket AWS_S3_BUCKET_001");
+    assert_eq!(
+        v["messages"][0]["content"][1]["source"]["data"],
+        "i-1234567890abcdef0 my-bucket-1 AWS_LITERAL_001/x"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    let sent: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(back, sent);
+    // A skipped value without placeholder-shaped text keeps its bytes (the escaped `/` too).
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"S3 bucket my-bucket-1"},
+        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"my-bucket-1\/AWS_S3x"}}]}]}"#;
+    let out = String::from_utf8(mask_json(body).body).unwrap();
+    assert!(out.contains(r#""data":"my-bucket-1\/AWS_S3x""#), "{out}");
+}
