@@ -235,23 +235,18 @@ impl<'a> Needles<'a> {
                 // The offset of residue `r` whose gram leads to the fewest needles so far, from the last one
                 // back (ids share prefixes, not ends), stopping at a gram that leads nowhere yet.
                 let last = r + (n.len() - 4 - r) / stride * stride;
-                let mut best = (usize::MAX, 0, 0, u32::MAX);
-                let mut off = last;
-                loop {
+                let mut best: Option<(usize, u32, usize)> = None;
+                for off in (0..=(last - r) / stride).map(|k| last - k * stride) {
                     let g = gram(n, off);
                     let slot = t.slot(g);
-                    if t.chain[slot] < best.3 {
-                        best = (slot, g, off, t.chain[slot]);
-                        if best.3 == 0 {
+                    if best.is_none_or(|(b, _, _)| t.chain[slot] < t.chain[b]) {
+                        best = Some((slot, g, off));
+                        if t.chain[slot] == 0 {
                             break;
                         }
                     }
-                    if off < r + stride {
-                        break;
-                    }
-                    off -= stride;
                 }
-                let (slot, g, off, _) = best;
+                let (slot, g, off) = best.expect("a needle of 7 bytes has a gram of every residue");
                 let head = t.slots[slot].1;
                 t.postings.push((i as u32, off as u32, head));
                 t.slots[slot] = (g, t.postings.len() as u32);

@@ -897,4 +897,16 @@ fn fuzz_placeholder_literals_in_skipped_values_are_masked() {
         {"type":"image","source":{"type":"base64","media_type":"image/png","data":"my-bucket-1\/AWS_S3x"}}]}]}"#;
     let out = String::from_utf8(mask_json(body).body).unwrap();
     assert!(out.contains(r#""data":"my-bucket-1\/AWS_S3x""#), "{out}");
+    // With placeholder literals not masked (an allowlisted or disabled kind), a skipped value holding one is
+    // skipped whole again: left as it was, and not searched by the leak check (`my-bucket-1` in it is no leak).
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"S3 bucket my-bucket-1"},
+        {"type":"image","source":{"type":"base64","media_type":"image/png","data":"my-bucket-1 AWS_S3_BUCKET_001"}}]}]}"#;
+    let m = Masker::new(&MaskerConfig {
+        disabled_kinds: vec!["placeholder_literal".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let out = String::from_utf8(Numbering::default().finish(m.plan_json(body.as_bytes()).unwrap()).body).unwrap();
+    assert!(out.contains(r#""data":"my-bucket-1 AWS_S3_BUCKET_001""#), "{out}");
+    assert!(out.contains(r#""text":"S3 bucket AWS_S3_BUCKET_001""#), "{out}");
 }

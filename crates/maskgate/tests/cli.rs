@@ -21,10 +21,8 @@ fn spawn_fed(args: &[&str], stdin: Vec<u8>) -> (std::process::Child, std::thread
     (child, writer)
 }
 
-fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
-    let (child, writer) = spawn_fed(args, stdin.to_vec());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+/// A finished run as `(exit code, stdout, stderr)`.
+fn outcome(out: std::process::Output) -> (i32, Vec<u8>, String) {
     (
         out.status.code().unwrap_or(-1),
         out.stdout,
@@ -32,17 +30,21 @@ fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     )
 }
 
+fn maskgate(args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    let (child, writer) = spawn_fed(args, stdin.to_vec());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    outcome(out)
+}
+
 /// `maskgate` with an open file as its stdin (read from the file's offset).
 fn maskgate_on(args: &[&str], stdin: std::fs::File) -> (i32, Vec<u8>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_maskgate"))
-        .args(args)
-        .stdin(Stdio::from(stdin))
-        .output()
-        .expect("maskgate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    outcome(
+        Command::new(env!("CARGO_BIN_EXE_maskgate"))
+            .args(args)
+            .stdin(Stdio::from(stdin))
+            .output()
+            .expect("maskgate runs"),
     )
 }
 

@@ -617,8 +617,8 @@ struct Carries {
 
 impl<const CAP: usize> Masks<CAP> {
     /// The runs of block `b` to look at, at their end markers: visited, not only `.` and `:` (trimmed to
-    /// nothing), and holding an anchor or being a name candidate.
-    /// Also returns which of them are only name candidates (no anchor, no `>` after them).
+    /// nothing), and holding an anchor or being a name candidate; and which of them are name candidates only
+    /// (no anchor, no `>` after them).
     #[inline(always)]
     fn todo(&self, b: usize, c: &mut Carries) -> (u64, u64) {
         let w = self.w[b];
