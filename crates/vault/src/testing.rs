@@ -18,6 +18,9 @@ pub struct RedisServer {
     tls_auth_clients: bool,
 }
 
+/// What `redis-server` logs once it listens (Redis 6 and 7).
+const READY: &str = "Ready to accept connections";
+
 /// The binary, if installed (`REDIS_SERVER` overrides the path).
 fn binary() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("REDIS_SERVER") {
@@ -34,6 +37,30 @@ fn binary() -> Option<PathBuf> {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
+}
+
+/// A loopback port free right now and below the kernel's ephemeral range, for a server that a test stops and
+/// starts again on the same port. A port from the ephemeral range ([`free_port`]) can be handed, while that
+/// server is down, to any socket of the parallel suite that binds port 0 or connects out; the restarted server
+/// then cannot listen. Ports below the range are only ever taken by servers that ask for them by number.
+pub fn free_port_below_ephemeral() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let span = 12_000u16.min(low.saturating_sub(1024));
+    // Where to start looking: differs between the processes of a parallel run and between calls.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..u32::from(span) {
+        let port = low - 1 - ((seed.wrapping_add(i.wrapping_mul(7919))) % u32::from(span)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {}..{low}", low - span);
 }
 
 impl RedisServer {
@@ -60,7 +87,7 @@ impl RedisServer {
             eprintln!("\n!!!!!!!!!! {msg} !!!!!!!!!!\n");
             return None;
         }
-        let port = free_port();
+        let port = free_port_below_ephemeral();
         let dir = std::env::temp_dir().join(format!("maskgate-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let s = RedisServer {
@@ -90,6 +117,8 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let bin = binary().expect("redis-server present");
+        // The log is appended to across restarts: this start is ready at one more line than now.
+        let ready_before = self.log().matches(READY).count() + 1;
         let mut cmd = Command::new(bin);
         if self.tls {
             // Plain TCP off: a client that forgot TLS must fail, not silently talk in clear.
@@ -128,9 +157,13 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
+        // Ready when this server says so in its log and accepts connections. Accepting alone could be another
+        // process on the port (this server then exits: caught below, with its log).
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        while self.log().matches(READY).count() < ready_before
+            || TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err()
+        {
             // Exited (bad option, a build without TLS, port taken): say why instead of waiting.
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("redis-server exited ({status}) before listening:\n{}", self.log());

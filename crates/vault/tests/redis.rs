@@ -852,3 +852,31 @@ async fn redis_cluster_node_down_fails_closed_then_recovers() {
     }
     eprintln!("refused {refused}, recovered in {:?}", back.elapsed());
 }
+
+/// The harness behind the restart tests: a restarted server's port is below the ephemeral range (no socket of the
+/// parallel suite is handed it while the server is down), and a restart onto a port that something else took
+/// fails loudly instead of passing for a server that never came back.
+#[test]
+fn redis_restart_onto_a_taken_port_fails_loudly() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(server.port < low, "port {} is in the ephemeral range", server.port);
+    server.stop();
+    let thief = std::net::TcpListener::bind(("127.0.0.1", server.port)).expect("the freed port");
+    let restarted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.restart()));
+    let why = *restarted
+        .expect_err("restart onto a taken port")
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        why.contains("exited") && why.contains("Address already in use"),
+        "{why}"
+    );
+    drop(thief);
+}
