@@ -444,9 +444,14 @@ fn build_regex(patterns: &[&str]) -> Result<Regex, String> {
 struct Anchors {
     dfa: DFA,
     caches: Pool<DfaCache, CacheFn>,
-    /// Bytes a match can start with (the DFA dies on the others right away).
-    first: [bool; 256],
+    /// Per byte, where a match can start with it: anywhere ([`FREE`]), only where `\b` holds before it
+    /// ([`AT_BOUNDARY`]), or nowhere (0). The DFA dies on the others right away; this saves the call.
+    first: [u8; 256],
 }
+
+/// See [`Anchors::first`].
+const FREE: u8 = 1;
+const AT_BOUNDARY: u8 = 2;
 
 type CacheFn = Box<dyn Fn() -> DfaCache + Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>;
 
@@ -481,24 +486,57 @@ impl Anchors {
         Ok(Anchors { dfa, caches, first })
     }
 
-    /// Bytes a match may start with, as the DFA itself tells (the start state in each context of the byte
-    /// before, then one step): what [`first_bytes`] must cover.
-    #[cfg(test)]
-    fn first_by_dfa(&self) -> [bool; 256] {
-        let mut first = [false; 256];
-        let mut cache = self.dfa.create_cache();
-        for b in 0..=255u8 {
-            // The start state depends on the byte before (none, a word byte, another byte).
-            for hay in [&[b][..], &[b' ', b], &[b'a', b]] {
-                let input = Input::new(hay).range(hay.len() - 1..).anchored(Anchored::Yes);
-                let dead = match self.dfa.start_state_forward(&mut cache, &input) {
-                    Ok(s) => self.dfa.next_state(&mut cache, s, b).is_ok_and(|t| t.is_dead()),
-                    Err(_) => false,
-                };
-                first[b as usize] |= !dead;
+    /// Whether a match may start at `hay[x]` (what [`Anchors::first`] tells; the DFA sees the byte before as
+    /// its look-behind).
+    #[inline]
+    fn may_start(&self, hay: &[u8], x: usize) -> bool {
+        let b = hay[x];
+        let f = self.first[b as usize];
+        f & FREE != 0 || (f != 0 && (x > 0 && is_word(hay[x - 1])) != is_word(b))
+    }
+
+    /// Whether rule `rule` is the only one that can match a text made of `alphabet` alone: the NFA reaches no
+    /// other rule's match state on those bytes (look-around assertions taken as holding, so "can" is a superset).
+    fn only_rule_within(&self, rule: usize, alphabet: &[u8]) -> bool {
+        use thompson::State;
+        let nfa = self.dfa.get_nfa();
+        let within = |a: u8, b: u8| alphabet.iter().any(|&c| (a..=b).contains(&c));
+        let mut seen = vec![false; nfa.states().len()];
+        let mut todo = vec![nfa.start_anchored()];
+        while let Some(id) = todo.pop() {
+            if std::mem::replace(&mut seen[id.as_usize()], true) {
+                continue;
+            }
+            match nfa.state(id) {
+                State::ByteRange { trans } if within(trans.start, trans.end) => todo.push(trans.next),
+                State::ByteRange { .. } => {}
+                State::Sparse(t) => {
+                    todo.extend(t.transitions.iter().filter(|t| within(t.start, t.end)).map(|t| t.next))
+                }
+                State::Dense(t) => todo.extend(alphabet.iter().map(|&c| t.transitions[c as usize])),
+                State::Look { next, .. } | State::Capture { next, .. } => todo.push(*next),
+                State::Union { alternates } => todo.extend(alternates.iter().copied()),
+                State::BinaryUnion { alt1, alt2 } => todo.extend([*alt1, *alt2]),
+                State::Match { pattern_id } if pattern_id.as_usize() != rule => return false,
+                State::Match { .. } | State::Fail => {}
             }
         }
-        first
+        true
+    }
+
+    /// Whether a match may start with byte `b` after `before` (a byte, or the start of the text), as the DFA
+    /// itself tells: its start state in that context, then one step. What [`first_bytes`] must cover.
+    #[cfg(test)]
+    fn may_start_by_dfa(&self, cache: &mut DfaCache, before: Option<u8>, b: u8) -> bool {
+        let hay = match before {
+            Some(p) => vec![p, b],
+            None => vec![b],
+        };
+        let input = Input::new(&hay).range(hay.len() - 1..).anchored(Anchored::Yes);
+        match self.dfa.start_state_forward(cache, &input) {
+            Ok(s) => !self.dfa.next_state(cache, s, b).is_ok_and(|t| t.is_dead()),
+            Err(_) => true,
+        }
     }
 
     /// The leftmost-first match starting at or after `at`: the first start with an anchored match, and its
@@ -506,7 +544,7 @@ impl Anchors {
     fn search(&self, hay: &[u8], at: usize) -> Result<Option<(usize, usize, usize)>, ()> {
         let mut cache = self.caches.get();
         for x in at..hay.len() {
-            if !self.first[hay[x] as usize] {
+            if !self.may_start(hay, x) {
                 continue;
             }
             let input = Input::new(hay).range(x..).anchored(Anchored::Yes);
@@ -520,28 +558,34 @@ impl Anchors {
     }
 }
 
-/// Bytes an anchored match of `nfa` may start with: the byte ranges of the first consuming states reachable from
-/// its anchored start, with look-around assumptions taken as holding (a superset: a candidate start costs a
-/// search, never a miss). Walking the NFA takes microseconds; asking the lazy DFA for 768 transitions took about
-/// a tenth of a `maskgate mask` start-up.
-fn first_bytes(nfa: &thompson::NFA) -> [bool; 256] {
+/// Bytes an anchored match of `nfa` may start with ([`Anchors::first`]): the byte ranges of the first consuming
+/// states reachable from its anchored start. A range reached only through a `\b` assertion is marked
+/// [`AT_BOUNDARY`]: nearly every pattern starts with one, so a start inside a word (the `0` of `20141201` in a
+/// version string) is not tried. Other look-around assertions are taken as holding (a superset: a candidate start
+/// costs a search, never a miss). Walking the NFA takes microseconds; asking the lazy DFA for 768 transitions
+/// took about a tenth of a `maskgate mask` start-up.
+fn first_bytes(nfa: &thompson::NFA) -> [u8; 256] {
+    use regex_automata::util::look::Look;
     use thompson::State;
-    let mut first = [false; 256];
-    let mut seen = vec![false; nfa.states().len()];
-    let mut todo = vec![nfa.start_anchored()];
-    let mut mark = |a: u8, b: u8| first[a as usize..=b as usize].fill(true);
-    while let Some(id) = todo.pop() {
-        if std::mem::replace(&mut seen[id.as_usize()], true) {
+    let mut first = [0u8; 256];
+    // Each state once without and once after a `\b` on the way to it.
+    let mut seen = vec![[false; 2]; nfa.states().len()];
+    let mut todo = vec![(nfa.start_anchored(), false)];
+    while let Some((id, boundary)) = todo.pop() {
+        if std::mem::replace(&mut seen[id.as_usize()][boundary as usize], true) {
             continue;
         }
+        let flag = if boundary { AT_BOUNDARY } else { FREE };
+        let mut mark = |a: u8, b: u8| first[a as usize..=b as usize].iter_mut().for_each(|f| *f |= flag);
         match nfa.state(id) {
             State::ByteRange { trans } => mark(trans.start, trans.end),
             State::Sparse(t) => t.transitions.iter().for_each(|t| mark(t.start, t.end)),
             // An empty match, or a state kept dense: any byte.
             State::Dense(_) | State::Match { .. } => mark(0, 255),
-            State::Look { next, .. } | State::Capture { next, .. } => todo.push(*next),
-            State::Union { alternates } => todo.extend(alternates.iter().copied()),
-            State::BinaryUnion { alt1, alt2 } => todo.extend([*alt1, *alt2]),
+            State::Look { look, next } => todo.push((*next, boundary || *look == Look::WordAscii)),
+            State::Capture { next, .. } => todo.push((*next, boundary)),
+            State::Union { alternates } => todo.extend(alternates.iter().map(|&a| (a, boundary))),
+            State::BinaryUnion { alt1, alt2 } => todo.extend([(*alt1, boundary), (*alt2, boundary)]),
             State::Fail => {}
         }
     }
@@ -992,6 +1036,10 @@ pub struct Detector {
     posts: Vec<Post>,
     /// Index of the IPv4 rule.
     ipv4_rule: usize,
+    /// The bytes of tokens on which no rule but IPv4's can match: such tokens take the IPv4 shortcut
+    /// ([`ipv4_search`]) instead of the regex. Worked out from the rules ([`Anchors::only_rule_within`]):
+    /// digits, dots, slashes and dashes (versions such as `2.24.90.20141201-1`, dates).
+    ipv4_only: [bool; 256],
     custom: Option<(Regex, Vec<KindId>)>,
     allow: HashSet<Vec<u8>>,
 }
@@ -1091,6 +1139,11 @@ impl Detector {
         })?;
         let posts: Vec<Post> = rules.iter().map(|r| r.post).collect();
         let ipv4_rule = posts.iter().position(|p| matches!(p, Post::Ipv4)).unwrap_or(usize::MAX);
+        // The widest alphabet the shortcut holds for (none, if a rule ever matched digits alone).
+        let ipv4_only = [&b"0123456789./-"[..], b"0123456789./"]
+            .into_iter()
+            .find(|a| anchored.only_rule_within(ipv4_rule, a))
+            .map_or([false; 256], |a| std::array::from_fn(|b| a.contains(&(b as u8))));
 
         let mut custom = None;
         if !config.custom_patterns.is_empty() {
@@ -1153,6 +1206,7 @@ impl Detector {
             anchored,
             posts,
             ipv4_rule,
+            ipv4_only,
             custom,
             allow,
         })
@@ -1444,9 +1498,8 @@ impl Detector {
     /// Runs the multi-pattern regex over one token.
     fn patterns(&self, text: &[u8], s: usize, e: usize, out: &mut Vec<Finding>) {
         let hay = &text[s..e];
-        if hay.iter().all(|&c| c.is_ascii_digit() || c == b'.' || c == b'/') {
-            // Only the IPv4 pattern can match digits, dots and slashes: no regex call (`ipv4_search` is tested
-            // against it).
+        if self.ipv4_only(hay) {
+            // Only the IPv4 pattern can match here: no regex call (`ipv4_search` is tested against it).
             let rule = self.ipv4_rule;
             return self.patterns_with(text, s, e, out, |at| ipv4_search(hay, at).map(|(a, b)| (rule, a, b)));
         }
@@ -1459,8 +1512,14 @@ impl Detector {
         })
     }
 
-    /// Whether the IPv4 shortcut of [`Detector::patterns`] finds anything in `text[s..e]` (digits, dots and
-    /// slashes).
+    /// Whether no rule but IPv4's can match in `hay` ([`Detector::ipv4_only`]).
+    #[inline]
+    fn ipv4_only(&self, hay: &[u8]) -> bool {
+        hay.iter().all(|&c| self.ipv4_only[c as usize])
+    }
+
+    /// Whether the IPv4 shortcut of [`Detector::patterns`] finds anything in `text[s..e]` (a token for which
+    /// [`Detector::ipv4_only`] holds).
     fn ipv4_finds(&self, text: &[u8], s: usize, e: usize) -> bool {
         let hay = &text[s..e];
         // The usual case, a token that is one address and nothing else (`127.0.0.1`): the rule's only match is
@@ -2327,21 +2386,50 @@ mod tests {
     /// table (so the search tries no more starts than before).
     #[test]
     fn first_bytes_are_the_dfa_starts() {
+        // In every context of the byte before (none, a word byte, another byte), the starts tried are exactly
+        // those the DFA does not die on: none is skipped that could match, none tried that could not.
         let d = Detector::default();
-        let (by_nfa, by_dfa) = (d.anchored.first, d.anchored.first_by_dfa());
-        for b in 0..=255u8 {
-            assert!(
-                by_nfa[b as usize] || !by_dfa[b as usize],
-                "byte {b:#04x} starts a match but is skipped"
-            );
+        let a = &d.anchored;
+        let mut cache = a.dfa.create_cache();
+        let mut skipped_inside_words = 0;
+        for before in [None, Some(b' '), Some(b'a'), Some(b'-'), Some(b'7')] {
+            for b in 0..=255u8 {
+                let hay: Vec<u8> = before.into_iter().chain([b]).collect();
+                let (tried, alive) = (
+                    a.may_start(&hay, hay.len() - 1),
+                    a.may_start_by_dfa(&mut cache, before, b),
+                );
+                assert_eq!(
+                    tried, alive,
+                    "byte {b:#04x} after {before:?}: tried {tried}, DFA alive {alive}"
+                );
+                skipped_inside_words += (before == Some(b'a') && a.first[b as usize] != 0 && !tried) as usize;
+            }
         }
-        assert_eq!(by_nfa, by_dfa, "the NFA's start bytes differ from the DFA's");
+        assert!(
+            skipped_inside_words >= 36,
+            "inside words: {skipped_inside_words} start bytes skipped"
+        );
     }
 
     #[test]
     fn ipv4_shortcut_cases() {
         let d = Detector::default();
+        // The alphabet worked out from the rules: dashes too, not letters or colons (IPv6, `i-…`).
+        let alphabet: Vec<u8> = (0..=255u8).filter(|&b| d.ipv4_only[b as usize]).collect();
+        assert_eq!(alphabet, b"-./0123456789");
+        assert!(
+            !d.anchored.only_rule_within(d.ipv4_rule, b"0123456789:"),
+            "IPv6 matches digits and colons"
+        );
+        assert!(!d.anchored.only_rule_within(d.ipv4_rule, b"0123456789-i"), "`i-` ids");
         for hay in [
+            "2.24.90.20141201-1",
+            "host-10.0.0.1",
+            "10-0-0-1",
+            "1-10.0.0.1-2",
+            "2024-06-15",
+            "-10.1.2.3/24-",
             "10.0.1.17",
             "10.0.1.17/24",
             "127.0.0.1",
@@ -2373,7 +2461,7 @@ mod tests {
 
         /// On digits, dots and slashes, the IPv4 shortcut finds what the regex path finds.
         #[test]
-        fn ipv4_shortcut_equals_regex(hay in "[0-9./]{0,40}", hay2 in "(1?[0-9]{1,3}[./]){0,6}[0-9]{0,4}") {
+        fn ipv4_shortcut_equals_regex(hay in "[0-9./-]{0,40}", hay2 in "(1?[0-9]{1,3}[./-]){0,6}[0-9]{0,4}") {
             let d = Detector::default();
             for h in [hay.as_bytes(), hay2.as_bytes()] {
                 let mut out = Vec::new();

@@ -833,7 +833,7 @@ impl Detector {
             let td = tm & win.d();
             if interesting_maybe(&text[s..e], win, tm, td, tm & win.dash(), tm & win.colon()) {
                 let tok = &text[s..e];
-                if tok.iter().all(|&c| c.is_ascii_digit() || c == b'.' || c == b'/') {
+                if self.ipv4_only(tok) {
                     // Only the IPv4 pattern can match here, and a match makes `interesting` true: run it.
                     if self.ipv4_finds(text, s, e) {
                         return Some(Known::Yes);
