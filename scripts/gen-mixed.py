@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
 """Writes N MB of mixed prose, log and code lines with about one AWS identifier per ~2 KB (deterministic).
 
-usage: gen-mixed.py MEGABYTES > file
+usage: gen-mixed.py MEGABYTES [--real] > file
+
+By default the lines come from the fifteen below. With --real they are runs of consecutive lines from files a
+Debian machine has (Python's standard library, the Debian changelogs and copyright files under /usr/share/doc,
+dpkg's and apt's logs): text no detector was tuned on, with its version strings, paths, hashes and dates.
+Deterministic for the same set of installed packages.
 """
+import glob
+import gzip
 import random
 import sys
 
@@ -36,12 +43,47 @@ IDS = [
     lambda: "s3://bucket-%d-logs/key" % random.randrange(1000),
     lambda: "sg-%017x" % random.getrandbits(68),
 ]
+
+
+def real_lines(limit=24 << 20):
+    """Lines of the files described above, about `limit` bytes in all, in a fixed order."""
+    lines, size = [], 0
+    sources = [
+        sorted(glob.glob("/usr/lib/python3*/*.py")),
+        sorted(glob.glob("/usr/share/doc/*/changelog.Debian.gz")),
+        sorted(glob.glob("/usr/share/doc/*/copyright")),
+        sorted(glob.glob("/var/log/dpkg.log*") + glob.glob("/var/log/apt/history.log*")),
+    ]
+    for files in sources:
+        budget = size + limit // len(sources)
+        for f in files:
+            if size >= budget:
+                break
+            try:
+                raw = gzip.open(f).read() if f.endswith(".gz") else open(f, "rb").read()
+            except OSError:
+                continue
+            for line in raw.decode("utf-8", "replace").splitlines():
+                lines.append(line)
+                size += len(line) + 1
+    if not lines:
+        sys.exit("--real: none of the source files is present")
+    return lines
+
+
 target = int(sys.argv[1]) * 1024 * 1024
+REAL = real_lines() if "--real" in sys.argv[2:] else None
+at = 0
 out = sys.stdout
 written = 0
 since_id = 0
 while written < target:
-    line = random.choice(random.choice([PROSE, LOG, CODE]))
+    if REAL:
+        # Runs of consecutive lines, from a new place now and then.
+        at = random.randrange(len(REAL)) if random.random() < 0.01 else at + 1
+        line = REAL[at % len(REAL)]
+    else:
+        line = random.choice(random.choice([PROSE, LOG, CODE]))
     if since_id > 2048:
         words = line.split(" ")
         words.insert(random.randrange(len(words)), random.choice(IDS)())
