@@ -7,6 +7,8 @@
 //! - `Detector::find`: every finding is a non-empty span inside the text, on char boundaries; findings come in
 //!   order and do not overlap; findings already in the output vector are left alone; the findings are those
 //!   of `Detector::find_reference` (the block scan against the byte-by-byte definition).
+//! - `Detector::pattern_matches`: on each whitespace-separated token, the token search (anchored DFA at the
+//!   starts its start table allows, the IPv4 shortcut) finds what the meta regex finds.
 //! - `Masker::plan_text` + `finish` (fresh-vault placeholders) succeeds; every placeholder in the output is one
 //!   that masking wrote (placeholder-shaped text of the input is masked itself, so it can never resolve); text
 //!   masking never trips its own leak check; no original is left in the output within its reach (see
@@ -65,6 +67,10 @@ fuzz_target!(|data: &[u8]| {
     let mut reference = Vec::new();
     d.find_reference(text.as_bytes(), KeyContext::default(), &mut reference);
     assert_eq!(fs, reference, "fast scan against the reference in {text:?}");
+    for token in text.split_ascii_whitespace() {
+        let [fast, regex] = d.pattern_matches(token.as_bytes());
+        assert_eq!(fast, regex, "token search against the meta regex in {token:?}");
+    }
 
     let (key, parent) = KEYS[usize::from(sel) % KEYS.len()];
     let sentinel = Finding {

@@ -1292,6 +1292,23 @@ impl Detector {
         None
     }
 
+    /// The pattern-table matches in `hay` (one token), found twice: the way tokens are searched
+    /// ([`Detector::patterns`]: the anchored DFA at the starts its start table allows, or the IPv4 shortcut),
+    /// and by the meta regex over the same table, searched unanchored. The tests' and the fuzzer's oracle for
+    /// the former.
+    #[doc(hidden)]
+    pub fn pattern_matches(&self, hay: &[u8]) -> [Vec<Finding>; 2] {
+        let mut fast = Vec::new();
+        self.patterns(hay, 0, hay.len(), &mut fast);
+        let mut regex = Vec::new();
+        self.patterns_with(hay, 0, hay.len(), &mut regex, |at| {
+            self.meta()
+                .search(&Input::new(hay).range(at..))
+                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        });
+        [fast, regex]
+    }
+
     /// The scan as first written: a loop over bytes. The reference the fast scan is tested against.
     #[doc(hidden)]
     pub fn find_reference(&self, text: &[u8], ctx: KeyContext<'_>, out: &mut Vec<Finding>) {
@@ -2373,13 +2390,8 @@ mod tests {
 
     /// The regex path of `patterns`, for comparison with the IPv4 shortcut.
     fn patterns_regex(d: &Detector, hay: &[u8]) -> Vec<Finding> {
-        let mut out = Vec::new();
-        d.patterns_with(hay, 0, hay.len(), &mut out, |at| {
-            d.meta()
-                .search(&Input::new(hay).range(at..))
-                .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
-        });
-        out
+        let [_, regex] = d.pattern_matches(hay);
+        regex
     }
 
     /// The start bytes read from the NFA cover what the DFA can start with, and add nothing on the built-in
