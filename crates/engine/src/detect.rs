@@ -647,7 +647,8 @@ fn is_hex_lower(c: u8) -> bool {
 }
 
 fn shape_of(v: &[u8]) -> Option<Shape> {
-    let has_digit = v.iter().any(u8::is_ascii_digit);
+    // Only the shorter shapes ask (not the 100+ byte ones: a base64 blob is read once, not twice).
+    let has_digit = || v.iter().any(u8::is_ascii_digit);
     match v.len() {
         12 if all(v, |c| c.is_ascii_digit()) => Some(Shape::Account),
         14 if v[4] == b'-'
@@ -662,16 +663,16 @@ fn shape_of(v: &[u8]) -> Option<Shape> {
         40 if is_secret40(v) => Some(Shape::Secret40),
         64 if all(v, is_hex_lower) => Some(Shape::Hex64),
         17 if is_mac(v) => Some(Shape::Mac),
-        10 if has_digit
+        10 if has_digit()
             && v.iter().any(u8::is_ascii_lowercase)
             && all(v, |c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
         {
             Some(Shape::ApiGwId)
         }
-        13..=15 if v[0] == b'E' && has_digit && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
+        13..=15 if v[0] == b'E' && has_digit() && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
             Some(Shape::CloudFrontId)
         }
-        8..=33 if v[0] == b'Z' && has_digit && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
+        8..=33 if v[0] == b'Z' && has_digit() && all(&v[1..], |c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
             Some(Shape::HostedZone)
         }
         n if n >= 100
@@ -751,8 +752,9 @@ fn interesting(tok: &[u8]) -> bool {
             b'a'..=b'z' | b'A'..=b'Z' => {
                 run += 1;
                 run_hex &= matches!(c, b'a'..=b'f');
-                // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk".
-                if i + 3 < n {
+                // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk" (their
+                // first letters first: most letters start none, which matters on long base64 tokens).
+                if i + 3 < n && matches!(c | 0x20, b'a' | b's' | b'i' | b'c' | b'b') {
                     let w = [c | 0x20, tok[i + 1] | 0x20, tok[i + 2] | 0x20];
                     if matches!(
                         &w,
@@ -1454,6 +1456,10 @@ impl Detector {
             None if is_flag => ((s, e), None),
             None => return None,
         };
+        // The lookup below, without normalizing first: a long token before a `=` (base64 padding) is no key.
+        if !fast::key_known(&text[key.0..key.1]) {
+            return None;
+        }
         normalize(&text[key.0..key.1], &mut norm);
         let (kind, shape) = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm))?;
         let fits = |v: &[u8]| value_fits(v, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || !is_flag_like(v));

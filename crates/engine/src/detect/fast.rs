@@ -780,7 +780,16 @@ impl Detector {
         } else if kl == k + 1 {
             self.acts_on(text, Two(m, k), m, org, s0, j, st)
         } else {
-            Some(Known::Unknown)
+            // Longer (base64 blobs, long URLs and paths): visited, but the pattern anchors over its blocks still
+            // tell whether a pattern may match — every match holds one — so `interesting` need not read it.
+            let (from, to) = (s0 - org, (j - 1) as isize - m.start(kl));
+            let span = |b: usize| {
+                let lo = if b == k { !0u64 << from } else { !0 };
+                let hi = if b == kl { u64::below(to as usize + 1) } else { !0 };
+                lo & hi
+            };
+            let pat = (k..=kl).any(|b| m.apat[b] & span(b) != 0);
+            Some(if pat { Known::Unknown } else { Known::No })
         }
     }
 
