@@ -259,21 +259,27 @@ fn masking_failed(e: maskgate_engine::MaskError) -> CliError {
 
 /// Where the block at the start of `buf` ends: after the last line end in the next [`BLOCK`] bytes; a longer line
 /// ends at its line end, or is cut after its last whitespace (hard, at a character boundary, as a last resort)
-/// when it exceeds [`MAX_CARRY`]. `None` when `buf` does not hold enough to tell.
-fn next_cut(buf: &[u8], eof: bool) -> Option<usize> {
+/// when it exceeds [`MAX_CARRY`]. `None` when `buf` does not hold enough to tell. `clear`: how many leading bytes
+/// of `buf` are known to hold no line end (0 for a new block), so that a long line, asked about again after
+/// every read, is searched once rather than from its start each time.
+fn next_cut(buf: &[u8], eof: bool, clear: &mut usize) -> Option<usize> {
     if eof && buf.len() <= BLOCK {
         return Some(buf.len());
     }
     if buf.len() < BLOCK {
         return None;
     }
-    if let Some(nl) = memchr::memrchr(b'\n', &buf[..BLOCK]) {
-        return Some(nl + 1);
+    if *clear < BLOCK {
+        if let Some(nl) = memchr::memrchr(b'\n', &buf[..BLOCK]) {
+            return Some(nl + 1);
+        }
     }
     let far = buf.len().min(MAX_CARRY);
-    if let Some(nl) = memchr::memchr(b'\n', &buf[BLOCK..far]) {
-        return Some(BLOCK + nl + 1);
+    let from = (*clear).max(BLOCK).min(far);
+    if let Some(nl) = memchr::memchr(b'\n', &buf[from..far]) {
+        return Some(from + nl + 1);
     }
+    *clear = far;
     if buf.len() >= MAX_CARRY {
         let line = &buf[..MAX_CARRY];
         let cut = match line.iter().rposition(|c| c.is_ascii_whitespace()) {
@@ -340,6 +346,8 @@ struct Source<R> {
     input: R,
     /// The bytes read past the last cut: the start of the next block.
     carry: Vec<u8>,
+    /// How many leading bytes of `carry` hold no line end (see [`next_cut`]).
+    clear: usize,
     index: usize,
     offset: usize,
     eof: bool,
@@ -352,6 +360,7 @@ impl<R: Read> Source<R> {
         Source {
             input,
             carry: Vec::with_capacity(BLOCK),
+            clear: 0,
             index: 0,
             offset: 0,
             eof: false,
@@ -378,7 +387,7 @@ impl<R: Read> Source<R> {
             }
             // Blocks are cut by a rule that depends neither on the number of threads nor on read sizes, so
             // neither changes the output.
-            let cut = match next_cut(&self.carry, self.eof) {
+            let cut = match next_cut(&self.carry, self.eof, &mut self.clear) {
                 Some(c) if c > 0 => c,
                 _ if self.eof => return Ok(None),
                 _ => {
@@ -391,6 +400,7 @@ impl<R: Read> Source<R> {
             next.reserve(BLOCK);
             next.extend_from_slice(&self.carry[cut..]);
             self.carry.truncate(cut);
+            self.clear = 0;
             let part = Part {
                 index: self.index,
                 offset: self.offset,
