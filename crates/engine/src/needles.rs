@@ -26,8 +26,12 @@ const MIN_INDEXED: usize = 7;
 
 pub(crate) struct Needles<'a> {
     needles: Vec<&'a [u8]>,
-    /// One bit per 16-bit gram hash: a cheap first test before the table (`None` only once dropped).
-    bloom: Option<Box<[u64; 1024]>>,
+    /// One bit per gram hash of [`Needles::bloom_bits`] bits: a cheap first test before the table (`None` only
+    /// once dropped).
+    bloom: Option<Vec<u64>>,
+    /// `32 - ` the bloom's hash bits: 16 (8 KiB) up to 4,096 grams indexed, one more per doubling beyond, up to
+    /// 20 (128 KiB), so that a block holding thousands of ids (dense ids, a megabytes-long line) does not fill it.
+    bloom_shift: u32,
     /// Open-addressing table of grams: `slots[h] = (gram, first posting + 1)`, 0 = empty.
     slots: Vec<(u32, u32)>,
     shift: u32,
@@ -49,7 +53,7 @@ pub(crate) struct Needles<'a> {
 /// work than filling them.
 #[derive(Default)]
 struct Tables {
-    bloom: Option<Box<[u64; 1024]>>,
+    bloom: Option<Vec<u64>>,
     slots: Vec<(u32, u32)>,
     postings: Vec<(u32, u32, u32)>,
     chain: Vec<u32>,
@@ -100,6 +104,7 @@ impl<'a> Needles<'a> {
         Needles {
             needles,
             bloom: self.bloom.take(),
+            bloom_shift: self.bloom_shift,
             slots: std::mem::take(&mut self.slots),
             shift: self.shift,
             postings: std::mem::take(&mut self.postings),
@@ -168,8 +173,8 @@ pub(crate) struct Occurrence {
 }
 
 #[inline(always)]
-fn bloom_bit(g: u32) -> usize {
-    (g.wrapping_mul(BLOOM_MUL) >> 16) as usize
+fn bloom_bit(g: u32, shift: u32) -> usize {
+    (g.wrapping_mul(BLOOM_MUL) >> shift) as usize
 }
 
 const BLOOM_MUL: u32 = 0x2545_f491;
@@ -197,8 +202,11 @@ impl<'a> Needles<'a> {
         // Four slots per gram indexed: chains stay short.
         let cap = (long * stride * 4).next_power_of_two().max(16);
         let mut spare = SPARE.take().unwrap_or_default();
-        let mut bloom = spare.bloom.take().unwrap_or_else(|| Box::new([0u64; 1024]));
-        bloom.fill(0);
+        let grams = long * stride;
+        let bloom_bits = (16 + grams.div_ceil(4096).next_power_of_two().trailing_zeros()).min(20);
+        let mut bloom = spare.bloom.take().unwrap_or_default();
+        bloom.clear();
+        bloom.resize(1 << (bloom_bits - 6), 0);
         spare.slots.clear();
         spare.slots.resize(cap, (0, 0));
         spare.postings.clear();
@@ -208,6 +216,7 @@ impl<'a> Needles<'a> {
         let mut t = Needles {
             needles,
             bloom: Some(bloom),
+            bloom_shift: 32 - bloom_bits,
             slots: spare.slots,
             shift: 32 - cap.trailing_zeros(),
             postings: spare.postings,
@@ -252,7 +261,7 @@ impl<'a> Needles<'a> {
                 t.slots[slot] = (g, t.postings.len() as u32);
                 t.chain[slot] += 1;
                 worst = worst.max(t.chain[slot]);
-                let b = bloom_bit(g);
+                let b = bloom_bit(g, t.bloom_shift);
                 if let Some(bloom) = t.bloom.as_mut() {
                     bloom[b >> 6] |= 1 << (b & 63);
                 }
@@ -271,7 +280,7 @@ impl<'a> Needles<'a> {
     }
 
     #[inline(always)]
-    fn bloom(&self) -> &[u64; 1024] {
+    fn bloom(&self) -> &[u64] {
         self.bloom
             .as_deref()
             .expect("the bloom is only taken when the index is dropped")
@@ -307,7 +316,7 @@ impl<'a> Needles<'a> {
             }
             while p + 4 <= hay.len() {
                 let g = gram(hay, p);
-                let b = bloom_bit(g);
+                let b = bloom_bit(g, self.bloom_shift);
                 if bloom[b >> 6] >> (b & 63) & 1 != 0 && !self.at(hay, p, g, &mut f) {
                     return;
                 }
@@ -362,6 +371,7 @@ impl<'a> Needles<'a> {
         let mul = _mm256_set1_epi32(BLOOM_MUL as i32);
         let low5 = _mm256_set1_epi32(31);
         let words = self.bloom().as_ptr() as *const i32;
+        let shift = _mm_cvtsi32_si128(self.bloom_shift as i32);
         // Bytes per round, and the offset in the round of each lane's gram. Stride 8: lanes 0, 2, 4, 6 of two
         // 32-byte loads, interleaved by the shuffle as offsets 0, 8, 32, 40, 16, 24, 48, 56.
         let (round, at): (usize, [usize; 8]) = match self.stride {
@@ -383,8 +393,8 @@ impl<'a> Needles<'a> {
                     v0
                 }
             };
-            let h = _mm256_srli_epi32(_mm256_mullo_epi32(v, mul), 16);
-            // SAFETY: `h < 2^16`, so `h / 32 < 2048`, a word of the 8 KiB bloom.
+            let h = _mm256_srl_epi32(_mm256_mullo_epi32(v, mul), shift);
+            // SAFETY: `h < 2^(32 - bloom_shift)`, so `h / 32` is a 32-bit word of the bloom.
             let w = unsafe { _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32(h, 5)) };
             let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
             let mut m = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(bit, 31))) as u32;

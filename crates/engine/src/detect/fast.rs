@@ -780,16 +780,7 @@ impl Detector {
         } else if kl == k + 1 {
             self.acts_on(text, Two(m, k), m, org, s0, j, st)
         } else {
-            // Longer (base64 blobs, long URLs and paths): visited, but the pattern anchors over its blocks still
-            // tell whether a pattern may match — every match holds one — so `interesting` need not read it.
-            let (from, to) = (s0 - org, (j - 1) as isize - m.start(kl));
-            let span = |b: usize| {
-                let lo = if b == k { !0u64 << from } else { !0 };
-                let hi = if b == kl { u64::below(to as usize + 1) } else { !0 };
-                lo & hi
-            };
-            let pat = (k..=kl).any(|b| m.apat[b] & span(b) != 0);
-            Some(if pat { Known::Unknown } else { Known::No })
+            Some(long_token_patterns(m, k, kl, s0 - org, (j - 1) as isize - m.start(kl)))
         }
     }
 
@@ -957,6 +948,23 @@ impl Detector {
             }
         };
         key.is_some_and(|(a, b)| key_known(&text[a..b]))
+    }
+}
+
+/// For a token over blocks `k..=kl` (bits `from..` of the first, `..=to` of the last), longer than the masks a
+/// token is tested on (base64 blobs, long URLs and paths): it is visited, but the pattern anchors over its blocks
+/// still tell whether a pattern may match — every match holds one — so `interesting` need not read it.
+#[cold]
+#[inline(never)]
+fn long_token_patterns<const CAP: usize>(m: &Masks<CAP>, k: usize, kl: usize, from: usize, to: isize) -> Known {
+    let span = |b: usize| {
+        let lo = if b == k { !0u64 << from } else { !0 };
+        let hi = if b == kl { u64::below(to as usize + 1) } else { !0 };
+        lo & hi
+    };
+    match (k..=kl).any(|b| m.apat[b] & span(b) != 0) {
+        true => Known::Unknown,
+        false => Known::No,
     }
 }
 
