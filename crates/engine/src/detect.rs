@@ -727,6 +727,9 @@ fn interesting(tok: &[u8]) -> bool {
     if tok.starts_with(b"r-") || tok.starts_with(b"ou-") || tok.starts_with(b"da2-") {
         return true;
     }
+    if n >= LONG_TOKEN {
+        return interesting_long(tok);
+    }
     // Mixed-case base64 credentials with a fixed prefix: session tokens, Bedrock keys (at their first letters).
     if n >= 24 {
         const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
@@ -782,47 +785,106 @@ fn interesting(tok: &[u8]) -> bool {
         if !FIRST[c as usize] {
             continue;
         }
-        let w = [c | 0x20, tok[i + 1] | 0x20, tok[i + 2] | 0x20];
-        let rest = &tok[i..];
-        let hit = match &w {
-            b"aws" => match rest[3] {
-                b':' | b'.' | b'/' | b'-' | b'%' => true,
-                b'_' => {
-                    placeholder_like = true;
-                    false
-                }
-                _ => false,
-            },
-            b"amz" => rest[3] == b'-',
-            b"ali" => rest.starts_with(b"alias/"),
-            b"clo" => rest.len() >= 10 && rest[..10].eq_ignore_ascii_case(b"cloudfront"),
-            b"int" => rest.starts_with(b"internal"),
-            b"bea" => rest.starts_with(b"beanstalk"),
-            b"s3-" | b"s3." => i == 0 || !tok[i - 1].is_ascii_alphanumeric(),
-            b"s3:" | b"s3/" | b"ip-" => true,
-            _ => false,
-        };
-        if hit {
+        if letter_anchor(tok, i, &mut placeholder_like) {
             return true;
         }
     }
-    if placeholder_like && digits >= 3 {
-        return true;
+    (placeholder_like && digits >= 3) || dash_run(tok) || cognito(tok)
+}
+
+/// From this length on, [`interesting`] reads a token's class masks ([`interesting_long`]) rather than its bytes.
+const LONG_TOKEN: usize = 128;
+
+/// [`interesting`] on a long token (base64 blobs, long URLs and paths), from the class masks of its 64-byte
+/// blocks ([`crate::classify`]), as `fast::interesting_exact` does for a token of one or two blocks: counts are
+/// popcounts, a run of sixteen capitals or digits is found in each pair of blocks with shifts, and the letter
+/// anchors and credential prefixes are checked only where the three-byte anchor mask (a superset) has a bit.
+fn interesting_long(tok: &[u8]) -> bool {
+    let n = tok.len();
+    let cls = Classifier::new();
+    let (mut digits, mut dots, mut colons) = (0u32, 0u32, 0u32);
+    let (mut double_colon, mut placeholder_like) = (false, false);
+    let (mut prev_ud, mut prev_colon) = (0u64, 0u64);
+    for b in 0..n.div_ceil(64) {
+        let at = 64 * b;
+        // Past the token's end the block reads zero bytes, which are in no class.
+        let m = cls.block(tok, at as isize);
+        digits += m.d.count_ones();
+        dots += m.dot.count_ones();
+        let colon = m.colon;
+        colons += colon.count_ones();
+        double_colon |= colon & ((colon << 1) | (prev_colon >> 63)) != 0;
+        prev_colon = colon;
+        // Sixteen capitals or digits in a row, within this block and the one before.
+        let ud = m.u | m.d;
+        let x = prev_ud as u128 | (ud as u128) << 64;
+        let x = x & (x >> 1);
+        let x = x & (x >> 2);
+        let x = x & (x >> 4);
+        if x & (x >> 8) != 0 {
+            return true;
+        }
+        prev_ud = ud;
+        let mut cands = m.tri;
+        while cands != 0 {
+            let i = at + cands.trailing_zeros() as usize;
+            cands &= cands - 1;
+            const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
+            if PREFIXES.iter().any(|p| tok[i..].starts_with(p)) {
+                return true;
+            }
+            if i + 3 < n && tok[i].is_ascii_alphabetic() && letter_anchor(tok, i, &mut placeholder_like) {
+                return true;
+            }
+        }
     }
-    // A `-`, then eight or more alphanumerics (up to the next other byte) holding a digit, or no letter but `a`
-    // to `f`.
-    for d in memchr::memchr_iter(b'-', tok) {
+    (digits >= 4 && dots >= 3)
+        || (digits > 0 && (colons >= 7 || double_colon))
+        || (placeholder_like && digits >= 3)
+        || dash_run(tok)
+        || cognito(tok)
+}
+
+/// The letter anchor starting at `tok[i]` (a letter, with a fourth byte after it): `aws` followed by `: . / - %`,
+/// `amz-`, `s3:`, `s3/`, `s3-`/`s3.` at a word start, `ip-`, `alias/`, `cloudfront`, `internal`, `beanstalk`,
+/// in any case. `aws_` (a placeholder's start) sets `placeholder_like` instead.
+fn letter_anchor(tok: &[u8], i: usize, placeholder_like: &mut bool) -> bool {
+    let rest = &tok[i..];
+    let w = [rest[0] | 0x20, rest[1] | 0x20, rest[2] | 0x20];
+    match &w {
+        b"aws" => match rest[3] {
+            b':' | b'.' | b'/' | b'-' | b'%' => true,
+            b'_' => {
+                *placeholder_like = true;
+                false
+            }
+            _ => false,
+        },
+        b"amz" => rest[3] == b'-',
+        b"ali" => rest.starts_with(b"alias/"),
+        b"clo" => rest.len() >= 10 && rest[..10].eq_ignore_ascii_case(b"cloudfront"),
+        b"int" => rest.starts_with(b"internal"),
+        b"bea" => rest.starts_with(b"beanstalk"),
+        b"s3-" | b"s3." => i == 0 || !tok[i - 1].is_ascii_alphanumeric(),
+        b"s3:" | b"s3/" | b"ip-" => true,
+        _ => false,
+    }
+}
+
+/// A `-`, then eight or more alphanumerics (up to the next other byte) holding a digit, or no letter but `a` to
+/// `f` (resource ids).
+fn dash_run(tok: &[u8]) -> bool {
+    memchr::memchr_iter(b'-', tok).any(|d| {
         let run = &tok[d + 1..];
-        let len = run.iter().position(|c| !c.is_ascii_alphanumeric()).unwrap_or(run.len());
-        let run = &run[..len];
-        if len >= 8
+        let run = &run[..run.iter().position(|c| !c.is_ascii_alphanumeric()).unwrap_or(run.len())];
+        run.len() >= 8
             && (run.iter().any(u8::is_ascii_digit)
                 || run.iter().all(|c| !c.is_ascii_alphabetic() || matches!(c, b'a'..=b'f')))
-        {
-            return true;
-        }
-    }
-    // Cognito user pools: `us-east-1_AbC123xyz`.
+    })
+}
+
+/// `-<digit>_`: a Cognito user pool (`us-east-1_AbC123xyz`).
+fn cognito(tok: &[u8]) -> bool {
     memchr::memchr_iter(b'_', tok).any(|u| u >= 2 && tok[u - 2] == b'-' && tok[u - 1].is_ascii_digit())
 }
 
@@ -2512,6 +2574,28 @@ mod tests {
     fn patterns_regex(d: &Detector, hay: &[u8]) -> Vec<Finding> {
         let [_, regex] = d.pattern_matches(hay);
         regex
+    }
+
+    /// Long tokens are read block by block: a condition met across the edge of two blocks counts.
+    #[test]
+    fn interesting_across_block_edges() {
+        for piece in [
+            "::1",
+            "ABCDEFGHIJKLMNOP",
+            "aws/",
+            "-0123abcd",
+            "-1_x",
+            "IQoJb3",
+            "1.2.3.4",
+        ] {
+            for at in 50..80 {
+                let mut tok = "xyzw".repeat(40).into_bytes();
+                tok.splice(at..at, piece.bytes());
+                assert!(interesting(&tok), "{piece} at {at}");
+                assert_eq!(interesting(&tok), interesting_v1(&tok), "{piece} at {at}");
+            }
+        }
+        assert!(!interesting("xyzw".repeat(40).as_bytes()));
     }
 
     /// The start bytes read from the NFA cover what the DFA can start with, and add nothing on the built-in
