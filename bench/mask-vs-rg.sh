@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # `maskgate mask` end to end against `rg --count-matches` with a comparable pattern set (issue 2's speed target:
 # mask ≥ 2× rg), on the same generated file, interleaved rounds; prints the median wall time of each and the ratio.
-# usage: bench/mask-vs-rg.sh [MB] [ROUNDS] [real]    (release build; MASKGATE_BIN for another binary; KEEP=1 keeps the file;
+# usage: bench/mask-vs-rg.sh [MB] [ROUNDS] [SHAPES]    (release build; MASKGATE_BIN for another binary; KEEP=1 keeps the file;
 #        MASKGATE_BASE=/path/to/older/maskgate adds its `mask` to every round, for a side-by-side comparison)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-# `real`: lines from files of this machine instead of the generator's fifteen (see scripts/gen-mixed.py).
+# `real`: lines from files of this machine instead of the generator's fifteen; `dense`, `base64`, `one-line`:
+# harder shapes (see scripts/gen-mixed.py). Several at once: "real,base64".
 mb=${1:-64}; rounds=${2:-7}; corpus=${3:-}
 bench_bin release
 need rg python3
 bench_work
 input="$work/mixed$mb.txt"
-python3 "$repo/scripts/gen-mixed.py" "$mb" ${corpus:+"--$corpus"} > "$input"
+flags=(); IFS=, read -ra shapes <<< "$corpus"; for c in "${shapes[@]}"; do flags+=("--$c"); done
+python3 "$repo/scripts/gen-mixed.py" "$mb" "${flags[@]}" > "$input"
 # A fast run that masked nothing would be a failure: the output must hold placeholders and unmask to the input.
 "$bin" mask --mappings "$work/map.json" < "$input" > "$work/masked.txt"
 grep -q 'AWS_EC2_[0-9]\{3,\}' "$work/masked.txt" || { echo "mask output holds no placeholder" >&2; exit 1; }

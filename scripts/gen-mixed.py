@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Writes N MB of mixed prose, log and code lines with about one AWS identifier per ~2 KB (deterministic).
 
-usage: gen-mixed.py MEGABYTES [--real] > file
+usage: gen-mixed.py MEGABYTES [--real] [--dense] [--base64] [--one-line] > file
 
 By default the lines come from the fifteen below. With --real they are runs of consecutive lines from files a
 Debian machine has (Python's standard library, the Debian changelogs and copyright files under /usr/share/doc,
 dpkg's and apt's logs): text no detector was tuned on, with its version strings, paths, hashes and dates.
 Deterministic for the same set of installed packages.
+
+Harder shapes, for the slow paths: --dense puts an identifier every ~128 bytes instead of ~2 KB; --base64 adds
+an image line (`{"type":"image","data":"<base64 of 50 to 600 bytes>"}`) after every line; --one-line writes
+spaces instead of line ends (one line of MEGABYTES).
 """
+import base64
 import glob
 import gzip
 import random
@@ -72,7 +77,10 @@ def real_lines(limit=24 << 20):
 
 
 target = int(sys.argv[1]) * 1024 * 1024
-REAL = real_lines() if "--real" in sys.argv[2:] else None
+flags = sys.argv[2:]
+REAL = real_lines() if "--real" in flags else None
+every = 128 if "--dense" in flags else 2048
+end = " " if "--one-line" in flags else "\n"
 at = 0
 out = sys.stdout
 written = 0
@@ -84,12 +92,17 @@ while written < target:
         line = REAL[at % len(REAL)]
     else:
         line = random.choice(random.choice([PROSE, LOG, CODE]))
-    if since_id > 2048:
+    if since_id > every:
         words = line.split(" ")
         words.insert(random.randrange(len(words)), random.choice(IDS)())
         line = " ".join(words)
         since_id = 0
-    line += "\n"
+    if "--base64" in flags:
+        blob = base64.b64encode(random.getrandbits(8 * 600).to_bytes(600, "little")[: random.randrange(50, 600)])
+        line += '\n{"type":"image","data":"' + blob.decode() + '"}'
+    if end != "\n":
+        line = line.replace("\n", end)
+    line += end
     out.write(line)
     b = len(line.encode())
     written += b
