@@ -38,7 +38,7 @@ pub(crate) struct Needles<'a> {
     /// `(needle, offset, next posting + 1)`: the needles holding a gram at an offset, chained.
     postings: Vec<(u32, u32, u32)>,
     /// How many needles each slot leads to (while building; kept for the next build).
-    chain: Vec<u32>,
+    chain: Vec<u8>,
     /// The needles the index does not take (see the module's doc).
     rest: Rest,
     /// Probe eight grams at a time (the CPU has AVX2).
@@ -56,7 +56,7 @@ struct Tables {
     bloom: Option<Vec<u64>>,
     slots: Vec<(u32, u32)>,
     postings: Vec<(u32, u32, u32)>,
-    chain: Vec<u32>,
+    chain: Vec<u8>,
 }
 
 thread_local! {
@@ -130,7 +130,7 @@ impl Detached {
 }
 
 /// The most needles one gram may lead to before the index gives way to an automaton.
-const MAX_CHAIN: u32 = 32;
+const MAX_CHAIN: u8 = 32;
 /// At most this many needles the index does not take are searched one by one, and at most this many of 7 to 10
 /// bytes are left out of an index that then probes every 8 bytes. A `memmem` pass over a 256 KiB block costs
 /// 7-13 µs; probing every 4 bytes instead of 8, ~35 µs; an automaton over two or more addresses sharing their
@@ -199,8 +199,9 @@ impl<'a> Needles<'a> {
         let stride8 = mids <= MAX_ALONE && needles.iter().any(|n| n.len() >= 8 + 3);
         let (stride, min_indexed) = if stride8 { (8, 8 + 3) } else { (4, MIN_INDEXED) };
         let long = needles.iter().filter(|n| n.len() >= min_indexed).count();
-        // Four slots per gram indexed: chains stay short.
-        let cap = (long * stride * 4).next_power_of_two().max(16);
+        // Two slots or more per gram indexed: probe sequences stay short, and the tables cleared for every index
+        // (9 bytes a slot) stay small when a block holds thousands of ids.
+        let cap = (long * stride * 2).next_power_of_two().max(16);
         let mut spare = SPARE.take().unwrap_or_default();
         let grams = long * stride;
         let bloom_bits = (16 + grams.div_ceil(4096).next_power_of_two().trailing_zeros()).min(20);
@@ -259,7 +260,7 @@ impl<'a> Needles<'a> {
                 let head = t.slots[slot].1;
                 t.postings.push((i as u32, off as u32, head));
                 t.slots[slot] = (g, t.postings.len() as u32);
-                t.chain[slot] += 1;
+                t.chain[slot] = t.chain[slot].saturating_add(1);
                 worst = worst.max(t.chain[slot]);
                 let b = bloom_bit(g, t.bloom_shift);
                 if let Some(bloom) = t.bloom.as_mut() {
