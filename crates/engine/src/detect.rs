@@ -731,11 +731,9 @@ fn interesting(tok: &[u8]) -> bool {
         return interesting_long(tok);
     }
     // Mixed-case base64 credentials with a fixed prefix: session tokens, Bedrock keys (at their first letters).
-    if n >= 24 {
-        const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
-        if memchr::memchr3_iter(b'I', b'A', b'F', tok).any(|i| PREFIXES.iter().any(|p| tok[i..].starts_with(p))) {
-            return true;
-        }
+    let prefix_at = |i: usize| CREDENTIAL_PREFIXES.iter().any(|p| tok[i..].starts_with(p));
+    if n >= 24 && memchr::memchr3_iter(b'I', b'A', b'F', tok).any(prefix_at) {
+        return true;
     }
     // One pass of counts (branch-free: the compiler vectorises it).
     let (mut digits, mut dots, mut colons, mut ud) = (0u32, 0u32, 0u32, 0u32);
@@ -792,6 +790,9 @@ fn interesting(tok: &[u8]) -> bool {
     (placeholder_like && digits >= 3) || dash_run(tok) || cognito(tok)
 }
 
+/// The fixed starts of mixed-case base64 credentials: session tokens, Bedrock keys.
+pub(super) const CREDENTIAL_PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
+
 /// From this length on, [`interesting`] reads a token's class masks ([`interesting_long`]) rather than its bytes.
 const LONG_TOKEN: usize = 128;
 
@@ -829,11 +830,10 @@ fn interesting_long(tok: &[u8]) -> bool {
         while cands != 0 {
             let i = at + cands.trailing_zeros() as usize;
             cands &= cands - 1;
-            const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
-            if PREFIXES.iter().any(|p| tok[i..].starts_with(p)) {
+            if CREDENTIAL_PREFIXES.iter().any(|p| tok[i..].starts_with(p)) {
                 return true;
             }
-            if i + 3 < n && tok[i].is_ascii_alphabetic() && letter_anchor(tok, i, &mut placeholder_like) {
+            if i + 3 < n && letter_anchor(tok, i, &mut placeholder_like) {
                 return true;
             }
         }
@@ -845,10 +845,10 @@ fn interesting_long(tok: &[u8]) -> bool {
         || cognito(tok)
 }
 
-/// The letter anchor starting at `tok[i]` (a letter, with a fourth byte after it): `aws` followed by `: . / - %`,
+/// The letter anchor starting at `tok[i]` (with a fourth byte after it): `aws` followed by `: . / - %`,
 /// `amz-`, `s3:`, `s3/`, `s3-`/`s3.` at a word start, `ip-`, `alias/`, `cloudfront`, `internal`, `beanstalk`,
 /// in any case. `aws_` (a placeholder's start) sets `placeholder_like` instead.
-fn letter_anchor(tok: &[u8], i: usize, placeholder_like: &mut bool) -> bool {
+pub(super) fn letter_anchor(tok: &[u8], i: usize, placeholder_like: &mut bool) -> bool {
     let rest = &tok[i..];
     let w = [rest[0] | 0x20, rest[1] | 0x20, rest[2] | 0x20];
     match &w {
@@ -896,11 +896,12 @@ fn interesting_v1(tok: &[u8]) -> bool {
         return false;
     }
     // Mixed-case base64 credentials with a fixed prefix: session tokens, Bedrock keys.
-    if n >= 24 {
-        const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
-        if PREFIXES.iter().any(|p| memchr::memmem::find(tok, p).is_some()) {
-            return true;
-        }
+    if n >= 24
+        && CREDENTIAL_PREFIXES
+            .iter()
+            .any(|p| memchr::memmem::find(tok, p).is_some())
+    {
+        return true;
     }
     let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
     let mut run = 0usize; // alphanumerics since the last '-'

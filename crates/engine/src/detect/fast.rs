@@ -1017,36 +1017,10 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
     while !cands.is_zero() {
         let i = at(cands);
         cands = cands & !(W::M::below(i + s - org + 1));
-        if n >= 24 {
-            const PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
-            if PREFIXES.iter().any(|p| tok[i..].starts_with(p)) {
-                return true;
-            }
+        if n >= 24 && CREDENTIAL_PREFIXES.iter().any(|p| tok[i..].starts_with(p)) {
+            return true;
         }
-        if i + 3 >= n {
-            continue;
-        }
-        let rest = &tok[i..];
-        let w = [rest[0] | 0x20, rest[1] | 0x20, rest[2] | 0x20];
-        let hit = match &w {
-            b"aws" => match rest[3] {
-                b':' | b'.' | b'/' | b'-' | b'%' => true,
-                b'_' => {
-                    placeholder_like = true;
-                    false
-                }
-                _ => false,
-            },
-            b"amz" => rest[3] == b'-',
-            b"ali" => rest.starts_with(b"alias/"),
-            b"clo" => rest.len() >= 10 && rest[..10].eq_ignore_ascii_case(b"cloudfront"),
-            b"int" => rest.starts_with(b"internal"),
-            b"bea" => rest.starts_with(b"beanstalk"),
-            b"s3-" | b"s3." => i == 0 || !tok[i - 1].is_ascii_alphanumeric(),
-            b"s3:" | b"s3/" | b"ip-" => true,
-            _ => false,
-        };
-        if hit {
+        if i + 3 < n && letter_anchor(tok, i, &mut placeholder_like) {
             return true;
         }
     }
