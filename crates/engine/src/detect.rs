@@ -135,6 +135,20 @@ enum HexLen {
     Range(usize, usize),
 }
 
+/// The kind and length rule of a resource-id prefix of [`HEX_PREFIXES`] (`post` asks once per id found).
+fn hex_prefix(prefix: &[u8]) -> Option<(KindId, HexLen)> {
+    static INDEX: std::sync::OnceLock<foldhash::HashMap<&'static [u8], (KindId, HexLen)>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut m = foldhash::HashMap::default();
+        for (p, kind, rule) in HEX_PREFIXES {
+            // The first entry of a prefix wins, as a search from the start would find it.
+            m.entry(p.as_bytes()).or_insert((kinds::id(kind), *rule));
+        }
+        m
+    });
+    index.get(prefix).copied()
+}
+
 const HEX_PREFIXES: &[(&str, &str, HexLen)] = {
     use HexLen::*;
     &[
@@ -1827,14 +1841,15 @@ impl Detector {
                 }
                 let dash = m.iter().rposition(|&c| c == b'-')?;
                 let (prefix, id) = (&m[..dash], &m[dash + 1..]);
-                let (_, kind, rule) = HEX_PREFIXES.iter().find(|(p, _, _)| p.as_bytes() == prefix)?;
-                let example = id.ends_with(b"EXAMPLE") || memchr::memmem::find(id, b"EXAMPLE").is_some();
+                let (kind, rule) = hex_prefix(prefix)?;
+                // Ids are short: a window scan, not a `memmem` searcher built per call.
+                let example = id.windows(7).any(|w| w == b"EXAMPLE");
                 let ok = match rule {
                     HexLen::Lenient => example || (8..=17).contains(&id.len()),
-                    HexLen::Exact(a, b) => !example && (id.len() == *a || id.len() == *b),
-                    HexLen::Range(a, b) => !example && (*a..=*b).contains(&id.len()),
+                    HexLen::Exact(a, b) => !example && (id.len() == a || id.len() == b),
+                    HexLen::Range(a, b) => !example && (a..=b).contains(&id.len()),
                 };
-                ok.then(|| (kinds::id(kind), ms, me))
+                ok.then_some((kind, ms, me))
             }
             Post::AwsHost => {
                 if dash_before || prev == b'.' || next == b'-' || (next == b'.' && next2.is_ascii_alphanumeric()) {
