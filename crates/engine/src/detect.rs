@@ -730,9 +730,9 @@ fn is_mac(v: &[u8]) -> bool {
 /// regex.
 ///
 /// Every condition says "yes" alone, so they are checked one after another, each over only the bytes it needs:
-/// counts the compiler vectorises, then the letter anchors at their first letters, the dash runs at the dashes.
-/// A long base64 blob is read in a few cheap passes instead of through a state machine byte by byte (the
-/// first version, kept as the tests' reference).
+/// counts in one branch-free pass, then the letter anchors at their first letters, the dash runs at the dashes.
+/// A token of [`LONG_TOKEN`] bytes or more (a base64 blob) is read from its class masks instead
+/// ([`interesting_long`]). The first version, a state machine over every byte, is kept as the tests' reference.
 fn interesting(tok: &[u8]) -> bool {
     let n = tok.len();
     if n < 6 {

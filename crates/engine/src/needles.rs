@@ -26,8 +26,8 @@ const MIN_INDEXED: usize = 7;
 
 pub(crate) struct Needles<'a> {
     needles: Vec<&'a [u8]>,
-    /// One bit per gram hash of [`Needles::bloom_bits`] bits: a cheap first test before the table (`None` only
-    /// once dropped).
+    /// One bit per gram hash (of `32 - bloom_shift` bits): a cheap first test before the table (`None` only once
+    /// dropped).
     bloom: Option<Vec<u64>>,
     /// `32 - ` the bloom's hash bits: 16 (8 KiB) up to 4,096 grams indexed, one more per doubling beyond, up to
     /// 20 (128 KiB), so that a block holding thousands of ids (dense ids, a megabytes-long line) does not fill it.

@@ -7,7 +7,7 @@
 //!    (four blocks at a time in AVX2 lanes), for every run of token bytes, at its end marker: whether it is a
 //!    visited token, and which of [`Detector::token`]'s routes might act on it (a pattern, a key, a shape, a
 //!    name). Each answer is a superset: "might".
-//! 3. Tokens with a "might" get the matching test on their masks ([`Detector::quick`] and the route checks);
+//! 3. Tokens with a "might" get the matching test on their masks (`acts`: the pattern, key, shape and name checks);
 //!    what those cannot clear is visited exactly as before ([`Detector::visit`]).
 //!
 //! Every test only has to be right when it says "inert"; the differential tests compare `find` with

@@ -2,7 +2,7 @@
 //!
 //! [`StreamUnmasker`] takes the response body in arbitrary byte chunks and writes the unmasked stream. Text that
 //! a provider streams in pieces (text deltas, tool-call argument fragments, thinking) goes through one
-//! [`TextStream`](crate::unmask::TextStream) per block, so a placeholder split across any number of events comes
+//! [`TextStream`] per block, so a placeholder split across any number of events comes
 //! back whole; the only delay is a held-back possible placeholder prefix (at most
 //! [`MAX_LEN`](crate::placeholder::MAX_LEN) bytes per block). An event whose text is partly held is still sent at
 //! once with the safe part (possibly empty). Held text is flushed as an extra delta event of the same kind, for
