@@ -1167,7 +1167,7 @@ const PROSE_NAMES: &[(&str, &[&str], &str, ValueShape)] = &[
 const PROSE_DIRECT: &[&str] = &["bucket", "buckets", "s3", "rds", "elasticache", "redshift", "dynamodb"];
 
 fn keyed(key_norm: &[u8]) -> Option<(KindId, ValueShape)> {
-    // By map: the scan asks for the key of one token in sixteen (`fast::key_known`).
+    // By map: the scan asks for the key of one token in sixteen (`fast::key_lookup`).
     static INDEX: std::sync::OnceLock<foldhash::HashMap<&'static [u8], (KindId, ValueShape)>> =
         std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| {
@@ -1635,7 +1635,6 @@ impl Detector {
         let raw = &text[s..raw_end];
         let is_flag = raw.starts_with(b"--");
         let op = raw.iter().position(|&c| c == b'=' || c == b':');
-        let mut norm = Vec::new();
         // The key: the flag, the token before a trailing operator, or the token before a lone operator.
         let (key, value_in_token) = match op {
             Some(p) if p + 1 < raw.len() && !matches!(raw[p + 1], b':' | b'=' | b'>') => ((s, s + p), Some(s + p + 1)),
@@ -1647,12 +1646,7 @@ impl Detector {
             None if is_flag => ((s, e), None),
             None => return None,
         };
-        // The lookup below, without normalizing first: a long token before a `=` (base64 padding) is no key.
-        if !fast::key_known(&text[key.0..key.1]) {
-            return None;
-        }
-        normalize(&text[key.0..key.1], &mut norm);
-        let (kind, shape) = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm))?;
+        let (kind, shape) = fast::key_lookup(&text[key.0..key.1])?;
         let fits = |v: &[u8]| value_fits(v, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || !is_flag_like(v));
         if let Some(vs) = value_in_token {
             if fits(&text[vs..e]) {
@@ -2586,12 +2580,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The regex path of `patterns`, for comparison with the IPv4 shortcut.
-    fn patterns_regex(d: &Detector, hay: &[u8]) -> Vec<Finding> {
-        let [_, regex] = d.pattern_matches(hay);
-        regex
-    }
-
     /// Long tokens are read block by block: a condition met across the edge of two blocks counts.
     #[test]
     fn interesting_across_block_edges() {
@@ -2682,9 +2670,8 @@ mod tests {
             "3.11.4",
             "",
         ] {
-            let mut out = Vec::new();
-            d.patterns(hay.as_bytes(), 0, hay.len(), &mut out);
-            assert_eq!(out, patterns_regex(&d, hay.as_bytes()), "{hay}");
+            let [fast, regex] = d.pattern_matches(hay.as_bytes());
+            assert_eq!(fast, regex, "{hay}");
         }
     }
 
@@ -2713,9 +2700,8 @@ mod tests {
         fn ipv4_shortcut_equals_regex(hay in "[0-9./-]{0,40}", hay2 in "(1?[0-9]{1,3}[./-]){0,6}[0-9]{0,4}") {
             let d = Detector::default();
             for h in [hay.as_bytes(), hay2.as_bytes()] {
-                let mut out = Vec::new();
-                d.patterns(h, 0, h.len(), &mut out);
-                prop_assert_eq!(out, patterns_regex(&d, h));
+                let [fast, regex] = d.pattern_matches(h);
+                prop_assert_eq!(fast, regex);
             }
         }
     }

@@ -39,15 +39,20 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// The first port of the kernel's ephemeral range (Linux's default, 32768, when it cannot be read).
+pub fn ephemeral_ports_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+}
+
 /// A loopback port free right now and below the kernel's ephemeral range, for a server that a test stops and
 /// starts again on the same port. A port from the ephemeral range ([`free_port`]) can be handed, while that
 /// server is down, to any socket of the parallel suite that binds port 0 or connects out; the restarted server
 /// then cannot listen. Ports below the range are only ever taken by servers that ask for them by number.
 pub fn free_port_below_ephemeral() -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
+    let low = ephemeral_ports_start();
     let span = 12_000u16.min(low.saturating_sub(1024));
     // Where to start looking: differs between the processes of a parallel run and between calls.
     let seed = std::time::SystemTime::now()

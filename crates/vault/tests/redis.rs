@@ -859,13 +859,7 @@ async fn redis_cluster_node_down_fails_closed_then_recovers() {
 #[test]
 fn redis_restart_onto_a_taken_port_fails_loudly() {
     let Some(mut server) = RedisServer::start() else { return };
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let low = maskgate_vault::testing::ephemeral_ports_start();
     assert!(server.port < low, "port {} is in the ephemeral range", server.port);
     server.stop();
     let thief = std::net::TcpListener::bind(("127.0.0.1", server.port)).expect("the freed port");

@@ -947,7 +947,7 @@ impl Detector {
                 }
             }
         };
-        key.is_some_and(|(a, b)| key_known(&text[a..b]))
+        key.is_some_and(|(a, b)| key_lookup(&text[a..b]).is_some())
     }
 }
 
@@ -1147,17 +1147,19 @@ fn shape_maybe<W: Win>(v: &[u8], vm: W::M, win: W) -> bool {
     }
 }
 
-/// `normalize(raw)` names a JSON key, CLI flag or text key: what `key_then_value` looks up.
-pub(super) fn key_known(raw: &[u8]) -> bool {
+/// The kind and value shape `normalize(raw)` names as a JSON key, CLI flag or text key: `key_then_value`'s lookup,
+/// and the scan's test of whether that lookup may find anything. Most keys are turned away on their last three
+/// characters, and no key is normalized whole (a base64 blob before its `=` padding is not read twice).
+pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
     let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
     match (tail.next(), tail.next()) {
         (Some(&l), Some(&p)) => {
             let before = tail.next().map_or(NO_CHAR, |&c| pair_index(c));
             if KEY_TAILS[before][pair_index(p)] >> pair_index(l) & 1 == 0 {
-                return false;
+                return None;
             }
         }
-        _ => return false,
+        _ => return None,
     }
     // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
     // that), so a cut name equals none, and it still ends with the suffixes the whole name ends with.
@@ -1168,16 +1170,13 @@ pub(super) fn key_known(raw: &[u8]) -> bool {
         buf[KEY_MAX - len] = c.to_ascii_lowercase();
     }
     let norm = &buf[KEY_MAX - len..];
-    keyed(norm)
-        .or_else(|| flag_alias(norm))
-        .or_else(|| text_key(norm))
-        .is_some()
+    keyed(norm).or_else(|| flag_alias(norm)).or_else(|| text_key(norm))
 }
 
-/// More characters than any key, flag or text-key suffix [`key_known`] may have to recognize.
+/// More characters than any key, flag or text-key suffix [`key_lookup`] may have to recognize.
 const KEY_MAX: usize = 24;
 
-/// The last three characters of every key [`key_known`] knows (exact keys, flag aliases, text-key suffixes):
+/// The last three characters of every key [`key_lookup`] knows (exact keys, flag aliases, text-key suffixes):
 /// bit `pair_index(last)` of `KEY_TAILS[third to last][second to last]`, the first index [`NO_CHAR`] for an
 /// exact key of two. Most tokens are turned away by it before they are normalized and compared ("region" and
 /// "client" pass a test of the last two).
@@ -1185,7 +1184,7 @@ static KEY_TAILS: [[u64; 36]; NO_CHAR + 1] = {
     const fn add(t: &mut [[u64; 36]; NO_CHAR + 1], w: &[u8], suffix: bool) {
         assert!(
             w.len() >= 2 && w.len() < KEY_MAX,
-            "key_known sees keys of 2 to KEY_MAX - 1 characters"
+            "key_lookup sees keys of 2 to KEY_MAX - 1 characters"
         );
         // A suffix of two would end keys with any character before it.
         assert!(
@@ -1325,13 +1324,13 @@ mod tests {
             prop_assert_eq!(got, interesting(tok.as_bytes()), "{:?}", tok);
         }
 
-        /// `key_known` is the table lookup of `key_then_value`.
+        /// `key_lookup` is the table lookup of the whole normalized key.
         #[test]
-        fn key_known_is_the_lookup(raw in "(--|_|-|:)?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|[a-zA-Z0-9]{1,3})([-_.]?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|identifier|distribution|rest|api|mac|address|source|principal|registry|target|master|cache|replication|group|role|user|queue|topic|repository|parameter)){0,4}") {
+        fn key_lookup_is_the_lookup(raw in "(--|_|-|:)?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|[a-zA-Z0-9]{1,3})([-_.]?(aws|s3|log|account|owner|id|ids|secret|access|key|session|token|hosted|zone|bucket|name|function|table|db|instance|cluster|stack|rds|redshift|elasticache|glue|job|lambda|dynamodb|eks|ecs|identifier|distribution|rest|api|mac|address|source|principal|registry|target|master|cache|replication|group|role|user|queue|topic|repository|parameter)){0,4}") {
             let mut norm = Vec::new();
             normalize(raw.as_bytes(), &mut norm);
-            let want = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm)).is_some();
-            prop_assert_eq!(key_known(raw.as_bytes()), want, "{:?}", raw);
+            let want = keyed(&norm).or_else(|| flag_alias(&norm)).or_else(|| text_key(&norm));
+            prop_assert_eq!(key_lookup(raw.as_bytes()), want, "{:?}", raw);
         }
 
         /// `prose_word_maybe` holds for every word `context` compares with `norm_eq`.
@@ -1362,7 +1361,7 @@ mod tests {
         }
     }
 
-    /// `KEY_TAILS` holds the last two characters of every key: every key `key_known` must know passes its first
+    /// `KEY_TAILS` holds the last two characters of every key: every key `key_lookup` must know passes its first
     /// test, also as a raw token (`My-gluejob:`).
     #[test]
     fn key_tails_hold_every_key() {
@@ -1375,7 +1374,7 @@ mod tests {
                 .map(|(k, _, _)| format!("My-{k}:").leak() as &str),
         );
         for k in keys {
-            assert!(key_known(k.as_bytes()), "{k}");
+            assert!(key_lookup(k.as_bytes()).is_some(), "{k}");
         }
     }
 }
