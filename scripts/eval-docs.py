@@ -4,8 +4,10 @@
 usage: eval-docs.py MASKGATE_BIN AWSCLI_EXAMPLES_DIR BOTOCORE_DATA_DIR ORDINARY_FILES...
 
 Recall: well-formed pattern-tier identifiers found by strict reference regexes (independent of maskgate's own
-patterns) in the awscli example pages and botocore examples-1.json, and ambiguous ones with their flag/key;
-an identifier counts as masked when it no longer occurs in its masked line (text) or document (JSON).
+patterns) in the awscli example pages and botocore examples-1.json, and ambiguous ones with their flag/key
+(account ids, KMS key ids, hosted zones, API Gateway ids, CloudFront ids, secret keys, canonical user ids), and
+resource names after their JSON key; an identifier counts as masked when it no longer occurs in its masked line
+(text) or document (JSON).
 False positives: the share of ordinary lines (code, logs, changelogs) that maskgate changes at all.
 """
 import json
@@ -31,6 +33,16 @@ AMBIGUOUS = {
     "kms_key": r"\"(?:KeyId|KmsKeyId|TargetKeyId)\"\s*:\s*\"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\"",
     "kms_flag": r"--(?:key-id|kms-key-id)[ =]([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b",
     "zone": r"(?:--hosted-zone-id[ =]|\"HostedZoneId\"\s*:\s*\"(?:/hostedzone/)?)(Z[A-Z0-9]{7,32})\b",
+    "apigw_flag": r"--(?:rest-api-id|api-id)[ =]([a-z0-9]{10})\b",
+    "apigw_key": r"\"(?:restApiId|RestApiId|apiId|ApiId)\"\s*:\s*\"([a-z0-9]{10})\"",
+    "cloudfront": r"(?:--(?:distribution-)?id[ =]|\"DistributionId\"\s*:\s*\")(E[A-Z0-9]{12,13})\b",
+    "secret_key": r"\"(?:SecretAccessKey|SecretKey)\"\s*:\s*\"([A-Za-z0-9/+]{40})\"",
+    "canonical_user": r"(?:\"ID\"\s*:\s*\"|\bid=)([0-9a-f]{64})\b",
+}
+# Names after their key, in JSON (request bodies, and CLI output pasted as text): not a tier of the issue's target,
+# reported on their own.
+NAMES = {
+    "name_key": r"\"(?:FunctionName|TableName|DBInstanceIdentifier|DBClusterIdentifier|BucketName|Bucket|RoleName|UserName|StackName|QueueName|TopicName|RepositoryName|ClusterName|LogGroupName|JobName|CacheClusterId)\"\s*:\s*\"([A-Za-z0-9][A-Za-z0-9._-]{2,62})\"",
 }
 
 
@@ -70,6 +82,9 @@ for line, out in zip(lines, masked_lines):
     for kind, rx in AMBIGUOUS.items():
         for m in re.finditer(rx, line):
             count("ambiguous/" + kind, m.group(1) not in out)
+    for kind, rx in NAMES.items():
+        for m in re.finditer(rx, line):
+            count("names/" + kind, m.group(1) not in out)
 # botocore examples: JSON documents, masked as request bodies.
 for f in sorted(pathlib.Path(BOTO_DIR).rglob("examples-1.json")):
     doc = json.loads(f.read_text())
@@ -88,6 +103,11 @@ for f in sorted(pathlib.Path(BOTO_DIR).rglob("examples-1.json")):
             for kind, rx in AMBIGUOUS.items():
                 for m in re.finditer(rx, body):
                     count("ambiguous/" + kind, m.group(1) not in out)
+            # (A plain-word name is masked where its key says what it is, not everywhere: in a document that
+            # also holds the word elsewhere it is counted as missed.)
+            for kind, rx in NAMES.items():
+                for m in re.finditer(rx, body):
+                    count("names/" + kind, m.group(1) not in out)
 
 # Ordinary lines.
 ordinary = []
@@ -97,7 +117,7 @@ ordinary = [l for l in ordinary if l.strip()]
 out = mask_text("\n".join(ordinary)).split("\n")
 changed = [(a, b) for a, b in zip(ordinary, out) if a != b]
 
-tot = {"pattern": [0, 0], "ambiguous": [0, 0]}
+tot = {"pattern": [0, 0], "ambiguous": [0, 0], "names": [0, 0]}
 for kind, (n, hit) in sorted(stats.items()):
     tier = kind.split("/")[0]
     tot[tier][0] += n

@@ -33,7 +33,7 @@ pub(crate) struct Block {
     pub eq: u64,
     /// `_`.
     pub us: u64,
-    /// `>`.
+    /// `>`, and a quote followed by `:` (the end of a quoted key): the bytes after a run that make it a key.
     pub gt: u64,
     /// `\\`.
     pub bs: u64,
@@ -232,7 +232,10 @@ impl Block {
             set(&mut m.colon, b == b':');
             set(&mut m.eq, b == b'=');
             set(&mut m.us, b == b'_');
-            set(&mut m.gt, b == b'>');
+            set(
+                &mut m.gt,
+                b == b'>' || matches!(b, b'"' | b'\'') && bytes[i + 1] == b':',
+            );
             set(&mut m.bs, b == b'\\');
             let t = tri_class(0, b) & tri_class(1, bytes[i + 1]) & tri_class(2, bytes[i + 2]);
             set(&mut m.tri, t & 0x3f != 0);
@@ -436,7 +439,13 @@ mod avx2 {
             colon: bits(_mm256_cmpeq_epi8(v, splat!(b':'))),
             eq: bits(_mm256_cmpeq_epi8(v, splat!(b'='))),
             us: bits(_mm256_cmpeq_epi8(v, splat!(b'_'))),
-            gt: bits(_mm256_cmpeq_epi8(v, splat!(b'>'))),
+            gt: bits(_mm256_or_si256(
+                _mm256_cmpeq_epi8(v, splat!(b'>')),
+                _mm256_and_si256(
+                    _mm256_or_si256(_mm256_cmpeq_epi8(v, splat!(b'"')), _mm256_cmpeq_epi8(v, splat!(b'\''))),
+                    _mm256_cmpeq_epi8(v1, splat!(b':')),
+                ),
+            )),
             bs: bits(_mm256_cmpeq_epi8(v, splat!(b'\\'))),
             tri: nonzero(_mm256_and_si256(tri, splat!(0x3f))),
             tri6: bits(_mm256_slli_epi16(tri, 1)),

@@ -629,7 +629,7 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
         Shape::Account => &["account", "acct", "owner", "registryid", "principal"],
         Shape::Uuid => &["kms", "keyid", "cmk", "masterkey", "encryptionkey"],
         Shape::Secret40 => &["secret", "secretaccesskey", "secretkey"],
-        Shape::Hex64 => &["canonical", "owner", "grantee"],
+        Shape::Hex64 => &["canonical", "owner", "grant"],
         Shape::HostedZone => &["hostedzone", "zoneid", "route53", "zone"],
         Shape::CloudFrontId => &["distribution", "cloudfront"],
         Shape::ApiGwId => &["restapi", "apiid", "apigateway", "apigw", "httpapi", "executeapi"],
@@ -637,6 +637,10 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
         Shape::SessionTokenLong => &["sessiontoken", "securitytoken"],
     }
 }
+
+/// How far back [`Detector::context_holds`] looks, over lines, for the object a canonical user id or a CloudFront
+/// id is in: `"Grantee": {` with two or three indented members before `"ID"`.
+const ENCLOSING: usize = 256;
 
 fn shape_kind(shape: Shape) -> KindId {
     match shape {
@@ -1208,8 +1212,15 @@ pub fn looks_like_id(v: &[u8]) -> bool {
         && v.iter().any(u8::is_ascii_alphabetic)
 }
 
+/// Whether `v` is a value of `shape` after its key, flag or list (the key says what it is, so some shapes ask for
+/// less than [`shape_of`] does without one).
 fn value_fits(v: &[u8], shape: ValueShape) -> bool {
     match shape {
+        // `--rest-api-id 1234123412`, `"apiId": "aabbccddee"`: ten lower-case letters or digits, not necessarily
+        // both (without a key, a number or a word of ten is far likelier than an API id).
+        ValueShape::Ambiguous(Shape::ApiGwId) => {
+            v.len() == 10 && all(v, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        }
         ValueShape::Ambiguous(s) => shape_of(v) == Some(s),
         ValueShape::Name => is_name(v),
         ValueShape::Bucket => is_bucket(v),
@@ -1293,6 +1304,12 @@ fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
         }
         return Some((b, e));
     }
+}
+
+/// Whether a token ending at `e` is a quoted key (JSON or a Python dictionary pasted as text): a quote and a `:`
+/// follow it.
+pub(crate) fn quoted_key_end(text: &[u8], e: usize) -> bool {
+    e + 1 < text.len() && matches!(text[e], b'"' | b'\'') && text[e + 1] == b':'
 }
 
 fn trim_assign(text: &[u8], (s, mut e): (usize, usize)) -> (usize, usize) {
@@ -1482,6 +1499,10 @@ impl Detector {
         if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16) {
             return self.token(text, s, e, bits, pk, st, out);
         }
+        // A quoted key, in JSON pasted as text: `"FunctionName": "my-function"`.
+        if e > s && quoted_key_end(text, e) {
+            return self.key_then_value(text, s, e, st, out);
+        }
         None
     }
 
@@ -1605,7 +1626,7 @@ impl Detector {
             st.list = None;
             return None;
         }
-        if bits & PUNCT != 0 {
+        if bits & PUNCT != 0 || quoted_key_end(text, e) {
             let next = self.key_then_value(text, s, e, st, out);
             if next.is_some() || out.len() > before {
                 return next;
@@ -1625,7 +1646,9 @@ impl Detector {
         st: &mut ScanState,
         out: &mut Vec<Finding>,
     ) -> Option<usize> {
-        let raw_end = {
+        let raw_end = if quoted_key_end(text, e) {
+            e + 2 // `"Key":`: the quote is dropped with the other punctuation when the key is normalized
+        } else {
             let mut r = e;
             while r < text.len() && matches!(text[r], b':' | b'=' | b'>') {
                 r += 1;
@@ -1961,7 +1984,8 @@ impl Detector {
         }
     }
 
-    /// A keyword for `shape` within the 48 bytes before `at`, on the same line.
+    /// A keyword for `shape` within the 48 bytes before `at`, on the same line; for a canonical user id or a
+    /// CloudFront id also within the [`ENCLOSING`] bytes before, over lines.
     fn context_holds(&self, text: &[u8], at: usize, shape: Shape) -> bool {
         let from = at.saturating_sub(48);
         let mut window = &text[from..at];
@@ -1985,6 +2009,13 @@ impl Detector {
                 [b"AKIA", b"ASIA"]
                     .iter()
                     .any(|p| memchr::memmem::find(near, *p).is_some())
+            }
+            // JSON output pasted as text (`aws s3api get-bucket-acl`, `aws cloudfront list-distributions`): the
+            // keyword names the enclosing object, lines above the value (`"Owner": {`, `"Grantee": {`,
+            // `"Distribution": {`). Only for these two shapes, which ordinary text rarely holds.
+            Shape::Hex64 | Shape::CloudFrontId => {
+                normalize(&text[at.saturating_sub(ENCLOSING)..at], &mut norm);
+                kws.iter().any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some())
             }
             _ => false,
         }

@@ -138,6 +138,14 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("--hosted-zone-id Z1D633PJN98FT9 and /hostedzone/Z3M3LMPEXAMPLE1", &[("hosted_zone_id", "Z1D633PJN98FT9"), ("hosted_zone_id", "Z3M3LMPEXAMPLE1")]),
     ("CloudFront distribution EDFDVBD6EXAMPLE", &[("cloudfront_distribution_id", "EDFDVBD6EXAMPLE")]),
     ("--rest-api-id a1b2c3d4e5", &[("apigw_id", "a1b2c3d4e5")]),
+    // After its flag or key an API id may be all digits or all letters (the AWS CLI pages use `1234123412`).
+    ("aws apigateway get-stages --rest-api-id 1234123412", &[("apigw_id", "1234123412")]),
+    ("\"restApiId\": \"1234123412\", \"ApiId\": \"aabbccddee\"", &[("apigw_id", "1234123412"), ("apigw_id", "aabbccddee")]),
+    // JSON (or a Python dictionary) pasted as text: a quoted key, then `:`.
+    ("{\"FunctionName\": \"my-function\", \"DBInstanceIdentifier\": \"database-1\"}", &[("lambda_function", "my-function"), ("rds_instance", "database-1")]),
+    ("{'RoleName': 'deploy', 'BucketName': 'my-data-bucket'}", &[("iam_role_name", "deploy"), ("s3_bucket", "my-data-bucket")]),
+    // Canonical user ids in S3 grants.
+    ("--grant-full-control id=79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", &[("canonical_user_id", "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be")]),
     // Names with context
     ("aws s3 ls --bucket my-prod-bucket", &[("s3_bucket", "my-prod-bucket")]),
     ("aws lambda invoke --function-name my-function out.json", &[("lambda_function", "my-function")]),
@@ -179,6 +187,9 @@ const NEGATIVE: &[&str] = &[
     "call +1 415 555 0132 or 202-555-0187; order 123456789012 shipped",
     "version 1.2.3.4 and v10.0.19041.1 and 10.256.0.1 and 1.3.6.1.4.1.311",
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "{\n  \"Id\": \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\n  \"Name\": \"folder\"\n}",
+    "call 1234123412 or restart at 1234123412; the word abcdefghij",
+    "{\"Kubernetes\": \"stable\", \"Name\": \"web-1\", 'Version': '1.2.3'}",
     "i-xyz instance-123 invalid-instance i-",
     "the e-commerce p-value h-index o-ring r-squared pre-process",
     "a well-known key-value pair; nat-gateway vpc-peering subnet-cidr fs-extra ami-store",
@@ -205,6 +216,53 @@ fn negatives() {
 }
 
 // One test per Detection item of seed-lessons.md -------------------------------------------------------------
+
+/// JSON output of the AWS CLI pasted into a prompt: the key that says what a canonical user id or a CloudFront
+/// id is names the object around it, lines above the value (`aws s3api get-bucket-acl`,
+/// `aws cloudfront get-distribution`).
+#[test]
+fn pasted_cli_output_names_the_object_lines_above() {
+    let d = det();
+    let acl = r#"{
+    "Owner": {
+        "DisplayName": "my-username",
+        "ID": "7009a8971cd538e11f6b6606438875e7c86c5b672f46db45460ddcd087d36c32"
+    },
+    "Grants": [
+        {
+            "Grantee": {
+                "DisplayName": "other-user",
+                "ID": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
+                "Type": "CanonicalUser"
+            },
+            "Permission": "FULL_CONTROL"
+        }
+    ]
+}"#;
+    assert_eq!(
+        found(&d, acl),
+        [
+            "7009a8971cd538e11f6b6606438875e7c86c5b672f46db45460ddcd087d36c32",
+            "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+        ]
+        .map(|v| ("canonical_user_id".to_string(), v.to_string()))
+    );
+    let dist = r#"{
+    "Distribution": {
+        "Id": "EDFDVBD6EXAMPLE",
+        "Status": "Deployed""#;
+    assert_eq!(
+        found(&d, dist),
+        [("cloudfront_distribution_id".to_string(), "EDFDVBD6EXAMPLE".to_string())]
+    );
+    // Too far above (more than 256 bytes), or not the object's name: a digest stays.
+    let far = format!(
+        "\"Owner\": \"me\",\n{}\"Digest\": \"{}\"",
+        "    \"Padding\": \"x\",\n".repeat(12),
+        "ab".repeat(32)
+    );
+    assert_eq!(found(&d, &far), []);
+}
 
 #[test]
 fn lesson_quantifiers_work_for_kms_route53_cloudfront_elasticache() {

@@ -811,13 +811,15 @@ impl Detector {
         let from_s = !W::M::below(s - org);
         let tm = W::M::below(j - org) & from_s;
         let nonletter = tm & !win.al();
+        // A quoted key (`"FunctionName": "my-function"`), which `visit` reads even when it is letters only.
+        let quoted = quoted_key_end(text, e);
         // `visit`: letters only and shorter than 16.
-        if nonletter.is_zero() && n < 16 {
+        if nonletter.is_zero() && n < 16 && !quoted {
             return None;
         }
         // The routes the run's anchors open (see [`anchors`]).
         let pat = !(win.apat() & tm).is_zero();
-        let key = !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>');
+        let key = !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>') || quoted;
         let shape = !(win.ashape() & tm).is_zero();
         let te = W::M::below(e - org) & from_s;
         let ops = (win.colon() | win.eq()) & te;
@@ -847,7 +849,7 @@ impl Detector {
             return Some(pk);
         }
         // `key_then_value` (only for tokens with punctuation): the key it would look up must not be known.
-        if key && !(nonletter & !win.d()).is_zero() && self.key_may_act(text, m, org, s, e, ops) {
+        if key && (quoted || !(nonletter & !win.d()).is_zero()) && self.key_may_act(text, m, org, s, e, ops) {
             return Some(pk);
         }
         // `context`: the value's shape, and the words before it.
@@ -933,6 +935,7 @@ impl Detector {
         };
         let key = match op {
             None if e - s >= 2 && text[s] == b'-' && text[s + 1] == b'-' => Some((s, e)),
+            None if quoted_key_end(text, e) => Some((s, e)),
             None => None,
             Some(q) => {
                 let mut raw_end = e;
