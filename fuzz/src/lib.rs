@@ -174,7 +174,9 @@ pub fn reach(e: &PlanEntry) -> Reach {
         .iter()
         .find(|k| k.name == e.kind)
         .map(|k| k.tier);
-    if tier == Some(Tier::Context) && !maskgate_engine::detect::looks_like_id(e.original.as_bytes()) {
+    // Names: the context tier, and bucket names (see `Masker::reach`).
+    let name = tier == Some(Tier::Context) || e.kind == "s3_bucket";
+    if name && !maskgate_engine::detect::looks_like_id(e.original.as_bytes()) {
         Reach::Found
     } else if e.original.len() >= 8 {
         Reach::Anywhere

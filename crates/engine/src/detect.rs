@@ -1706,7 +1706,8 @@ impl Detector {
         while vend > vs && matches!(text[vend - 1], b'.' | b',' | b':') {
             vend -= 1;
         }
-        if vend > vs && fits(&text[vs..vend]) {
+        // A quoted key is no value: `{"bucketName": {"prefix": …}}`.
+        if vend > vs && fits(&text[vs..vend]) && !quoted_key_end(text, ve) {
             // Identifiers with a pattern of their own (an ARN after `--role-arn`) are left to the patterns.
             if interesting(&text[vs..vend]) {
                 return None;

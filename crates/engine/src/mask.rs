@@ -218,8 +218,10 @@ impl Masker {
 
     fn reach(&self, kind: KindId, original: &str) -> Reach {
         use crate::kinds::Tier;
-        let plain_name =
-            self.detector.kind(kind).tier == Tier::Context && !crate::detect::looks_like_id(original.as_bytes());
+        // Customer-chosen names: the context tier, and bucket names (a pattern-tier kind for its URIs and
+        // endpoints, but `"Bucket": "logs"` names one with a plain word as well).
+        let name = self.detector.kind(kind).tier == Tier::Context || kind == crate::kinds::kid!("s3_bucket");
+        let plain_name = name && !crate::detect::looks_like_id(original.as_bytes());
         if plain_name {
             Reach::None
         } else if original.len() >= 8 {

@@ -190,6 +190,7 @@ const NEGATIVE: &[&str] = &[
     "{\n  \"Id\": \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\n  \"Name\": \"folder\"\n}",
     "call 1234123412 or restart at 1234123412; the word abcdefghij",
     "{\"Kubernetes\": \"stable\", \"Name\": \"web-1\", 'Version': '1.2.3'}",
+    "--criteria '{\"bucketName\":{\"prefix\":\"logs\"}}'",
     "i-xyz instance-123 invalid-instance i-",
     "the e-commerce p-value h-index o-ring r-squared pre-process",
     "a well-known key-value pair; nat-gateway vpc-peering subnet-cidr fs-extra ami-store",
@@ -900,13 +901,22 @@ fn fuzz_glued_occurrences_are_masked_together() {
 }
 
 /// fuzz `detect` (crash-f8e506c7…, and `gluejob=ob=`): how far a found value reaches is a rule, not a leak. A
-/// short value (`buc`, found after `s3://`) is masked elsewhere only as a word of its own, never inside another
-/// word (`dbucet`); a plain-word name (`--username admin`) only where it was found.
+/// short value (`ab-1`, found after `s3://`) is masked elsewhere only as a word of its own, never inside another
+/// word (`xab-1y`); a plain-word name (`--username admin`, a bucket `buc`) only where it was found: a bucket
+/// named `"Bucket": "logs"` does not mask every "logs" of the text.
 #[test]
 fn fuzz_short_values_reach_only_words_of_their_own() {
     assert_eq!(
+        mask_text("s3://ab-1 is xab-1y and ab-1.").body,
+        b"s3://AWS_S3_BUCKET_001 is xab-1y and AWS_S3_BUCKET_001."
+    );
+    assert_eq!(
         mask_text("s3://buc is dbucet- and buc.").body,
-        b"s3://AWS_S3_BUCKET_001 is dbucet- and AWS_S3_BUCKET_001."
+        b"s3://AWS_S3_BUCKET_001 is dbucet- and buc."
+    );
+    assert_eq!(
+        mask_text("{\"Bucket\": \"logs\"} and the logs").body,
+        b"{\"Bucket\": \"AWS_S3_BUCKET_001\"} and the logs"
     );
     assert_eq!(mask_text("gluejob=ob= ob=").body, b"gluejob=AWS_GLUE_JOB_001 ob=");
     assert_eq!(
@@ -921,7 +931,8 @@ fn fuzz_short_values_reach_only_words_of_their_own() {
 /// occurrence out of reach hides nothing.
 #[test]
 fn fuzz_occurrences_out_of_reach_hide_nothing() {
-    let text = "s3://bucket and rds a-b: data-bucket";
+    // (The bucket was `bucket` in the fuzzer's case; a plain word now reaches nowhere, so `bu-1` stands in.)
+    let text = "s3://bu-1 and rds a-b: data-bu-1";
     assert_eq!(
         mask_round_trip(text),
         "s3://AWS_S3_BUCKET_001 and rds AWS_RDS_001: data-AWS_S3_BUCKET_001"
