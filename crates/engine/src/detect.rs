@@ -1948,9 +1948,22 @@ impl Detector {
         };
 
         let maybe_shape = bits & DIGIT != 0 || v.len() == 40 || v.len() >= 100;
+        // The next item of a list (not the next key of an object: `"a": "x", "b": …`).
+        let listed = |st: &ScanState| match st.list {
+            Some((kind, shape, end)) if end <= s && fast::list_gap(&text[end..s]) && !quoted_key_end(text, e) => {
+                Some((kind, shape))
+            }
+            _ => None,
+        };
         if let Some(shape) = if maybe_shape { shape_of(v) } else { None } {
             if self.context_holds(text, vs, shape) {
                 return found(shape_kind(shape), None, st, out);
+            }
+            // A list of ambiguous values after their key: `"AccountIds": [` and an account id per line.
+            if let Some((kind, ValueShape::Ambiguous(s))) = listed(st) {
+                if s == shape {
+                    return found(kind, Some(ValueShape::Ambiguous(shape)), st, out);
+                }
             }
         }
 
@@ -1958,8 +1971,8 @@ impl Detector {
             return;
         }
         // Lists after a name: "buckets: a, b and c".
-        if let Some((kind, shape, end)) = st.list {
-            if end <= s && fast::list_gap(&text[end..s]) && value_fits(v, shape) && !is_prose_keyword(v) {
+        if let Some((kind, shape)) = listed(st) {
+            if value_fits(v, shape) && !is_prose_keyword(v) {
                 return found(kind, Some(shape), st, out);
             }
         }

@@ -144,6 +144,10 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     // JSON (or a Python dictionary) pasted as text: a quoted key, then `:`.
     ("{\"FunctionName\": \"my-function\", \"DBInstanceIdentifier\": \"database-1\"}", &[("lambda_function", "my-function"), ("rds_instance", "database-1")]),
     ("{'RoleName': 'deploy', 'BucketName': 'my-data-bucket'}", &[("iam_role_name", "deploy"), ("s3_bucket", "my-data-bucket")]),
+    // A list after its key, one item per line; the next key of an object is no item.
+    ("\"AccountIds\": [\n    \"123456789011\",\n    \"123456789013\"\n]", &[("account_id", "123456789011"), ("account_id", "123456789013")]),
+    ("the buckets \"logs-bucket-1\", \"logs-bucket-2\"", &[("s3_bucket", "logs-bucket-1"), ("s3_bucket", "logs-bucket-2")]),
+    ("{\"FunctionName\": \"my-function\", \"next-key-1\": \"x\"}", &[("lambda_function", "my-function")]),
     // Canonical user ids in S3 grants.
     ("--grant-full-control id=79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", &[("canonical_user_id", "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be")]),
     // Names with context
@@ -191,6 +195,7 @@ const NEGATIVE: &[&str] = &[
     "call 1234123412 or restart at 1234123412; the word abcdefghij",
     "{\"Kubernetes\": \"stable\", \"Name\": \"web-1\", 'Version': '1.2.3'}",
     "--criteria '{\"bucketName\":{\"prefix\":\"logs\"}}'",
+    "\"Numbers\": [\n    \"123456789011\",\n    \"123456789013\"\n]",
     "i-xyz instance-123 invalid-instance i-",
     "the e-commerce p-value h-index o-ring r-squared pre-process",
     "a well-known key-value pair; nat-gateway vpc-peering subnet-cidr fs-extra ami-store",

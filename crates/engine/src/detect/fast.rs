@@ -995,12 +995,20 @@ fn named<W: Win>(win: W, vm: W::M) -> bool {
     !(vm & (win.dash() | win.us())).is_zero() || (vm & !(win.d() | (win.al() & !win.u()))).is_zero()
 }
 
-/// The gap `context` accepts between the names of a list: "a, b and c".
+/// The gap `context` accepts between the values of a list: "a, b and c", and the items of a JSON or Python list
+/// (`"a", "b"`, also one per line; the caller makes sure the next one is no key of an object).
 pub(super) fn list_gap(gap: &[u8]) -> bool {
+    let quote = |c: Option<&u8>| matches!(c, Some(b'"' | b'\''));
     gap.iter().all(|c| matches!(c, b',' | b' ' | b'\t'))
         || gap.eq_ignore_ascii_case(b" and ")
         || gap.eq_ignore_ascii_case(b", and ")
         || gap.eq_ignore_ascii_case(b" or ")
+        || (quote(gap.first())
+            && quote(gap.last())
+            && gap.iter().filter(|&&c| c == b',').count() == 1
+            && gap
+                .iter()
+                .all(|c| matches!(c, b',' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'')))
 }
 
 /// `interesting(tok)` (`tok` = `text[s..]`, its bits `te` in `win`), computed from the masks: the same conditions,
