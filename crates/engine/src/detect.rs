@@ -1989,8 +1989,10 @@ impl Detector {
             &text[trim_assign(text, p1).0..trim_assign(text, p1).1],
             &text[p0.0..p0.1],
         );
+        // `aws rds describe-db-instances`: after `aws`, the keyword is a CLI service and the value its command.
+        let cli = norm_eq(p0, "aws");
         for (kw, fillers, kind, shape) in PROSE_NAMES {
-            let direct = PROSE_DIRECT.contains(kw) && norm_eq(p1, kw);
+            let direct = !cli && PROSE_DIRECT.contains(kw) && norm_eq(p1, kw);
             let filled = !direct && norm_eq(p0, kw) && fillers.iter().any(|f| norm_eq(p1, f));
             if (direct || filled) && value_fits(v, *shape) {
                 return found(kinds::id(kind), Some(*shape), st, out);

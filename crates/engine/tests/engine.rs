@@ -195,6 +195,7 @@ const NEGATIVE: &[&str] = &[
     "call 1234123412 or restart at 1234123412; the word abcdefghij",
     "{\"Kubernetes\": \"stable\", \"Name\": \"web-1\", 'Version': '1.2.3'}",
     "--criteria '{\"bucketName\":{\"prefix\":\"logs\"}}'",
+    "aws rds describe-db-instances; aws dynamodb get-item; aws elasticache describe-cache-clusters; aws redshift create-cluster",
     "\"Numbers\": [\n    \"123456789011\",\n    \"123456789013\"\n]",
     "i-xyz instance-123 invalid-instance i-",
     "the e-commerce p-value h-index o-ring r-squared pre-process",
