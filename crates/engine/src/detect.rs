@@ -1095,6 +1095,9 @@ const KEYED: &[(&str, &str, ValueShape)] = {
         ("account", "account_id", Ambiguous(Account)),
         ("aws", "account_id", Ambiguous(Account)),
         ("targetaccountid", "account_id", Ambiguous(Account)),
+        // Glue's Data Catalog id is the account id; Organizations and Security Hub list member accounts.
+        ("catalogid", "account_id", Ambiguous(Account)),
+        ("memberaccounts", "account_id", Ambiguous(Account)),
         ("keyid", "kms_key_id", Ambiguous(Uuid)),
         ("kmskeyid", "kms_key_id", Ambiguous(Uuid)),
         ("targetkeyid", "kms_key_id", Ambiguous(Uuid)),

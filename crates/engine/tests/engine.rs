@@ -144,6 +144,7 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     // JSON (or a Python dictionary) pasted as text: a quoted key, then `:`.
     ("{\"FunctionName\": \"my-function\", \"DBInstanceIdentifier\": \"database-1\"}", &[("lambda_function", "my-function"), ("rds_instance", "database-1")]),
     ("{'RoleName': 'deploy', 'BucketName': 'my-data-bucket'}", &[("iam_role_name", "deploy"), ("s3_bucket", "my-data-bucket")]),
+    ("\"CatalogId\": \"007436865787\", \"MemberAccounts\": [\n    \"222222222222\",\n    \"333333333333\"\n]", &[("account_id", "007436865787"), ("account_id", "222222222222"), ("account_id", "333333333333")]),
     // A list after its key, one item per line; the next key of an object is no item.
     ("\"AccountIds\": [\n    \"123456789011\",\n    \"123456789013\"\n]", &[("account_id", "123456789011"), ("account_id", "123456789013")]),
     ("the buckets \"logs-bucket-1\", \"logs-bucket-2\"", &[("s3_bucket", "logs-bucket-1"), ("s3_bucket", "logs-bucket-2")]),
