@@ -1311,7 +1311,7 @@ fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
 
 /// Whether a token ending at `e` is a quoted key (JSON or a Python dictionary pasted as text): a quote and a `:`
 /// follow it.
-pub(crate) fn quoted_key_end(text: &[u8], e: usize) -> bool {
+fn quoted_key_end(text: &[u8], e: usize) -> bool {
     e + 1 < text.len() && matches!(text[e], b'"' | b'\'') && text[e + 1] == b':'
 }
 
@@ -1963,8 +1963,8 @@ impl Detector {
                 return found(shape_kind(shape), None, st, out);
             }
             // A list of ambiguous values after their key: `"AccountIds": [` and an account id per line.
-            if let Some((kind, ValueShape::Ambiguous(s))) = listed(st) {
-                if s == shape {
+            if let Some((kind, ValueShape::Ambiguous(of_list))) = listed(st) {
+                if of_list == shape {
                     return found(kind, Some(ValueShape::Ambiguous(shape)), st, out);
                 }
             }
