@@ -272,6 +272,20 @@ fn pasted_cli_output_names_the_object_lines_above() {
     assert_eq!(found(&d, &far), []);
 }
 
+/// OpenAI tool-call arguments are a JSON document inside a JSON string: its keys are quoted keys of the decoded
+/// text (the session-8 engine sent `billing-sync` and `acme-invoices` upstream as they were).
+#[test]
+fn tool_call_arguments_are_json_in_a_string() {
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"invoke","arguments":"{\"FunctionName\": \"billing-sync\", \"Bucket\": \"acme-invoices\"}"}}]}]}"#;
+    let masked = mask_json(body);
+    let out = String::from_utf8(masked.body).unwrap();
+    assert!(
+        out.contains(r#"{\"FunctionName\": \"AWS_LAMBDA_FUNCTION_001\", \"Bucket\": \"AWS_S3_BUCKET_001\"}"#),
+        "{out}"
+    );
+    assert!(!out.contains("billing-sync") && !out.contains("acme-invoices"), "{out}");
+}
+
 #[test]
 fn lesson_quantifiers_work_for_kms_route53_cloudfront_elasticache() {
     let d = det();
