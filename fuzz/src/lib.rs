@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use maskgate_engine::kinds::Tier;
 use maskgate_engine::placeholder;
 use maskgate_engine::{MaskError, Masked, Masker, MaskerConfig, Plan, PlanEntry, RequestMap, Resolver};
 
@@ -168,15 +167,13 @@ pub enum Reach {
 
 /// The reach of a planned value (default configuration: the kind is one of the masker's).
 pub fn reach(e: &PlanEntry) -> Reach {
-    let tier = MASKER
+    let named = MASKER
         .detector()
         .kinds()
         .iter()
         .find(|k| k.name == e.kind)
-        .map(|k| k.tier);
-    // Names: the context tier, and bucket names (see `Masker::reach`).
-    let name = tier == Some(Tier::Context) || e.kind == "s3_bucket";
-    if name && !maskgate_engine::detect::looks_like_id(e.original.as_bytes()) {
+        .is_some_and(|k| k.customer_named());
+    if named && !maskgate_engine::detect::looks_like_id(e.original.as_bytes()) {
         Reach::Found
     } else if e.original.len() >= 8 {
         Reach::Anywhere

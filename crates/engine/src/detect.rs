@@ -1498,13 +1498,10 @@ impl Detector {
         while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
             e -= 1;
         }
-        // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier.
-        if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16) {
+        // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier, unless it is a quoted
+        // key in JSON pasted as text (`"FunctionName": "my-function"`).
+        if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16 || quoted_key_end(text, e)) {
             return self.token(text, s, e, bits, pk, st, out);
-        }
-        // A quoted key, in JSON pasted as text: `"FunctionName": "my-function"`.
-        if e > s && quoted_key_end(text, e) {
-            return self.key_then_value(text, s, e, st, out);
         }
         None
     }

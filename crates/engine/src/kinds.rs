@@ -23,6 +23,15 @@ pub struct KindInfo {
     pub tier: Tier,
 }
 
+impl KindInfo {
+    /// Whether the kind's values are names a customer chose: the context tier, and bucket names (a pattern-tier
+    /// kind for its URIs and endpoints, but `"Bucket": "logs"` names one with a plain word too). A plain word of
+    /// such a kind is masked only where it was found.
+    pub fn customer_named(&self) -> bool {
+        self.tier == Tier::Context || self.name == "s3_bucket"
+    }
+}
+
 /// `(name, prefix, tier)` of every built-in kind. Index = [`KindId`] of the built-in kinds.
 pub const BUILTIN: &[(&str, &str, Tier)] = {
     use Tier::*;

@@ -217,11 +217,8 @@ impl Masker {
     }
 
     fn reach(&self, kind: KindId, original: &str) -> Reach {
-        use crate::kinds::Tier;
-        // Customer-chosen names: the context tier, and bucket names (a pattern-tier kind for its URIs and
-        // endpoints, but `"Bucket": "logs"` names one with a plain word as well).
-        let name = self.detector.kind(kind).tier == Tier::Context || kind == crate::kinds::kid!("s3_bucket");
-        let plain_name = name && !crate::detect::looks_like_id(original.as_bytes());
+        let plain_name =
+            self.detector.kind(kind).customer_named() && !crate::detect::looks_like_id(original.as_bytes());
         if plain_name {
             Reach::None
         } else if original.len() >= 8 {
