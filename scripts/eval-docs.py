@@ -38,6 +38,10 @@ AMBIGUOUS = {
     "cloudfront": r"(?:--(?:distribution-)?id[ =]|\"DistributionId\"\s*:\s*\")(E[A-Z0-9]{12,13})\b",
     "secret_key": r"\"(?:SecretAccessKey|SecretKey)\"\s*:\s*\"([A-Za-z0-9/+]{40})\"",
     "canonical_user": r"(?:\"ID\"\s*:\s*\"|\bid=)([0-9a-f]{64})\b",
+    # Any JSON key that holds the word (`InstanceOwnerId`, `MasterAccountId`, `awsAccountNumber`).
+    "account_word_key": r"\"\w*(?:[Aa]ccount|[Oo]wner)\w*\"\s*:\s*\"(\d{12})\"",
+    # ARNs whose region is a placeholder (`region`, `<region>`, `${AWS::Region}`): the account field.
+    "arn_placeholder_region": r"\barn:[\w${}:-]+?:[a-z0-9-]+:(?:[A-Za-z_]+|<[^>]*>|\$\{[^}]*\}):(\d{12}):",
 }
 # Names after their key, in JSON (request bodies, and CLI output pasted as text): not a tier of the issue's target,
 # reported on their own.

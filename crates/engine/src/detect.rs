@@ -638,6 +638,29 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
     }
 }
 
+/// A JSON value of an ambiguous shape whose key is not one of [`KEYED`] but holds the shape's keyword, as the
+/// same key and value in text would (`"InstanceOwnerId": "123456789012"`, `"DestinationKeyId": "<uuid>"`): the
+/// key is the value's context. For the shapes whose keyword names the enclosing object in text (canonical user
+/// ids, CloudFront ids), the parent key counts too. `key_norm` is the normalized key.
+fn keyword_key(value: &[u8], key_norm: &[u8], parent: Option<&str>) -> Option<(KindId, ValueShape)> {
+    let v = value.strip_prefix(b"/hostedzone/").unwrap_or(value);
+    let shape = shape_of(v)?;
+    let holds = |norm: &[u8]| {
+        shape_keywords(shape)
+            .iter()
+            .any(|k| memchr::memmem::find(norm, k.as_bytes()).is_some())
+    };
+    let mut found = holds(key_norm);
+    if !found && matches!(shape, Shape::Hex64 | Shape::CloudFrontId) {
+        if let Some(p) = parent {
+            let mut parent_norm = Vec::new();
+            normalize(p.as_bytes(), &mut parent_norm);
+            found = holds(&parent_norm);
+        }
+    }
+    found.then(|| (shape_kind(shape), ValueShape::Ambiguous(shape)))
+}
+
 /// How far back [`Detector::context_holds`] looks, over lines, for the object a canonical user id or a CloudFront
 /// id is in: `"Grantee": {` with two or three indented members before `"ID"`.
 const ENCLOSING: usize = 256;
@@ -1309,6 +1332,35 @@ fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// The account field of an ARN that the ARN rule cannot match whole because its partition or region is a
+/// placeholder or a template: `arn:aws:ecs:region:123456789012:cluster/x`, and `arn:aws:kms:${AWS::Region}:…`
+/// or `arn:aws:logs:<region>:…`, whose braces and angle brackets end the token, so that the account is in a
+/// token of its own (`:123456789012:key/…`). A field of exactly twelve digits after a colon and before a colon or
+/// the token's end `e`, with `arn:` at the start of a word before it in the same run of non-blank bytes (at most
+/// [`ARN_REACH`] back). Returns where the field starts.
+fn arn_account_field(text: &[u8], s: usize, e: usize) -> Option<usize> {
+    // (Plain loops: tokens are short, and most have no such field.)
+    let tok = &text[s..e];
+    let f = (1..tok.len().saturating_sub(11)).find(|&f| {
+        tok[f - 1] == b':' && all(&tok[f..f + 12], |c| c.is_ascii_digit()) && tok.get(f + 12).is_none_or(|&c| c == b':')
+    })?;
+    let run = &text[(s + f).saturating_sub(ARN_REACH)..s + f];
+    let run = match run
+        .iter()
+        .rposition(|c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'`'))
+    {
+        Some(p) => &run[p + 1..],
+        None => run,
+    };
+    (0..run.len().saturating_sub(3))
+        .any(|i| &run[i..i + 4] == b"arn:" && (i == 0 || !run[i - 1].is_ascii_alphanumeric()))
+        .then_some(s + f)
+}
+
+/// How far before an account field [`arn_account_field`] looks for `arn:` (`arn:aws-us-gov:` and a service, a
+/// template such as `${AWS::Region}` or `${data.aws_region.current.name}`, and the colons).
+const ARN_REACH: usize = 128;
+
 /// Whether a token ending at `e` is a quoted key (JSON or a Python dictionary pasted as text): a quote and a `:`
 /// follow it.
 fn quoted_key_end(text: &[u8], e: usize) -> bool {
@@ -1573,13 +1625,16 @@ impl Detector {
         let mut hit = keyed(&norm);
         if hit.is_none() && norm == b"id" {
             if let Some(p) = parent {
-                normalize(p.as_bytes(), &mut norm);
-                if matches!(norm.as_slice(), b"owner" | b"grantee") {
+                let mut parent_norm = Vec::new();
+                normalize(p.as_bytes(), &mut parent_norm);
+                if matches!(parent_norm.as_slice(), b"owner" | b"grantee") {
                     hit = Some((kid!("canonical_user_id"), ValueShape::Ambiguous(Shape::Hex64)));
                 }
             }
         }
-        let Some((kind, shape)) = hit else { return false };
+        let Some((kind, shape)) = hit.or_else(|| keyword_key(text, &norm, parent)) else {
+            return false;
+        };
         let mut v = text;
         let mut off = 0;
         if shape == ValueShape::Ambiguous(Shape::HostedZone) && v.starts_with(b"/hostedzone/") {
@@ -1625,6 +1680,19 @@ impl Detector {
         if out.len() > before {
             st.list = None;
             return None;
+        }
+        if bits & DIGIT != 0 && e - s > 12 {
+            if let Some(a) = arn_account_field(text, s, e) {
+                let f = Finding {
+                    start: a,
+                    end: a + 12,
+                    kind: kid!("account_id"),
+                };
+                if self.push(text, f, out) {
+                    st.list = None;
+                    return None;
+                }
+            }
         }
         if bits & PUNCT != 0 || quoted_key_end(text, e) {
             let next = self.key_then_value(text, s, e, st, out);

@@ -157,6 +157,12 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("S3 bucket my-test-bucket-12345 and RDS instance prod-db-master", &[("s3_bucket", "my-test-bucket-12345"), ("rds_instance", "prod-db-master")]),
     ("buckets: my-production-data-bucket and my-backup-data-bucket", &[("s3_bucket", "my-production-data-bucket"), ("s3_bucket", "my-backup-data-bucket")]),
     ("/aws/lambda/my-function", &[("log_group", "/aws/lambda/my-function")]),
+    // ARNs whose region or partition is a placeholder or a template: the account field is still an account id.
+    ("arn:aws:ecs:region:123456789012:cluster/prod", &[("account_id", "123456789012")]),
+    ("Resource: arn:aws:kms:${AWS::Region}:123456789012:key/x", &[("account_id", "123456789012")]),
+    ("\"arn:aws:logs:<region>:210987654321:log-group:app\"", &[("account_id", "210987654321")]),
+    ("arn:${AWS::Partition}:lambda:us-east-1:123456789012:function:f", &[("account_id", "123456789012")]),
+    ("\"Resource\": \"arn:aws:logs:*:123456789012:log-group:*\"", &[("account_id", "123456789012")]),
     // Placeholder-shaped text typed into a request
     ("see AWS_EC2_001 please", &[("placeholder_literal", "AWS_EC2_001")]),
     // Korean text around identifiers
@@ -208,6 +214,9 @@ const NEGATIVE: &[&str] = &[
     "public endpoints ec2.us-east-1.amazonaws.com sts.amazonaws.com s3.amazonaws.com bedrock-runtime.us-east-1.amazonaws.com",
     "DNS 8.8.8.8 and 1.1.1.1, link-local 169.254.169.254, any 0.0.0.0/0",
     "AWS_EC2_001x xAWS_EC2_001 AWS_EC2_01",
+    // Twelve digits between colons without `arn:` at a word start before them, or not exactly twelve.
+    "warn:x:123456789012: and yarn:run:123456789012 and arn:aws:ecs:region:1234567890123:x",
+    "arn:aws:ecs:${AWS::Region} then :123456789012:x",
 ];
 
 #[test]
@@ -428,6 +437,32 @@ fn json_keys_values_skip_paths() {
     );
     assert_eq!(v["metadata"]["OwnerId"], "AWS_ACCOUNT_002");
     assert!(out.contains("55555555555555555555555"), "numbers keep their digits");
+}
+
+/// A JSON key that is not in the key table but holds its shape's keyword is the value's context, as the same
+/// line pasted as text would be (botocore's examples: `InstanceOwnerId`, `MasterAccountId`, `DestinationKeyId`).
+#[test]
+fn json_keys_with_a_keyword_are_context() {
+    let body = r#"{"InstanceOwnerId":"123456789012","MasterAccountId":"111111111111","awsAccountNumber":"123456789101",
+        "Principal":"223456789012","DestinationKeyId":"0987dcba-09fe-87dc-65ba-ab0987654321",
+        "CanonicalHostedZoneNameID":"Z3DZXE0EXAMPLE","Distribution":{"Id":"EDFDVBD6EXAMPLE"},
+        "Owner":{"DisplayName":"me","ID":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
+        "Count":"123456789013","Name":"Z9ABCDE1FGHIJK","Build":"0987dcba-09fe-87dc-65ba-ab0987654322"}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["InstanceOwnerId"], "AWS_ACCOUNT_001", "{out}");
+    assert_eq!(v["MasterAccountId"], "AWS_ACCOUNT_002");
+    assert_eq!(v["awsAccountNumber"], "AWS_ACCOUNT_003");
+    assert_eq!(v["Principal"], "AWS_ACCOUNT_004");
+    assert_eq!(v["DestinationKeyId"], "AWS_KMS_KEY_001");
+    assert_eq!(v["CanonicalHostedZoneNameID"], "AWS_ROUTE53_ZONE_001");
+    assert_eq!(v["Distribution"]["Id"], "AWS_CLOUDFRONT_ID_001");
+    assert_eq!(v["Owner"]["ID"], "AWS_CANONICAL_USER_001");
+    // The same shapes under keys without their keyword stay: a count, a name, a build id.
+    assert_eq!(v["Count"], "123456789013");
+    assert_eq!(v["Name"], "Z9ABCDE1FGHIJK");
+    assert_eq!(v["Build"], "0987dcba-09fe-87dc-65ba-ab0987654322");
 }
 
 #[test]

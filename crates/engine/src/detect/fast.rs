@@ -857,6 +857,11 @@ impl Detector {
         if shape && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100) && shape_maybe(&text[vs..e], vm, win) {
             return Some(pk);
         }
+        // An ARN's account field after a placeholder or template region, read by `token` (twelve digits hold a
+        // shape anchor; the field is a digit after a colon).
+        if shape && !(((win.colon() & tm) << 1) & win.d()).is_zero() && arn_account_field(text, s, e).is_some() {
+            return Some(pk);
+        }
         // `looks_like_id(v)`.
         let vd = vm & win.d();
         let vdash = vm & win.dash();
