@@ -236,6 +236,17 @@ const HEX_PREFIXES: &[(&str, &str, HexLen)] = {
     ]
 };
 
+/// When an id of [`Post::Lettered`] may be letters only.
+#[derive(Clone, Copy)]
+enum Letters {
+    /// A body of at least this many bytes (an organization id: ten are rarer words than twelve).
+    AtLeast(usize),
+    /// A body with a capital (policy ids: `p-FullAWSAccess`, not `p-worktree`).
+    Capital,
+    /// Any body the rule matches (a prefix and a body no word has: `j-` and eight capitals).
+    Any,
+}
+
 /// What to do with a raw match of pattern `i`.
 #[derive(Clone, Copy)]
 enum Post {
@@ -243,6 +254,12 @@ enum Post {
     Fixed(KindId),
     /// Fixed kind, only when the match holds at least one digit.
     FixedDigit(KindId),
+    /// Fixed kind, also inside a larger token (`creds-AKIA…`, `x.ASIA…`): a credential's prefix and length are
+    /// no part of any name, and one that went out would be a leak however it was embedded.
+    Credential(KindId),
+    /// Fixed kind; a match without a digit only when its body (after the prefix's `-`) is as [`Letters`] says:
+    /// ids whose random part is letters only now and then (`o-exampleorgid`, `p-FullAWSAccess`, `j-XXXXXXXX`).
+    Lettered(KindId, Letters),
     Arn,
     ArnUrlEncoded,
     HexId,
@@ -339,11 +356,11 @@ fn rules() -> Vec<Rule> {
         r(
             r"\b(?:IQoJb3JpZ2luX2Vj|AgoJb3JpZ2luX2Vj|FwoGZXIvYXdz|FQoGZXIvYXdz|AQoDYXdz)[A-Za-z0-9/+=]{20,}"
                 .to_string(),
-            Post::Fixed(k("session_token")),
+            Post::Credential(k("session_token")),
         ),
         r(
             r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}".to_string(),
-            Post::Fixed(k("bedrock_api_key")),
+            Post::Credential(k("bedrock_api_key")),
         ),
         r(
             r"\bbedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%._-]*".to_string(),
@@ -351,11 +368,11 @@ fn rules() -> Vec<Rule> {
         ),
         r(
             r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b".to_string(),
-            Post::Fixed(k("access_key")),
+            Post::Credential(k("access_key")),
         ),
         r(
             r"\b(?:AIDA|AROA|AGPA|AIPA|ANPA|ANVA|APKA|ASCA)[A-Z0-9]{16,17}(?::[A-Za-z0-9_+=,.@-]{2,64}|\b)".to_string(),
-            Post::Fixed(k("iam_unique_id")),
+            Post::Credential(k("iam_unique_id")),
         ),
         r(r"\bda2-[a-z0-9]{26}\b".to_string(), Post::Fixed(k("appsync_api_key"))),
         // Resource ids
@@ -368,11 +385,14 @@ fn rules() -> Vec<Rule> {
             r"\bou-[0-9a-z]{4,32}-[a-z0-9]{8,32}\b".to_string(),
             Post::Fixed(k("org_unit")),
         ),
-        r(r"\bo-[a-z0-9]{10,32}\b".to_string(), Post::FixedDigit(k("org_id"))),
+        r(
+            r"\bo-[a-z0-9]{10,32}\b".to_string(),
+            Post::Lettered(k("org_id"), Letters::AtLeast(12)),
+        ),
         r(r"\br-[0-9a-z]{4,32}\b".to_string(), Post::FixedDigit(k("org_root"))),
         r(
             r"\bp-[0-9a-zA-Z_]{8,128}\b".to_string(),
-            Post::FixedDigit(k("org_policy")),
+            Post::Lettered(k("org_policy"), Letters::Capital),
         ),
         r(
             r"\bh-[0-9a-z]{8,32}\b".to_string(),
@@ -382,7 +402,10 @@ fn rules() -> Vec<Rule> {
             r"\bcar-[a-z0-9]{8,32}\b".to_string(),
             Post::FixedDigit(k("org_account_request")),
         ),
-        r(r"\bj-[A-Z0-9]{8,16}\b".to_string(), Post::FixedDigit(k("emr_cluster"))),
+        r(
+            r"\bj-[A-Z0-9]{8,16}\b".to_string(),
+            Post::Lettered(k("emr_cluster"), Letters::Any),
+        ),
         r(
             r"\bdx(?:con|lag|vif|gw)-[a-z0-9]{8}\b".to_string(),
             Post::Fixed(k("directconnect_id")),
@@ -391,7 +414,7 @@ fn rules() -> Vec<Rule> {
         r(r"\be-[a-z0-9]{10}\b".to_string(), Post::FixedDigit(k("beanstalk_env"))),
         r(
             r"\b(?:ns|srv)-[a-z0-9]{16}\b".to_string(),
-            Post::FixedDigit(k("cloudmap_id")),
+            Post::Lettered(k("cloudmap_id"), Letters::Any),
         ),
         r(
             r"\b(?:db|cluster)-[A-Z0-9]{16,26}\b".to_string(),
@@ -765,7 +788,7 @@ fn interesting(tok: &[u8]) -> bool {
     if n < 6 {
         return false;
     }
-    if tok.starts_with(b"r-") || tok.starts_with(b"ou-") || tok.starts_with(b"da2-") {
+    if prefix_routed(tok) {
         return true;
     }
     if n >= LONG_TOKEN {
@@ -929,6 +952,25 @@ fn cognito(tok: &[u8]) -> bool {
     memchr::memchr_iter(b'_', tok).any(|u| u >= 2 && tok[u - 2] == b'-' && tok[u - 1].is_ascii_digit())
 }
 
+/// Ids whose prefix alone sends a token at its start to the patterns, since their bodies may have neither digits
+/// nor hex (which the other conditions of [`interesting`] look for): organization roots, units, ids, policies
+/// (`r-`, `ou-`, `o-`, `p-`), AppSync keys, EMR clusters, Cloud Map and Direct Connect ids.
+pub(crate) fn prefix_routed(tok: &[u8]) -> bool {
+    // (Slice patterns: a few byte compares for the many tokens that start with one of these letters.)
+    matches!(
+        tok,
+        [b'r' | b'o' | b'p' | b'j', b'-', ..]
+            | [b'o', b'u', b'-', ..]
+            | [b'n', b's', b'-', ..]
+            | [b'd', b'a', b'2', b'-', ..]
+            | [b's', b'r', b'v', b'-', ..]
+            | [b'd', b'x', b'g', b'w', b'-', ..]
+            | [b'd', b'x', b'c', b'o', b'n', b'-', ..]
+            | [b'd', b'x', b'l', b'a', b'g', b'-', ..]
+            | [b'd', b'x', b'v', b'i', b'f', b'-', ..]
+    )
+}
+
 /// The first version of [`interesting`]: one pass, a state machine per byte. Its reference in the tests.
 #[cfg(test)]
 fn interesting_v1(tok: &[u8]) -> bool {
@@ -1063,9 +1105,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
     (dots >= 3 && digits >= 4)
         || (digits > 0 && (double_colon || colons >= 7))
         || (placeholder_like && digits >= 3)
-        || tok.starts_with(b"r-")
-        || tok.starts_with(b"ou-")
-        || tok.starts_with(b"da2-")
+        || prefix_routed(tok)
 }
 
 /// `normalize(raw) == kw` without allocating (`kw` is lower-case alphanumerics).
@@ -1899,11 +1939,25 @@ impl Detector {
                 }
                 Some((kind, ms, me))
             }
+            Post::Credential(kind) => Some((kind, ms, me)),
             Post::FixedDigit(kind) => {
                 if dash_before || prev == b'.' || !m.iter().any(u8::is_ascii_digit) {
                     return None;
                 }
                 Some((kind, ms, me))
+            }
+            Post::Lettered(kind, letters) => {
+                if dash_before || prev == b'.' {
+                    return None;
+                }
+                let body = &m[memchr::memchr(b'-', m)? + 1..];
+                let ok = body.iter().any(u8::is_ascii_digit)
+                    || match letters {
+                        Letters::AtLeast(n) => body.len() >= n,
+                        Letters::Capital => body.iter().any(u8::is_ascii_uppercase),
+                        Letters::Any => true,
+                    };
+                ok.then_some((kind, ms, me))
             }
             Post::Arn => {
                 if matches!(prev, b':' | b'-' | b'.') {
@@ -1935,6 +1989,11 @@ impl Detector {
                     HexLen::Exact(a, b) => !example && (id.len() == a || id.len() == b),
                     HexLen::Range(a, b) => !example && (a..=b).contains(&id.len()),
                 };
+                if !ok && prefix == b"r" && id.len() <= 32 && id.iter().any(u8::is_ascii_digit) {
+                    // Not a reservation: the organization-root rule's match, which this rule's shadows
+                    // (`r-` and 32 hex digits, WorkMail resources, are ids too).
+                    return Some((kid!("org_root"), ms, me));
+                }
                 ok.then_some((kind, ms, me))
             }
             Post::AwsHost => {
@@ -1967,7 +2026,8 @@ impl Detector {
                 Some((kid!("presigned_credential"), ms + eq + 1, me))
             }
             Post::KmsAlias => {
-                if prev == b'/' || dash_before || m.starts_with(b"alias/aws/") {
+                // (AWS-managed aliases, `alias/aws/s3`, too: the catalogue's pattern; an allowlist can keep them.)
+                if prev == b'/' || dash_before {
                     return None;
                 }
                 Some((kid!("kms_alias"), ms, me))

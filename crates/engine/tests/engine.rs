@@ -110,6 +110,13 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("--key-id 1234abcd-12ab-34cd-56ef-1234567890ab", &[("kms_key_id", "1234abcd-12ab-34cd-56ef-1234567890ab")]),
     ("alias/ExampleAlias", &[("kms_alias", "alias/ExampleAlias")]),
     ("j-2AXXXXXXGAPLF dxcon-fgktov66 d-1234567890", &[("emr_cluster", "j-2AXXXXXXGAPLF"), ("directconnect_id", "dxcon-fgktov66"), ("directory_id", "d-1234567890")]),
+    ("KmsKeyId alias/aws/s3", &[("kms_alias", "alias/aws/s3")]),
+    // Ids whose random part happens to be letters only (the documentation's own examples).
+    ("\"o-exampleorgid\" dxcon-fguhmqlc j-XXXXXXXX ns-pocfyjtrsmwtvcxx p-FullAWSAccess", &[("org_id", "o-exampleorgid"), ("directconnect_id", "dxcon-fguhmqlc"), ("emr_cluster", "j-XXXXXXXX"), ("cloudmap_id", "ns-pocfyjtrsmwtvcxx"), ("org_policy", "p-FullAWSAccess")]),
+    // `r-` and 32 hex digits (WorkMail resources): no reservation, but the organization-root rule's shape.
+    ("--resource-id r-7afe0efbade843a58cdc10251fce992c", &[("org_root", "r-7afe0efbade843a58cdc10251fce992c")]),
+    // Credentials inside a larger token.
+    ("creds-AKIAIOSFODNN7EXAMPLE.txt and x.ASIAIOSFODNN7EXAMPLE and cluster-endpoint-ANPAJ4AE5446DAEXAMPLE", &[("access_key", "AKIAIOSFODNN7EXAMPLE"), ("access_key", "ASIAIOSFODNN7EXAMPLE"), ("iam_unique_id", "ANPAJ4AE5446DAEXAMPLE")]),
     ("pool us-east-1_EXAMPLE12 ids us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE", &[("cognito_user_pool", "us-east-1_EXAMPLE12"), ("cognito_identity_pool", "us-east-1:1cf667a2-49a6-454b-9e45-23199EXAMPLE")]),
     // S3
     ("s3://amzn-s3-demo-bucket/test2.txt", &[("s3_bucket", "amzn-s3-demo-bucket")]),
@@ -210,13 +217,15 @@ const NEGATIVE: &[&str] = &[
     "fn main() { let x: u64 = 0x1234_5678; println!(\"{x}\"); }",
     "kubernetes javascript everything something",
     "dates 2023-06-15 2024-01-01, 12:34:56, 1234-5678",
-    "arn:aws:iam::aws:policy/AdministratorAccess and alias/aws/s3",
+    "arn:aws:iam::aws:policy/AdministratorAccess and aws/s3",
     "public endpoints ec2.us-east-1.amazonaws.com sts.amazonaws.com s3.amazonaws.com bedrock-runtime.us-east-1.amazonaws.com",
     "DNS 8.8.8.8 and 1.1.1.1, link-local 169.254.169.254, any 0.0.0.0/0",
     "AWS_EC2_001x xAWS_EC2_001 AWS_EC2_01",
     // Twelve digits between colons without `arn:` at a word start before them, or not exactly twelve.
     "warn:x:123456789012: and yarn:run:123456789012 and arn:aws:ecs:region:1234567890123:x",
     "arn:aws:ecs:${AWS::Region} then :123456789012:x",
+    // Words after the prefixes of ids that may be letters only.
+    "o-completion p-worktree p-portability r-squared j-unit ns-record",
 ];
 
 #[test]

@@ -1087,9 +1087,7 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
     (dc >= 4 && (win.dot() & te).count() >= 3)
         || (dc > 0 && (!(colon & (colon >> 1)).is_zero() || colon.count() >= 7))
         || (placeholder_like && dc >= 3)
-        || tok.starts_with(b"r-")
-        || tok.starts_with(b"ou-")
-        || tok.starts_with(b"da2-")
+        || prefix_routed(tok)
 }
 
 /// A superset of `interesting(t)` (`t` = the token) from the masks of `[s0, j)` (`tm`, a superset of `t`):
@@ -1101,7 +1099,7 @@ fn interesting_maybe<W: Win>(t: &[u8], win: W, tm: W::M, td: W::M, dash: W::M, c
     if !(win.tri() & tm).is_zero() {
         return true;
     }
-    if t.starts_with(b"r-") || t.starts_with(b"ou-") || t.starts_with(b"da2-") {
+    if prefix_routed(t) {
         return true;
     }
     if !td.is_zero() {
