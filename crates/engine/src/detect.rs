@@ -2026,8 +2026,9 @@ impl Detector {
                 Some((kid!("presigned_credential"), ms + eq + 1, me))
             }
             Post::KmsAlias => {
-                // (AWS-managed aliases, `alias/aws/s3`, too: the catalogue's pattern; an allowlist can keep them.)
-                if prev == b'/' || dash_before {
+                // AWS-managed aliases (`alias/aws/s3`) are public names, like AWS-managed policy ARNs
+                // (`arn:aws:iam::aws:policy/…`): the catalogue's allow-list, and the model needs to know them.
+                if prev == b'/' || dash_before || m.starts_with(b"alias/aws/") {
                     return None;
                 }
                 Some((kid!("kms_alias"), ms, me))

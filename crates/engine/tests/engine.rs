@@ -110,7 +110,6 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("--key-id 1234abcd-12ab-34cd-56ef-1234567890ab", &[("kms_key_id", "1234abcd-12ab-34cd-56ef-1234567890ab")]),
     ("alias/ExampleAlias", &[("kms_alias", "alias/ExampleAlias")]),
     ("j-2AXXXXXXGAPLF dxcon-fgktov66 d-1234567890", &[("emr_cluster", "j-2AXXXXXXGAPLF"), ("directconnect_id", "dxcon-fgktov66"), ("directory_id", "d-1234567890")]),
-    ("KmsKeyId alias/aws/s3", &[("kms_alias", "alias/aws/s3")]),
     // Ids whose random part happens to be letters only (the documentation's own examples).
     ("\"o-exampleorgid\" dxcon-fguhmqlc j-XXXXXXXX ns-pocfyjtrsmwtvcxx p-FullAWSAccess", &[("org_id", "o-exampleorgid"), ("directconnect_id", "dxcon-fguhmqlc"), ("emr_cluster", "j-XXXXXXXX"), ("cloudmap_id", "ns-pocfyjtrsmwtvcxx"), ("org_policy", "p-FullAWSAccess")]),
     // `r-` and 32 hex digits (WorkMail resources): no reservation, but the organization-root rule's shape.
@@ -217,7 +216,7 @@ const NEGATIVE: &[&str] = &[
     "fn main() { let x: u64 = 0x1234_5678; println!(\"{x}\"); }",
     "kubernetes javascript everything something",
     "dates 2023-06-15 2024-01-01, 12:34:56, 1234-5678",
-    "arn:aws:iam::aws:policy/AdministratorAccess and aws/s3",
+    "arn:aws:iam::aws:policy/AdministratorAccess and alias/aws/s3",
     "public endpoints ec2.us-east-1.amazonaws.com sts.amazonaws.com s3.amazonaws.com bedrock-runtime.us-east-1.amazonaws.com",
     "DNS 8.8.8.8 and 1.1.1.1, link-local 169.254.169.254, any 0.0.0.0/0",
     "AWS_EC2_001x xAWS_EC2_001 AWS_EC2_01",
