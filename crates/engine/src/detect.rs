@@ -1941,7 +1941,9 @@ impl Detector {
             }
             Post::Credential(kind) => Some((kind, ms, me)),
             Post::FixedDigit(kind) => {
-                if dash_before || prev == b'.' || !m.iter().any(u8::is_ascii_digit) {
+                // (Elastic Beanstalk names its resources after the environment: `awseb-e-…-stack`.)
+                let beanstalk = kind == kid!("beanstalk_env") && hay[..ms].ends_with(b"awseb-");
+                if (dash_before && !beanstalk) || prev == b'.' || !m.iter().any(u8::is_ascii_digit) {
                     return None;
                 }
                 Some((kind, ms, me))
@@ -1976,7 +1978,8 @@ impl Detector {
                 Some((kind, ms, me))
             }
             Post::HexId => {
-                if dash_before || prev == b'.' {
+                // (A PrivateLink service name ends in its service id: `com.amazonaws.vpce.<region>.vpce-svc-…`.)
+                if dash_before || (prev == b'.' && !m.starts_with(b"vpce-svc-")) {
                     return None;
                 }
                 let dash = m.iter().rposition(|&c| c == b'-')?;

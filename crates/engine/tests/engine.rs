@@ -112,6 +112,8 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("j-2AXXXXXXGAPLF dxcon-fgktov66 d-1234567890", &[("emr_cluster", "j-2AXXXXXXGAPLF"), ("directconnect_id", "dxcon-fgktov66"), ("directory_id", "d-1234567890")]),
     // Ids whose random part happens to be letters only (the documentation's own examples).
     ("\"o-exampleorgid\" dxcon-fguhmqlc j-XXXXXXXX ns-pocfyjtrsmwtvcxx p-FullAWSAccess", &[("org_id", "o-exampleorgid"), ("directconnect_id", "dxcon-fguhmqlc"), ("emr_cluster", "j-XXXXXXXX"), ("cloudmap_id", "ns-pocfyjtrsmwtvcxx"), ("org_policy", "p-FullAWSAccess")]),
+    // Ids inside the names AWS builds from them.
+    ("com.amazonaws.vpce.us-east-1.vpce-svc-123123a1c43abc123 awseb-e-qu3fyyjyjs-stack-AWSEBAutoScalingGroup-QSB2ZO88SXZT", &[("vpc_endpoint_service", "vpce-svc-123123a1c43abc123"), ("beanstalk_env", "e-qu3fyyjyjs")]),
     // `r-` and 32 hex digits (WorkMail resources): no reservation, but the organization-root rule's shape.
     ("--resource-id r-7afe0efbade843a58cdc10251fce992c", &[("org_root", "r-7afe0efbade843a58cdc10251fce992c")]),
     // Credentials inside a larger token.
