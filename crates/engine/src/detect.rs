@@ -2135,6 +2135,15 @@ impl Detector {
     /// A keyword for `shape` within the 48 bytes before `at`, on the same line; for a canonical user id or a
     /// CloudFront id also within the [`ENCLOSING`] bytes before, over lines.
     fn context_holds(&self, text: &[u8], at: usize, shape: Shape) -> bool {
+        // A content digest (`sha256:<64 hex>`, `nginx@sha256:…`) is never a canonical user id, whatever the
+        // words around it say (`"owner": …` a few lines above a container image).
+        if shape == Shape::Hex64
+            && at >= 7
+            && text[at - 7..at - 1].eq_ignore_ascii_case(b"sha256")
+            && matches!(text[at - 1], b':' | b'=')
+        {
+            return false;
+        }
         let from = at.saturating_sub(48);
         let mut window = &text[from..at];
         if let Some(nl) = memchr::memrchr(b'\n', window) {

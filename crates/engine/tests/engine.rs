@@ -225,6 +225,8 @@ const NEGATIVE: &[&str] = &[
     // Twelve digits between colons without `arn:` at a word start before them, or not exactly twelve.
     "warn:x:123456789012: and yarn:run:123456789012 and arn:aws:ecs:region:1234567890123:x",
     "arn:aws:ecs:${AWS::Region} then :123456789012:x",
+    // Content digests under an owner a line above (a container image in pasted JSON).
+    "{\n  \"owner\": \"alice\",\n  \"image\": \"nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\n  \"digest\": \"SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n}",
     // Words after the prefixes of ids that may be letters only.
     "o-completion p-worktree p-portability r-squared j-unit ns-record",
 ];
