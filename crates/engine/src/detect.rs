@@ -1717,22 +1717,12 @@ impl Detector {
         if run_patterns {
             self.patterns(text, s, e, out);
         }
+        if bits & DIGIT != 0 && e - s > 12 {
+            self.arn_fields(text, s, e, before, out);
+        }
         if out.len() > before {
             st.list = None;
             return None;
-        }
-        if bits & DIGIT != 0 && e - s > 12 {
-            if let Some(a) = arn_account_field(text, s, e) {
-                let f = Finding {
-                    start: a,
-                    end: a + 12,
-                    kind: kid!("account_id"),
-                };
-                if self.push(text, f, out) {
-                    st.list = None;
-                    return None;
-                }
-            }
         }
         if bits & PUNCT != 0 || quoted_key_end(text, e) {
             let next = self.key_then_value(text, s, e, st, out);
@@ -1742,6 +1732,36 @@ impl Detector {
         }
         self.context(text, s, e, bits, st, out);
         None
+    }
+
+    /// The account field of an ARN that the ARN rule could not match whole ([`arn_account_field`]), and a KMS key
+    /// id right after it (`…:123456789012:key/<uuid>`), unless a pattern's finding (since `before`) holds it
+    /// already; the resource part may hold other ids the patterns found (`…:instance/i-…`), so the findings are
+    /// put back in order.
+    fn arn_fields(&self, text: &[u8], s: usize, e: usize, before: usize, out: &mut Vec<Finding>) {
+        let Some(a) = arn_account_field(text, s, e) else { return };
+        if out[before..].iter().any(|f| f.start <= a && a + 12 <= f.end) {
+            return;
+        }
+        let at = out.len();
+        let account = Finding {
+            start: a,
+            end: a + 12,
+            kind: kid!("account_id"),
+        };
+        self.push(text, account, out);
+        let key = a + 12 + 5;
+        if text[a + 12..e].starts_with(b":key/") && e == key + 36 && is_uuid(&text[key..e]) {
+            let f = Finding {
+                start: key,
+                end: e,
+                kind: kid!("kms_key_id"),
+            };
+            self.push(text, f, out);
+        }
+        if at > before && out.len() > at {
+            out[before..].sort_by_key(|f| f.start);
+        }
     }
 
     /// `--bucket my-bucket`, `--bucket=my-bucket`, `Bucket: my-bucket`, `s3_bucket = my-bucket`, `key=value`:

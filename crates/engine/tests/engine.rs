@@ -168,6 +168,8 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     // ARNs whose region or partition is a placeholder or a template: the account field is still an account id.
     ("arn:aws:ecs:region:123456789012:cluster/prod", &[("account_id", "123456789012")]),
     ("Resource: arn:aws:kms:${AWS::Region}:123456789012:key/x", &[("account_id", "123456789012")]),
+    ("arn:aws:kms:region:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", &[("account_id", "111122223333"), ("kms_key_id", "1234abcd-12ab-34cd-56ef-1234567890ab")]),
+    ("arn:aws:ec2:<region>:123456789012:instance/i-1234567890abcdef0", &[("account_id", "123456789012"), ("ec2_instance", "i-1234567890abcdef0")]),
     ("\"arn:aws:logs:<region>:210987654321:log-group:app\"", &[("account_id", "210987654321")]),
     ("arn:${AWS::Partition}:lambda:us-east-1:123456789012:function:f", &[("account_id", "123456789012")]),
     ("\"Resource\": \"arn:aws:logs:*:123456789012:log-group:*\"", &[("account_id", "123456789012")]),
