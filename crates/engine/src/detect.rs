@@ -2012,7 +2012,9 @@ impl Detector {
                     HexLen::Exact(a, b) => !example && (id.len() == a || id.len() == b),
                     HexLen::Range(a, b) => !example && (a..=b).contains(&id.len()),
                 };
-                if !ok && prefix == b"r" && id.len() <= 32 && id.iter().any(u8::is_ascii_digit) {
+                let root_like =
+                    || all(id, |c| c.is_ascii_lowercase() || c.is_ascii_digit()) && id.iter().any(u8::is_ascii_digit);
+                if !ok && prefix == b"r" && id.len() <= 32 && root_like() {
                     // Not a reservation: the organization-root rule's match, which this rule's shadows
                     // (`r-` and 32 hex digits, WorkMail resources, are ids too).
                     return Some((kid!("org_root"), ms, me));
