@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Recall of the pattern tier measured with the identifier catalogue's own regexes, through `maskgate mask`.
 
-usage: eval-catalogue.py MASKGATE_BIN CATALOGUE_MD AWSCLI_EXAMPLES_DIR BOTOCORE_DATA_DIR
+usage: eval-catalogue.py MASKGATE_BIN CATALOGUE_MD AWSCLI_EXAMPLES_DIR BOTOCORE_DATA_DIR [MASK_OPTIONS...]
+       (e.g. `--config strict.toml` with `mask_aws_managed = true`)
 
 eval-docs.py counts with strict reference regexes written for it; an outside check is as likely to take the
 regexes of `aws-identifiers.md` as they stand. This script does: every row of tier `pattern`, each backticked
@@ -18,7 +19,7 @@ import re
 import subprocess
 import sys
 
-BIN, CATALOGUE, CLI_DIR, BOTO_DIR = sys.argv[1:]
+BIN, CATALOGUE, CLI_DIR, BOTO_DIR, *EXTRA = sys.argv[1:]
 # Rows whose regex holds a backtick, which the column's own backticks cannot quote: copied from the catalogue.
 OVERRIDE = {
     "10": [r"(?<![\w:/.-])arn:aws(?:-cn|-us-gov|-iso(?:-[bef])?|-eusc)?:[a-z0-9][a-z0-9.-]{0,62}:(?:(?:[a-z]{2}|eusc)(?:-(?:gov|iso[bef]?|de))?-[a-z]+-\d{1,2})?:(?:\d{12}|aws|[a-z0-9.-]+(?=:(?:path|action)/))?:[^\s\"'<>`,;{}\[\]()\\|]+"],
@@ -68,7 +69,7 @@ def check(line, masked):
 
 pages = sorted(pathlib.Path(CLI_DIR).rglob("*.rst"))
 text = "".join(p.read_text(errors="replace") for p in pages)
-out = subprocess.run([BIN, "mask"], input=text.encode(), capture_output=True, check=True).stdout.decode()
+out = subprocess.run([BIN, "mask", *EXTRA], input=text.encode(), capture_output=True, check=True).stdout.decode()
 lines, masked = text.split("\n"), out.split("\n")
 assert len(lines) == len(masked)
 for a, b in zip(lines, masked):
@@ -78,7 +79,7 @@ for f in sorted(pathlib.Path(BOTO_DIR).rglob("examples-1.json")):
     for examples in doc.get("examples", {}).values():
         for ex in examples:
             body = json.dumps({"input": ex.get("input", {}), "output": ex.get("output", {})}, indent=1)
-            r = subprocess.run([BIN, "mask", "--json"], input=body.encode(), capture_output=True)
+            r = subprocess.run([BIN, "mask", "--json", *EXTRA], input=body.encode(), capture_output=True)
             if r.returncode == 0:
                 check(body, r.stdout.decode())
 

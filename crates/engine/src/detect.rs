@@ -56,6 +56,10 @@ pub struct DetectorConfig {
     pub custom_patterns: Vec<CustomPattern>,
     /// Values never to mask (exact match on the identifier).
     pub allowlist: Vec<String>,
+    /// Mask AWS-managed names too: `arn:aws:iam::aws:policy/…` and other ARNs of account `aws`, `alias/aws/…`.
+    /// They are public and tell nothing about the customer, and the model answers better knowing them, so by
+    /// default they pass (the catalogue's allow-list).
+    pub mask_aws_managed: bool,
 }
 
 /// A configuration error; names the key at fault.
@@ -1312,6 +1316,8 @@ pub struct Detector {
     ipv4_only: [bool; 256],
     custom: Option<(Regex, Vec<KindId>)>,
     allow: HashSet<Vec<u8>>,
+    /// [`DetectorConfig::mask_aws_managed`].
+    aws_managed: bool,
 }
 
 impl std::fmt::Debug for Detector {
@@ -1514,6 +1520,7 @@ impl Detector {
             ipv4_only,
             custom,
             allow,
+            aws_managed: config.mask_aws_managed,
         })
     }
 
@@ -1989,12 +1996,12 @@ impl Detector {
                 while end > ms && matches!(hay[end - 1], b'.' | b':') {
                     end -= 1;
                 }
-                let kind = arn_kind(&hay[ms..end])?;
+                let kind = arn_kind(&hay[ms..end], self.aws_managed)?;
                 Some((kind, ms, end))
             }
             Post::ArnUrlEncoded => {
                 let decoded = percent_decode(m);
-                let kind = arn_kind(&decoded)?;
+                let kind = arn_kind(&decoded, self.aws_managed)?;
                 Some((kind, ms, me))
             }
             Post::HexId => {
@@ -2053,7 +2060,7 @@ impl Detector {
             Post::KmsAlias => {
                 // AWS-managed aliases (`alias/aws/s3`) are public names, like AWS-managed policy ARNs
                 // (`arn:aws:iam::aws:policy/…`): the catalogue's allow-list, and the model needs to know them.
-                if prev == b'/' || dash_before || m.starts_with(b"alias/aws/") {
+                if prev == b'/' || dash_before || (m.starts_with(b"alias/aws/") && !self.aws_managed) {
                     return None;
                 }
                 Some((kid!("kms_alias"), ms, me))
@@ -2295,7 +2302,7 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 
 /// The kind of an ARN, from its service and resource type. `None` for AWS-managed ARNs (account `aws`), which
 /// carry no customer data.
-fn arn_kind(arn: &[u8]) -> Option<KindId> {
+fn arn_kind(arn: &[u8], aws_managed: bool) -> Option<KindId> {
     let mut parts = arn.splitn(6, |&c| c == b':');
     let _arn = parts.next()?;
     let _partition = parts.next()?;
@@ -2303,7 +2310,7 @@ fn arn_kind(arn: &[u8]) -> Option<KindId> {
     let _region = parts.next()?;
     let account = parts.next()?;
     let resource = parts.next().unwrap_or(b"");
-    if account == b"aws" {
+    if account == b"aws" && !aws_managed {
         return None;
     }
     let rtype = resource.split(|&c| c == b'/' || c == b':').next().unwrap_or(b"");

@@ -479,6 +479,28 @@ fn json_keys_with_a_keyword_are_context() {
     assert_eq!(v["Build"], "0987dcba-09fe-87dc-65ba-ab0987654322");
 }
 
+/// AWS-managed names pass by default (public, and the model needs them); `mask_aws_managed` masks them too.
+#[test]
+fn aws_managed_names_pass_unless_configured() {
+    let text = "attach arn:aws:iam::aws:policy/AdministratorAccess, encrypt with alias/aws/s3 and alias/app-key";
+    let masked = |cfg: &MaskerConfig| {
+        let m = Masker::new(cfg).unwrap();
+        String::from_utf8(Numbering::default().finish(m.plan_text(text)).body).unwrap()
+    };
+    assert_eq!(
+        masked(&MaskerConfig::default()),
+        "attach arn:aws:iam::aws:policy/AdministratorAccess, encrypt with alias/aws/s3 and AWS_KMS_ALIAS_001"
+    );
+    let strict = MaskerConfig {
+        mask_aws_managed: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        masked(&strict),
+        "attach AWS_IAM_POLICY_001, encrypt with AWS_KMS_ALIAS_001 and AWS_KMS_ALIAS_002"
+    );
+}
+
 #[test]
 fn invalid_json_is_refused() {
     let m = Masker::new(&MaskerConfig::default()).unwrap();
@@ -503,6 +525,7 @@ fn config_disable_custom_allowlist() {
         }],
         allowlist: vec!["i-0000000000000000a".into()],
         skip_paths: None,
+        mask_aws_managed: false,
     };
     let m = Masker::new(&cfg).unwrap();
     let masked = Numbering::default().finish(m.plan_text("10.0.0.1 PROJ-1234 i-0000000000000000a i-1234567890abcdef0"));
