@@ -688,6 +688,24 @@ fn keyword_key(value: &[u8], key_norm: &[u8], parent: Option<&str>) -> Option<(K
     found.then(|| (shape_kind(shape), ValueShape::Ambiguous(shape)))
 }
 
+/// An account keyword in the [`AFTER`] bytes after an account-id-shaped value, on the same line: `123456789012
+/// (prod account)`, `123456789012 is our account`. (Only for this shape: twelve digits are rarely anything else
+/// when the word follows, while a UUID or 64 hex digits followed by "key" or "owner" often are.)
+fn account_word_after(text: &[u8], e: usize) -> bool {
+    let mut window = &text[e..(e + AFTER).min(text.len())];
+    if let Some(nl) = memchr::memchr(b'\n', window) {
+        window = &window[..nl];
+    }
+    let mut norm = Vec::with_capacity(window.len());
+    normalize(window, &mut norm);
+    shape_keywords(Shape::Account)
+        .iter()
+        .any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some())
+}
+
+/// How far [`account_word_after`] looks.
+const AFTER: usize = 32;
+
 /// How far back [`Detector::context_holds`] looks, over lines, for the object a canonical user id or a CloudFront
 /// id is in: `"Grantee": {` with two or three indented members before `"ID"`.
 const ENCLOSING: usize = 256;
@@ -2117,7 +2135,7 @@ impl Detector {
             _ => None,
         };
         if let Some(shape) = if maybe_shape { shape_of(v) } else { None } {
-            if self.context_holds(text, vs, shape) {
+            if self.context_holds(text, vs, shape) || (shape == Shape::Account && account_word_after(text, e)) {
                 return found(shape_kind(shape), None, st, out);
             }
             // A list of ambiguous values after their key: `"AccountIds": [` and an account id per line.

@@ -165,6 +165,9 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("S3 bucket my-test-bucket-12345 and RDS instance prod-db-master", &[("s3_bucket", "my-test-bucket-12345"), ("rds_instance", "prod-db-master")]),
     ("buckets: my-production-data-bucket and my-backup-data-bucket", &[("s3_bucket", "my-production-data-bucket"), ("s3_bucket", "my-backup-data-bucket")]),
     ("/aws/lambda/my-function", &[("log_group", "/aws/lambda/my-function")]),
+    // An account keyword after the value, on the same line.
+    ("in 123456789012 (prod account)", &[("account_id", "123456789012")]),
+    ("123456789012 is our AWS account", &[("account_id", "123456789012")]),
     // ARNs whose region or partition is a placeholder or a template: the account field is still an account id.
     ("arn:aws:ecs:region:123456789012:cluster/prod", &[("account_id", "123456789012")]),
     ("Resource: arn:aws:kms:${AWS::Region}:123456789012:key/x", &[("account_id", "123456789012")]),
@@ -229,6 +232,9 @@ const NEGATIVE: &[&str] = &[
     "arn:aws:ecs:${AWS::Region} then :123456789012:x",
     // Content digests under an owner a line above (a container image in pasted JSON).
     "{\n  \"owner\": \"alice\",\n  \"image\": \"nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\",\n  \"digest\": \"SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n}",
+    // Twelve digits with an account keyword on the next line, or beyond the window after.
+    "order 123456789012 shipped\nto the account of the customer",
+    "ticket 210987654321 was opened by the support team for the account",
     // Words after the prefixes of ids that may be letters only.
     "o-completion p-worktree p-portability r-squared j-unit ns-record",
 ];
