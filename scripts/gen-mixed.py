@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes N MB of mixed prose, log and code lines with about one AWS identifier per ~2 KB (deterministic).
 
-usage: gen-mixed.py MEGABYTES [--real] [--dense] [--base64] [--one-line] > file
+usage: gen-mixed.py MEGABYTES [--real] [--dense] [--base64] [--one-line] [--json-logs] > file
 
 By default the lines come from the fifteen below. With --real they are runs of consecutive lines from files a
 Debian machine has (Python's standard library, the Debian changelogs and copyright files under /usr/share/doc,
@@ -10,10 +10,13 @@ Deterministic for the same set of installed packages.
 
 Harder shapes, for the slow paths: --dense puts an identifier every ~128 bytes instead of ~2 KB; --base64 adds
 an image line (`{"type":"image","data":"<base64 of 50 to 600 bytes>"}`) after every line; --one-line writes
-spaces instead of line ends (one line of MEGABYTES).
+spaces instead of line ends (one line of MEGABYTES); --json-logs writes structured log lines (one JSON object per
+line, the usual fields) whose identifiers are fields of their own, a third of them `"accountId": "<12 digits>"`,
+which starts a list for the scan (the shape that once made it quadratic).
 """
 import base64
 import glob
+import json
 import gzip
 import random
 import sys
@@ -86,6 +89,25 @@ out = sys.stdout
 written = 0
 since_id = 0
 while written < target:
+    if "--json-logs" in flags:
+        ts = "2024-06-15T10:%02d:%02d.%03dZ" % (random.randrange(60), random.randrange(60), random.randrange(1000))
+        if since_id > every:
+            if random.random() < 0.3:
+                field = '"accountId":"%012d","msg":"assumed role"' % random.randrange(10**12)
+            else:
+                field = '"resource":"%s","msg":"throttled"' % random.choice(IDS)()
+            line = '{"ts":"%s","level":"warn",%s}' % (ts, field)
+            since_id = 0
+        else:
+            line = '{"ts":"%s","level":"%s","thread":"http-nio-8080-exec-%d","msg":%s,"latency_ms":%d,"trace":"%016x"}' % (
+                ts, random.choice(["info", "debug"]), random.randrange(20),
+                json.dumps(random.choice(PROSE + LOG)), random.randrange(500), random.getrandbits(64))
+        line += end
+        out.write(line)
+        b = len(line.encode())
+        written += b
+        since_id += b
+        continue
     if REAL:
         # Runs of consecutive lines, from a new place now and then.
         at = random.randrange(len(REAL)) if random.random() < 0.01 else at + 1
