@@ -2163,15 +2163,19 @@ impl Detector {
             return;
         }
         let Some(p1) = prev_raw_token(text, s) else { return };
+        let p1_text = &text[trim_assign(text, p1).0..trim_assign(text, p1).1];
+        // The word before is a keyword or a filler, or no name follows (the fast scan's superset test: most
+        // tokens that come this far, `"thread":"http-nio-8080-exec-7"`, stop here).
+        if !fast::prose_word_maybe(p1_text) {
+            return;
+        }
         let p0 = prev_raw_token(text, p1.0).unwrap_or((0, 0));
-        let (p1, p0) = (
-            &text[trim_assign(text, p1).0..trim_assign(text, p1).1],
-            &text[p0.0..p0.1],
-        );
+        let (p1, p0) = (p1_text, &text[p0.0..p0.1]);
         // `aws rds describe-db-instances`: after `aws`, the keyword is a CLI service and the value its command.
         let cli = norm_eq(p0, "aws");
         for (kw, fillers, kind, shape) in PROSE_NAMES {
-            let direct = !cli && PROSE_DIRECT.contains(kw) && norm_eq(p1, kw);
+            // (`norm_eq` first: it fails on the length alone for nearly every keyword.)
+            let direct = !cli && norm_eq(p1, kw) && PROSE_DIRECT.contains(kw);
             let filled = !direct && norm_eq(p0, kw) && fillers.iter().any(|f| norm_eq(p1, f));
             if (direct || filled) && value_fits(v, *shape) {
                 return found(kinds::id(kind), Some(*shape), st, out);
