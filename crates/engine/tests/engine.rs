@@ -178,6 +178,8 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("\"Resource\": \"arn:aws:logs:*:123456789012:log-group:*\"", &[("account_id", "123456789012")]),
     // Placeholder-shaped text typed into a request
     ("see AWS_EC2_001 please", &[("placeholder_literal", "AWS_EC2_001")]),
+    // Korean text escaped as JSON (`\uXXXX`), glued to an id.
+    ("\\uc778\\uc2a4\\ud134\\uc2a4i-1234567890abcdef0\\uc5d0\\uc11c", &[("ec2_instance", "i-1234567890abcdef0")]),
     // Korean text around identifiers
     ("AWS instance i-1234567890abcdef0에서 VPC vpc-12345678에서", &[("ec2_instance", "i-1234567890abcdef0"), ("vpc", "vpc-12345678")]),
 ];

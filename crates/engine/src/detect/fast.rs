@@ -797,6 +797,10 @@ impl Detector {
         st: &ScanState,
     ) -> Option<Known> {
         if s0 > 0 && text[s0 - 1] == b'\\' {
+            // A `\uXXXX` escape and nothing after it (non-ASCII text in escaped JSON) is nothing to `visit`.
+            if j - s0 == 5 && unicode_escape(&text[s0..j]) {
+                return None;
+            }
             return Some(Known::Unknown); // a possible escape before the token: `visit` knows the rules
         }
         let s = s0;
