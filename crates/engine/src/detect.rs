@@ -1425,7 +1425,8 @@ fn arn_account_field(text: &[u8], s: usize, e: usize) -> Option<usize> {
 /// template such as `${AWS::Region}` or `${data.aws_region.current.name}`, and the colons).
 const ARN_REACH: usize = 128;
 
-/// Whether `tok` (right after a `\\`) starts with the rest of a `\uXXXX` escape.
+/// Whether `tok` (right after a `\\`) starts with the rest of a `\uXXXX` escape. A token that is only that holds
+/// nothing for `visit` (whose checks all need more than five bytes, or a digit and a `-`, `:` or `=`).
 fn unicode_escape(tok: &[u8]) -> bool {
     tok.len() >= 5 && tok[0] == b'u' && all(&tok[1..5], |c| c.is_ascii_hexdigit())
 }
@@ -1612,14 +1613,11 @@ impl Detector {
             bits |= CLASS[c as usize];
         }
         let mut s = s0;
-        // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too, and so is a
-        // `\uXXXX` escape (JSON with its non-ASCII text escaped: `\uc2a4i-0123…`, an id glued to Korean text).
-        if s > 0 && text[s - 1] == b'\\' {
-            if j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
-                s += 1;
-            } else if unicode_escape(&text[s..j]) {
-                s += 5;
-            }
+        // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too. (Not a
+        // `\uXXXX` escape: a placeholder written right after one would touch its hex digits, and the placeholder
+        // grammar, which unmasking shares, does not take it as a separator.)
+        if s > 0 && text[s - 1] == b'\\' && j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
+            s += 1;
         }
         let mut e = j;
         while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {

@@ -178,8 +178,8 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("\"Resource\": \"arn:aws:logs:*:123456789012:log-group:*\"", &[("account_id", "123456789012")]),
     // Placeholder-shaped text typed into a request
     ("see AWS_EC2_001 please", &[("placeholder_literal", "AWS_EC2_001")]),
-    // Korean text escaped as JSON (`\uXXXX`), glued to an id.
-    ("\\uc778\\uc2a4\\ud134\\uc2a4i-1234567890abcdef0\\uc5d0\\uc11c", &[("ec2_instance", "i-1234567890abcdef0")]),
+    // Korean text escaped as JSON (`\uXXXX`) around an id.
+    ("\\uc778\\uc2a4\\ud134\\uc2a4 i-1234567890abcdef0\\uc5d0\\uc11c", &[("ec2_instance", "i-1234567890abcdef0")]),
     // Korean text around identifiers
     ("AWS instance i-1234567890abcdef0에서 VPC vpc-12345678에서", &[("ec2_instance", "i-1234567890abcdef0"), ("vpc", "vpc-12345678")]),
 ];
@@ -507,6 +507,18 @@ fn aws_managed_names_pass_unless_configured() {
         masked(&strict),
         "attach AWS_IAM_POLICY_001, encrypt with AWS_KMS_ALIAS_001 and AWS_KMS_ALIAS_002"
     );
+}
+
+/// An id right after a `\uXXXX` escape is not taken apart from it: a placeholder written there would touch the
+/// escape's hex digits and not come back (found by the `detect` fuzzer when `visit` skipped such escapes).
+#[test]
+fn ids_after_unicode_escapes_round_trip() {
+    for text in [
+        "\\u0069ou-ab12-cd34ef56 and \\uc2a4i-1234567890abcdef0",
+        "\\uc778\\uc2a4\\ud134\\uc2a4 i-1234567890abcdef0\\uc5d0\\uc11c",
+    ] {
+        mask_round_trip(text);
+    }
 }
 
 #[test]
