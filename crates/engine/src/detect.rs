@@ -1426,7 +1426,8 @@ fn arn_account_field(text: &[u8], s: usize, e: usize) -> Option<usize> {
 const ARN_REACH: usize = 128;
 
 /// Whether `tok` (right after a `\\`) starts with the rest of a `\uXXXX` escape. A token that is only that holds
-/// nothing for `visit` (whose checks all need more than five bytes, or a digit and a `-`, `:` or `=`).
+/// nothing for `visit` but a name after a prose keyword or in a list (its other checks need more than five
+/// bytes, or a `-`, `:` or `=`).
 fn unicode_escape(tok: &[u8]) -> bool {
     tok.len() >= 5 && tok[0] == b'u' && all(&tok[1..5], |c| c.is_ascii_hexdigit())
 }

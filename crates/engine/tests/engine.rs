@@ -521,6 +521,30 @@ fn ids_after_unicode_escapes_round_trip() {
     }
 }
 
+/// The block scan's shortcut for a token that is only a `\\uXXXX` escape agrees with the byte-by-byte reference,
+/// also where the name route could take it (the `detect` fuzzer's input, `fuzz/seeds/detect/unicode-escape-in-list.bin`).
+#[test]
+fn unicode_escape_tokens_scan_like_the_reference() {
+    let d = det();
+    let crash = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/seeds/detect/unicode-escape-in-list.bin"
+    ))
+    .unwrap();
+    let crash = String::from_utf8_lossy(&crash[1..]).into_owned();
+    for text in [
+        crash.as_str(),
+        "S3 bucket \\u0022",
+        "buckets: my-logs-1, \\u00e9 and \\uc774",
+        "\\uc774\\ubb38 i-1234567890abcdef0",
+    ] {
+        let (mut fast, mut reference) = (Vec::new(), Vec::new());
+        d.find(text.as_bytes(), KeyContext::default(), &mut fast);
+        d.find_reference(text.as_bytes(), KeyContext::default(), &mut reference);
+        assert_eq!(fast, reference, "{text:?}");
+    }
+}
+
 #[test]
 fn invalid_json_is_refused() {
     let m = Masker::new(&MaskerConfig::default()).unwrap();

@@ -797,8 +797,14 @@ impl Detector {
         st: &ScanState,
     ) -> Option<Known> {
         if s0 > 0 && text[s0 - 1] == b'\\' {
-            // A `\uXXXX` escape and nothing after it (non-ASCII text in escaped JSON) is nothing to `visit`.
-            if j - s0 == 5 && unicode_escape(&text[s0..j]) {
+            // A `\uXXXX` escape and nothing after it (non-ASCII text in escaped JSON) is nothing to `visit`,
+            // unless a list goes on or a prose keyword comes before (the name route takes any short name-like
+            // token: `s3://a, \u0022`; found by the `detect` fuzzer).
+            if j - s0 == 5
+                && unicode_escape(&text[s0..j])
+                && !quoted_key_end(text, j)
+                && !self.name_may_act(text, m, s0, st, true)
+            {
                 return None;
             }
             return Some(Known::Unknown); // a possible escape before the token: `visit` knows the rules
