@@ -1403,11 +1403,19 @@ fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
 /// the token's end `e`, with `arn:` at the start of a word before it in the same run of non-blank bytes (at most
 /// [`ARN_REACH`] back). Returns where the field starts.
 fn arn_account_field(text: &[u8], s: usize, e: usize) -> Option<usize> {
-    // (Plain loops: tokens are short, and most have no such field.)
+    // (`memchr` to the colons: `token` asks about every long token with a digit, base64 blobs among them.)
     let tok = &text[s..e];
-    let f = (1..tok.len().saturating_sub(11)).find(|&f| {
-        tok[f - 1] == b':' && all(&tok[f..f + 12], |c| c.is_ascii_digit()) && tok.get(f + 12).is_none_or(|&c| c == b':')
-    })?;
+    let mut from = 0;
+    let f = loop {
+        let f = from + memchr::memchr(b':', &tok[from..])? + 1;
+        if f + 12 <= tok.len()
+            && all(&tok[f..f + 12], |c| c.is_ascii_digit())
+            && tok.get(f + 12).is_none_or(|&c| c == b':')
+        {
+            break f;
+        }
+        from = f;
+    };
     let run = &text[(s + f).saturating_sub(ARN_REACH)..s + f];
     let run = match run
         .iter()
