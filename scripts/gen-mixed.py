@@ -102,13 +102,7 @@ while written < target:
             line = '{"ts":"%s","level":"%s","thread":"http-nio-8080-exec-%d","msg":%s,"latency_ms":%d,"trace":"%016x"}' % (
                 ts, random.choice(["info", "debug"]), random.randrange(20),
                 json.dumps(random.choice(PROSE + LOG)), random.randrange(500), random.getrandbits(64))
-        line += end
-        out.write(line)
-        b = len(line.encode())
-        written += b
-        since_id += b
-        continue
-    if REAL:
+    elif REAL:
         # Runs of consecutive lines, from a new place now and then.
         at = random.randrange(len(REAL)) if random.random() < 0.01 else at + 1
         line = REAL[at % len(REAL)]

@@ -665,24 +665,35 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
     }
 }
 
+/// Whether `norm` (normalized text: a key, a window before or after a value) holds a keyword of `shape`.
+fn holds_keyword(norm: &[u8], shape: Shape) -> bool {
+    shape_keywords(shape)
+        .iter()
+        .any(|k| memchr::memmem::find(norm, k.as_bytes()).is_some())
+}
+
+impl Shape {
+    /// Canonical user ids and CloudFront ids: in pasted JSON their keyword names the enclosing object (`"Owner":
+    /// {`, `"Distribution": {`), so a parent key or the lines above count as context. Ordinary text rarely holds
+    /// these shapes.
+    fn named_by_enclosing(self) -> bool {
+        matches!(self, Shape::Hex64 | Shape::CloudFrontId)
+    }
+}
+
 /// A JSON value of an ambiguous shape whose key is not one of [`KEYED`] but holds the shape's keyword, as the
 /// same key and value in text would (`"InstanceOwnerId": "123456789012"`, `"DestinationKeyId": "<uuid>"`): the
-/// key is the value's context. For the shapes whose keyword names the enclosing object in text (canonical user
-/// ids, CloudFront ids), the parent key counts too. `key_norm` is the normalized key.
+/// key is the value's context. For the shapes [`Shape::named_by_enclosing`], the parent key counts too
+/// (`{"Owner": {"ID": "<64 hex>"}}`, `"Grantee"`). `key_norm` is the normalized key.
 fn keyword_key(value: &[u8], key_norm: &[u8], parent: Option<&str>) -> Option<(KindId, ValueShape)> {
     let v = value.strip_prefix(b"/hostedzone/").unwrap_or(value);
     let shape = shape_of(v)?;
-    let holds = |norm: &[u8]| {
-        shape_keywords(shape)
-            .iter()
-            .any(|k| memchr::memmem::find(norm, k.as_bytes()).is_some())
-    };
-    let mut found = holds(key_norm);
-    if !found && matches!(shape, Shape::Hex64 | Shape::CloudFrontId) {
+    let mut found = holds_keyword(key_norm, shape);
+    if !found && shape.named_by_enclosing() {
         if let Some(p) = parent {
             let mut parent_norm = Vec::new();
             normalize(p.as_bytes(), &mut parent_norm);
-            found = holds(&parent_norm);
+            found = holds_keyword(&parent_norm, shape);
         }
     }
     found.then(|| (shape_kind(shape), ValueShape::Ambiguous(shape)))
@@ -698,9 +709,7 @@ fn account_word_after(text: &[u8], e: usize) -> bool {
     }
     let mut norm = Vec::with_capacity(window.len());
     normalize(window, &mut norm);
-    shape_keywords(Shape::Account)
-        .iter()
-        .any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some())
+    holds_keyword(&norm, Shape::Account)
 }
 
 /// How far [`account_word_after`] looks.
@@ -1704,17 +1713,8 @@ impl Detector {
     fn keyed_value(&self, text: &[u8], key: &str, parent: Option<&str>, out: &mut Vec<Finding>) -> bool {
         let mut norm = Vec::new();
         normalize(key.as_bytes(), &mut norm);
-        let mut hit = keyed(&norm);
-        if hit.is_none() && norm == b"id" {
-            if let Some(p) = parent {
-                let mut parent_norm = Vec::new();
-                normalize(p.as_bytes(), &mut parent_norm);
-                if matches!(parent_norm.as_slice(), b"owner" | b"grantee") {
-                    hit = Some((kid!("canonical_user_id"), ValueShape::Ambiguous(Shape::Hex64)));
-                }
-            }
-        }
-        let Some((kind, shape)) = hit.or_else(|| keyword_key(text, &norm, parent)) else {
+        // (`{"Owner": {"ID": "<64 hex>"}}` is the parent-key case of `keyword_key`.)
+        let Some((kind, shape)) = keyed(&norm).or_else(|| keyword_key(text, &norm, parent)) else {
             return false;
         };
         let mut v = text;
@@ -2180,7 +2180,8 @@ impl Detector {
             return;
         }
         let Some(p1) = prev_raw_token(text, s) else { return };
-        let p1_text = &text[trim_assign(text, p1).0..trim_assign(text, p1).1];
+        let (a, b) = trim_assign(text, p1);
+        let p1_text = &text[a..b];
         // The word before is a keyword or a filler, or no name follows (the fast scan's superset test: most
         // tokens that come this far, `"thread":"http-nio-8080-exec-7"`, stop here).
         if !fast::prose_word_maybe(p1_text) {
@@ -2219,8 +2220,7 @@ impl Detector {
         }
         let mut norm = Vec::with_capacity(window.len());
         normalize(window, &mut norm);
-        let kws = shape_keywords(shape);
-        if kws.iter().any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some()) {
+        if holds_keyword(&norm, shape) {
             return true;
         }
         match shape {
@@ -2237,10 +2237,10 @@ impl Detector {
             }
             // JSON output pasted as text (`aws s3api get-bucket-acl`, `aws cloudfront list-distributions`): the
             // keyword names the enclosing object, lines above the value (`"Owner": {`, `"Grantee": {`,
-            // `"Distribution": {`). Only for these two shapes, which ordinary text rarely holds.
-            Shape::Hex64 | Shape::CloudFrontId => {
+            // `"Distribution": {`).
+            _ if shape.named_by_enclosing() => {
                 normalize(&text[at.saturating_sub(ENCLOSING)..at], &mut norm);
-                kws.iter().any(|k| memchr::memmem::find(&norm, k.as_bytes()).is_some())
+                holds_keyword(&norm, shape)
             }
             _ => false,
         }

@@ -469,6 +469,7 @@ fn json_keys_with_a_keyword_are_context() {
         "Principal":"223456789012","DestinationKeyId":"0987dcba-09fe-87dc-65ba-ab0987654321",
         "CanonicalHostedZoneNameID":"Z3DZXE0EXAMPLE","Distribution":{"Id":"EDFDVBD6EXAMPLE"},
         "Owner":{"DisplayName":"me","ID":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
+        "Grantee":{"Type":"CanonicalUser","ID":"89a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
         "Count":"123456789013","Name":"Z9ABCDE1FGHIJK","Build":"0987dcba-09fe-87dc-65ba-ab0987654322"}"#;
     let m = mask_json(body);
     let out = String::from_utf8(m.body.clone()).unwrap();
@@ -481,6 +482,7 @@ fn json_keys_with_a_keyword_are_context() {
     assert_eq!(v["CanonicalHostedZoneNameID"], "AWS_ROUTE53_ZONE_001");
     assert_eq!(v["Distribution"]["Id"], "AWS_CLOUDFRONT_ID_001");
     assert_eq!(v["Owner"]["ID"], "AWS_CANONICAL_USER_001");
+    assert_eq!(v["Grantee"]["ID"], "AWS_CANONICAL_USER_002");
     // The same shapes under keys without their keyword stay: a count, a name, a build id.
     assert_eq!(v["Count"], "123456789013");
     assert_eq!(v["Name"], "Z9ABCDE1FGHIJK");
