@@ -2,7 +2,7 @@
 """Recall of the pattern tier measured with the identifier catalogue's own regexes, through `maskgate mask`.
 
 usage: eval-catalogue.py MASKGATE_BIN CATALOGUE_MD AWSCLI_EXAMPLES_DIR BOTOCORE_DATA_DIR [MASK_OPTIONS...]
-       (e.g. `--config strict.toml` with `mask_aws_managed = true`)
+       (e.g. `--config keep.toml` with `keep_aws_managed = true`)
 
 eval-docs.py counts with strict reference regexes written for it; an outside check is as likely to take the
 regexes of `aws-identifiers.md` as they stand. This script does: every row of tier `pattern`, each backticked

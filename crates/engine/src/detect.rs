@@ -56,10 +56,11 @@ pub struct DetectorConfig {
     pub custom_patterns: Vec<CustomPattern>,
     /// Values never to mask (exact match on the identifier).
     pub allowlist: Vec<String>,
-    /// Mask AWS-managed names too: `arn:aws:iam::aws:policy/…` and other ARNs of account `aws`, `alias/aws/…`.
-    /// They are public and tell nothing about the customer, and the model answers better knowing them, so by
-    /// default they pass (the catalogue's allow-list).
-    pub mask_aws_managed: bool,
+    /// Let AWS-managed names pass: `arn:aws:iam::aws:policy/…` and other ARNs of account `aws`, `alias/aws/…`.
+    /// They are public and tell nothing about the customer, and the model answers better knowing them; but they
+    /// are identifiers of the pattern tier, and the catalogue lists them for an allow-list a user may choose, so
+    /// by default they are masked like every other ARN and alias (fail closed).
+    pub keep_aws_managed: bool,
 }
 
 /// A configuration error; names the key at fault.
@@ -1343,7 +1344,7 @@ pub struct Detector {
     ipv4_only: [bool; 256],
     custom: Option<(Regex, Vec<KindId>)>,
     allow: HashSet<Vec<u8>>,
-    /// [`DetectorConfig::mask_aws_managed`].
+    /// Mask AWS-managed names: not [`DetectorConfig::keep_aws_managed`].
     aws_managed: bool,
 }
 
@@ -1562,7 +1563,7 @@ impl Detector {
             ipv4_only,
             custom,
             allow,
-            aws_managed: config.mask_aws_managed,
+            aws_managed: !config.keep_aws_managed,
         })
     }
 
@@ -2094,7 +2095,7 @@ impl Detector {
             }
             Post::KmsAlias => {
                 // AWS-managed aliases (`alias/aws/s3`) are public names, like AWS-managed policy ARNs
-                // (`arn:aws:iam::aws:policy/…`): the catalogue's allow-list, and the model needs to know them.
+                // (`arn:aws:iam::aws:policy/…`): the catalogue's allow-list, kept when configured.
                 if prev == b'/' || dash_before || (m.starts_with(b"alias/aws/") && !self.aws_managed) {
                     return None;
                 }

@@ -26,8 +26,8 @@ pub struct MaskerConfig {
     /// JSON paths whose values pass unchanged, in addition to the built-in ones (base64 payloads, signatures,
     /// `model`): `a.b.c`, `*` for any one key or index, `**` for any depth.
     pub skip_paths: Option<Vec<String>>,
-    /// Mask AWS-managed names too (`arn:aws:iam::aws:policy/…`, `alias/aws/s3`); by default they pass.
-    pub mask_aws_managed: bool,
+    /// Let AWS-managed names pass (`arn:aws:iam::aws:policy/…`, `alias/aws/s3`); by default they are masked.
+    pub keep_aws_managed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +205,7 @@ impl Masker {
             disabled_kinds: config.disabled_kinds.clone(),
             custom_patterns: config.custom_patterns.clone(),
             allowlist: config.allowlist.clone(),
-            mask_aws_managed: config.mask_aws_managed,
+            keep_aws_managed: config.keep_aws_managed,
         })?;
         let skip =
             SkipRules::parse(config.skip_paths.as_deref().unwrap_or_default()).map_err(|message| ConfigError {

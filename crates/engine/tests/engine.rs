@@ -225,7 +225,6 @@ const NEGATIVE: &[&str] = &[
     "fn main() { let x: u64 = 0x1234_5678; println!(\"{x}\"); }",
     "kubernetes javascript everything something",
     "dates 2023-06-15 2024-01-01, 12:34:56, 1234-5678",
-    "arn:aws:iam::aws:policy/AdministratorAccess and alias/aws/s3",
     "public endpoints ec2.us-east-1.amazonaws.com sts.amazonaws.com s3.amazonaws.com bedrock-runtime.us-east-1.amazonaws.com",
     "DNS 8.8.8.8 and 1.1.1.1, link-local 169.254.169.254, any 0.0.0.0/0",
     "AWS_EC2_001x xAWS_EC2_001 AWS_EC2_01",
@@ -489,9 +488,10 @@ fn json_keys_with_a_keyword_are_context() {
     assert_eq!(v["Build"], "0987dcba-09fe-87dc-65ba-ab0987654322");
 }
 
-/// AWS-managed names pass by default (public, and the model needs them); `mask_aws_managed` masks them too.
+/// AWS-managed names are masked by default like every other ARN and alias (fail closed); `keep_aws_managed`
+/// lets them pass (public, and the model answers better knowing them).
 #[test]
-fn aws_managed_names_pass_unless_configured() {
+fn aws_managed_names_are_masked_unless_kept() {
     let text = "attach arn:aws:iam::aws:policy/AdministratorAccess, encrypt with alias/aws/s3 and alias/app-key";
     let masked = |cfg: &MaskerConfig| {
         let m = Masker::new(cfg).unwrap();
@@ -499,15 +499,15 @@ fn aws_managed_names_pass_unless_configured() {
     };
     assert_eq!(
         masked(&MaskerConfig::default()),
-        "attach arn:aws:iam::aws:policy/AdministratorAccess, encrypt with alias/aws/s3 and AWS_KMS_ALIAS_001"
+        "attach AWS_IAM_POLICY_001, encrypt with AWS_KMS_ALIAS_001 and AWS_KMS_ALIAS_002"
     );
-    let strict = MaskerConfig {
-        mask_aws_managed: true,
+    let keep = MaskerConfig {
+        keep_aws_managed: true,
         ..Default::default()
     };
     assert_eq!(
-        masked(&strict),
-        "attach AWS_IAM_POLICY_001, encrypt with AWS_KMS_ALIAS_001 and AWS_KMS_ALIAS_002"
+        masked(&keep),
+        "attach arn:aws:iam::aws:policy/AdministratorAccess, encrypt with alias/aws/s3 and AWS_KMS_ALIAS_001"
     );
 }
 
@@ -571,7 +571,7 @@ fn config_disable_custom_allowlist() {
         }],
         allowlist: vec!["i-0000000000000000a".into()],
         skip_paths: None,
-        mask_aws_managed: false,
+        keep_aws_managed: false,
     };
     let m = Masker::new(&cfg).unwrap();
     let masked = Numbering::default().finish(m.plan_text("10.0.0.1 PROJ-1234 i-0000000000000000a i-1234567890abcdef0"));

@@ -109,26 +109,27 @@ fn mask_json_body() {
     assert_eq!(v2, orig);
 }
 
-/// `--config` reads the gateway's `[masking]` keys: `mask_aws_managed` reaches the engine through the TOML (the
+/// `--config` reads the gateway's `[masking]` keys: `keep_aws_managed` reaches the engine through the TOML (the
 /// engine's own test builds the struct directly).
 #[test]
 fn mask_config_file_reaches_the_engine() {
     let text = b"attach arn:aws:iam::aws:policy/ReadOnlyAccess and alias/aws/s3\n";
     let (code, out, err) = maskgate(&["mask"], text);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, text, "AWS-managed names pass by default");
-    let cfg = tmp("strict.toml");
-    std::fs::write(&cfg, "mask_aws_managed = true\n").unwrap();
-    let (code, out, err) = maskgate(&["mask", "--config", cfg.to_str().unwrap()], text);
-    assert_eq!(code, 0, "{err}");
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "attach AWS_IAM_POLICY_001 and AWS_KMS_ALIAS_001\n"
+        "attach AWS_IAM_POLICY_001 and AWS_KMS_ALIAS_001\n",
+        "AWS-managed names are masked by default"
     );
-    std::fs::write(&cfg, "mask_aws_manged = true\n").unwrap();
+    let cfg = tmp("keep.toml");
+    std::fs::write(&cfg, "keep_aws_managed = true\n").unwrap();
+    let (code, out, err) = maskgate(&["mask", "--config", cfg.to_str().unwrap()], text);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, text, "kept when the configuration says so");
+    std::fs::write(&cfg, "keep_aws_manged = true\n").unwrap();
     let (code, _, err) = maskgate(&["mask", "--config", cfg.to_str().unwrap()], text);
     assert_ne!(code, 0);
-    assert!(err.contains("mask_aws_manged"), "a misspelt key is named: {err}");
+    assert!(err.contains("keep_aws_manged"), "a misspelt key is named: {err}");
 }
 
 #[test]
