@@ -651,6 +651,21 @@ enum Shape {
     SessionTokenLong,
 }
 
+impl Shape {
+    /// Every shape, in the order of their discriminants.
+    const ALL: [Shape; 9] = [
+        Shape::Account,
+        Shape::Uuid,
+        Shape::Secret40,
+        Shape::Hex64,
+        Shape::HostedZone,
+        Shape::CloudFrontId,
+        Shape::ApiGwId,
+        Shape::Mac,
+        Shape::SessionTokenLong,
+    ];
+}
+
 /// Keywords (lower-case, alphanumerics only) that must occur shortly before a candidate of each shape.
 fn shape_keywords(shape: Shape) -> &'static [&'static str] {
     match shape {
@@ -668,9 +683,22 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
 
 /// Whether `norm` (normalized text: a key, a window before or after a value) holds a keyword of `shape`.
 fn holds_keyword(norm: &[u8], shape: Shape) -> bool {
-    shape_keywords(shape)
-        .iter()
-        .any(|k| memchr::memmem::find(norm, k.as_bytes()).is_some())
+    // One automaton per shape over its keywords: the texts are short (a key, a window of 48 bytes), and a
+    // substring search per keyword cost ~2,000 instructions for a UUID in a log line.
+    static KEYWORDS: std::sync::OnceLock<Vec<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    let automata = KEYWORDS.get_or_init(|| {
+        Shape::ALL
+            .iter()
+            .map(|&sh| {
+                aho_corasick::AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .prefilter(false)
+                    .build(shape_keywords(sh))
+                    .expect("keywords build")
+            })
+            .collect()
+    });
+    automata[shape as usize].is_match(norm)
 }
 
 impl Shape {
@@ -783,11 +811,15 @@ fn shape_of(v: &[u8]) -> Option<Shape> {
 }
 
 fn is_uuid(v: &[u8]) -> bool {
+    // The dashes first (most candidates fail there), then two loops the compiler vectorises: hex digits and
+    // dashes only, and no dash but those four.
     v.len() == 36
-        && v.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+        && v[8] == b'-'
+        && v[13] == b'-'
+        && v[18] == b'-'
+        && v[23] == b'-'
+        && v.iter().fold(true, |ok, &c| ok & (c.is_ascii_hexdigit() | (c == b'-')))
+        && v.iter().fold(0, |n, &c| n + (c == b'-') as u32) == 4
 }
 
 fn is_secret40(v: &[u8]) -> bool {
@@ -976,7 +1008,21 @@ fn dash_run(tok: &[u8]) -> bool {
         run.len() >= 8
             && (run.iter().any(u8::is_ascii_digit)
                 || run.iter().all(|c| !c.is_ascii_alphabetic() || matches!(c, b'a'..=b'f')))
+            && !uuid_last_dash(tok, d)
     })
+}
+
+/// The dash at `d` is a UUID's last (before its twelve-digit group), and the UUID starts the token or follows
+/// a `=` (`request_id=<uuid>`, the request and trace ids of logs): no rule's match needs that dash. A match
+/// through it would start at one of the UUID's groups (or before, where the rule has its own anchor), and no id
+/// prefix is made of four (or eight) hex digits; the rules with a UUID in them have an anchor before it
+/// (`arn:`…`:key/<uuid>`), except a Cognito identity pool (`us-east-1:<uuid>`), hence only after `=`.
+pub(super) fn uuid_last_dash(tok: &[u8], d: usize) -> bool {
+    d >= 23
+        && tok.len() >= d + 13
+        && (d == 23 || tok[d - 24] == b'=')
+        && is_uuid(&tok[d - 23..d + 13])
+        && tok.get(d + 13).is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
 /// `-<digit>_`: a Cognito user pool (`us-east-1_AbC123xyz`).
@@ -1023,6 +1069,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
     let mut run_digit = false; // the run holds a digit, or is all lower-case hex (`vpc-aaaabbbb` in docs)
     let mut run_hex = true;
     let mut after_dash = false;
+    let mut dash_at = 0; // where the run began
     let mut upper_run = 0usize; // [A-Z0-9] run: access keys, unique ids
     let mut placeholder_like = false;
     for i in 0..n {
@@ -1087,17 +1134,18 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 }
             }
             b'-' => {
-                if after_dash && run >= 8 && (run_digit || run_hex) {
+                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
                     return true;
                 }
                 after_dash = true;
+                dash_at = i;
                 run = 0;
                 run_digit = false;
                 run_hex = true;
             }
             b'.' => {
                 dots += 1;
-                if after_dash && run >= 8 && (run_digit || run_hex) {
+                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
                     return true;
                 }
                 after_dash = false;
@@ -1108,7 +1156,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 }
                 colons += 1;
                 // Cognito identity pool: `us-east-1:uuid`.
-                if after_dash && run >= 8 && (run_digit || run_hex) {
+                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
                     return true;
                 }
                 after_dash = false;
@@ -1118,20 +1166,20 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 if i >= 2 && tok[i - 2] == b'-' && tok[i - 1].is_ascii_digit() {
                     return true;
                 }
-                if after_dash && run >= 8 && (run_digit || run_hex) {
+                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
                     return true;
                 }
                 after_dash = false;
             }
             _ => {
-                if after_dash && run >= 8 && (run_digit || run_hex) {
+                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
                     return true;
                 }
                 after_dash = false;
             }
         }
     }
-    if after_dash && run >= 8 && (run_digit || run_hex) {
+    if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
         return true;
     }
     (dots >= 3 && digits >= 4)
@@ -2219,9 +2267,15 @@ impl Detector {
         if let Some(nl) = memchr::memrchr(b'\n', window) {
             window = &window[nl + 1..];
         }
-        let mut norm = Vec::with_capacity(window.len());
-        normalize(window, &mut norm);
-        if holds_keyword(&norm, shape) {
+        // Normalized on the stack: most tokens that come here hold a shape, and most of them no keyword.
+        let mut buf = [0u8; 48];
+        let mut n = 0;
+        for &c in window.iter().filter(|c| c.is_ascii_alphanumeric()) {
+            buf[n] = c.to_ascii_lowercase();
+            n += 1;
+        }
+        let norm = &buf[..n];
+        if holds_keyword(norm, shape) {
             return true;
         }
         match shape {
@@ -2240,8 +2294,9 @@ impl Detector {
             // keyword names the enclosing object, lines above the value (`"Owner": {`, `"Grantee": {`,
             // `"Distribution": {`).
             _ if shape.named_by_enclosing() => {
-                normalize(&text[at.saturating_sub(ENCLOSING)..at], &mut norm);
-                holds_keyword(&norm, shape)
+                let mut wide = Vec::with_capacity(ENCLOSING);
+                normalize(&text[at.saturating_sub(ENCLOSING)..at], &mut wide);
+                holds_keyword(&wide, shape)
             }
             _ => false,
         }
@@ -2949,6 +3004,23 @@ mod tests {
             let long = format!("{}{piece}{}", &long[..at], &long[at..]);
             for tok in [&short, &long, &edge] {
                 prop_assert_eq!(interesting(tok.as_bytes()), interesting_v1(tok.as_bytes()), "{:?}", tok);
+            }
+        }
+
+        /// `interesting` is the patterns' prefilter: a token it turns away holds no match of the pattern table
+        /// (the meta regex, unanchored). Here on UUIDs, whose last dash it does not count ([`uuid_last_dash`]),
+        /// after keys, id prefixes, a region and other bytes.
+        #[test]
+        fn interesting_turns_away_no_match_around_uuids(
+            pre in "|[a-z_]{1,12}=|[a-z0-9]{1,6}-|us-east-1:|us-west-2_|i-|vpc-|ou-|db-|d-|e-|key/|[A-Za-z0-9:/._=-]{0,14}",
+            uuid in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-f]{8}-[0-9a-f]{4}-[a-f]{4}-(dead|beef|face|[a-f]{4})-[0-9a-f]{12}",
+            post in "|[.,:/_=-][a-zA-Z0-9]{0,9}",
+        ) {
+            let d = Detector::default();
+            let tok = format!("{pre}{uuid}{post}");
+            if !interesting(tok.as_bytes()) {
+                let [_, regex] = d.pattern_matches(tok.as_bytes());
+                prop_assert!(regex.is_empty(), "{:?}: {:?}", tok, regex);
             }
         }
 

@@ -1084,11 +1084,10 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
             } else {
                 after & W::M::below(gap.trailing() as usize)
             };
-            if !(run & d).is_zero() {
-                return true;
-            }
             let (a, b) = (run.trailing() as usize + org - s, run.highest() as usize + 1 + org - s);
-            if tok[a..b].iter().all(|c| matches!(c, b'a'..=b'f')) {
+            if (!(run & d).is_zero() || tok[a..b].iter().all(|c| matches!(c, b'a'..=b'f')))
+                && !uuid_last_dash(tok, a - 1)
+            {
                 return true;
             }
         }
