@@ -651,21 +651,6 @@ enum Shape {
     SessionTokenLong,
 }
 
-impl Shape {
-    /// Every shape, in the order of their discriminants.
-    const ALL: [Shape; 9] = [
-        Shape::Account,
-        Shape::Uuid,
-        Shape::Secret40,
-        Shape::Hex64,
-        Shape::HostedZone,
-        Shape::CloudFrontId,
-        Shape::ApiGwId,
-        Shape::Mac,
-        Shape::SessionTokenLong,
-    ];
-}
-
 /// Keywords (lower-case, alphanumerics only) that must occur shortly before a candidate of each shape.
 fn shape_keywords(shape: Shape) -> &'static [&'static str] {
     match shape {
@@ -683,22 +668,67 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
 
 /// Whether `norm` (normalized text: a key, a window before or after a value) holds a keyword of `shape`.
 fn holds_keyword(norm: &[u8], shape: Shape) -> bool {
-    // One automaton per shape over its keywords: the texts are short (a key, a window of 48 bytes), and a
-    // substring search per keyword cost ~2,000 instructions for a UUID in a log line.
-    static KEYWORDS: std::sync::OnceLock<Vec<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
-    let automata = KEYWORDS.get_or_init(|| {
-        Shape::ALL
-            .iter()
-            .map(|&sh| {
-                aho_corasick::AhoCorasick::builder()
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .prefilter(false)
-                    .build(shape_keywords(sh))
-                    .expect("keywords build")
-            })
-            .collect()
-    });
-    automata[shape as usize].is_match(norm)
+    shape_keywords(shape)
+        .iter()
+        .any(|k| memchr::memmem::find(norm, k.as_bytes()).is_some())
+}
+
+/// A window of text, normalized ([`normalize`]) into a zero-padded buffer for [`Window::holds_keyword`].
+struct Window {
+    buf: [u8; Window::CAP + 2],
+    len: usize,
+}
+
+impl Window {
+    /// The most bytes a window holds.
+    const CAP: usize = 64;
+
+    /// `raw` (at most [`Window::CAP`] bytes) normalized, without a branch per byte.
+    fn new(raw: &[u8]) -> Window {
+        // Lower-case letters and digits stand for themselves, upper-case letters for their lower case, every
+        // other byte for 0, which no keyword holds.
+        static NORM: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut c = 0;
+            while c < 256 {
+                let b = c as u8;
+                if b.is_ascii_alphanumeric() {
+                    t[c] = b.to_ascii_lowercase();
+                }
+                c += 1;
+            }
+            t
+        };
+        let mut w = Window {
+            buf: [0; Window::CAP + 2],
+            len: 0,
+        };
+        for &c in &raw[..raw.len().min(Window::CAP)] {
+            let t = NORM[c as usize];
+            w.buf[w.len] = t;
+            w.len += (t != 0) as usize;
+        }
+        w.buf[w.len] = 0;
+        w
+    }
+
+    fn norm(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// [`holds_keyword`] on the window: each keyword's first three bytes are looked for at every position at
+    /// once (fixed-size loops the compiler vectorises), and only a window that has them is searched. Most
+    /// windows have none: a UUID in a log line took ~2,000 instructions with a substring search per keyword.
+    fn holds_keyword(&self, shape: Shape) -> bool {
+        shape_keywords(shape).iter().any(|k| {
+            let k = k.as_bytes();
+            let mut any = false;
+            for i in 0..Window::CAP {
+                any |= (self.buf[i] == k[0]) & (self.buf[i + 1] == k[1]) & (self.buf[i + 2] == k[2]);
+            }
+            any && memchr::memmem::find(self.norm(), k).is_some()
+        })
+    }
 }
 
 impl Shape {
@@ -736,9 +766,7 @@ fn account_word_after(text: &[u8], e: usize) -> bool {
     if let Some(nl) = memchr::memchr(b'\n', window) {
         window = &window[..nl];
     }
-    let mut norm = Vec::with_capacity(window.len());
-    normalize(window, &mut norm);
-    holds_keyword(&norm, Shape::Account)
+    Window::new(window).holds_keyword(Shape::Account)
 }
 
 /// How far [`account_word_after`] looks.
@@ -1007,7 +1035,9 @@ fn dash_run(tok: &[u8]) -> bool {
         let run = &run[..run.iter().position(|c| !c.is_ascii_alphanumeric()).unwrap_or(run.len())];
         run.len() >= 8
             && (run.iter().any(u8::is_ascii_digit)
-                || run.iter().all(|c| !c.is_ascii_alphabetic() || matches!(c, b'a'..=b'f')))
+                || run
+                    .iter()
+                    .all(|c| !c.is_ascii_alphabetic() || matches!(c.to_ascii_lowercase(), b'a'..=b'f')))
             && !uuid_last_dash(tok, d)
     })
 }
@@ -1066,7 +1096,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
     }
     let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
     let mut run = 0usize; // alphanumerics since the last '-'
-    let mut run_digit = false; // the run holds a digit, or is all lower-case hex (`vpc-aaaabbbb` in docs)
+    let mut run_digit = false; // the run holds a digit, or is all hex letters (`vpc-aaaabbbb` in docs, a Cognito identity pool's upper-case UUID)
     let mut run_hex = true;
     let mut after_dash = false;
     let mut dash_at = 0; // where the run began
@@ -1090,7 +1120,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
             }
             b'a'..=b'z' | b'A'..=b'Z' => {
                 run += 1;
-                run_hex &= matches!(c, b'a'..=b'f');
+                run_hex &= matches!(c.to_ascii_lowercase(), b'a'..=b'f');
                 // "aws", "amz", "s3" in any case; "ip-", "alias/", "cloudfront", "internal", "beanstalk" (their
                 // first letters first: most letters start none, which matters on long base64 tokens).
                 if i + 3 < n && matches!(c | 0x20, b'a' | b's' | b'i' | b'c' | b'b') {
@@ -2268,14 +2298,9 @@ impl Detector {
             window = &window[nl + 1..];
         }
         // Normalized on the stack: most tokens that come here hold a shape, and most of them no keyword.
-        let mut buf = [0u8; 48];
-        let mut n = 0;
-        for &c in window.iter().filter(|c| c.is_ascii_alphanumeric()) {
-            buf[n] = c.to_ascii_lowercase();
-            n += 1;
-        }
-        let norm = &buf[..n];
-        if holds_keyword(norm, shape) {
+        let window = Window::new(window);
+        let norm = window.norm();
+        if window.holds_keyword(shape) {
             return true;
         }
         match shape {
@@ -3021,6 +3046,22 @@ mod tests {
             if !interesting(tok.as_bytes()) {
                 let [_, regex] = d.pattern_matches(tok.as_bytes());
                 prop_assert!(regex.is_empty(), "{:?}: {:?}", tok, regex);
+            }
+        }
+
+        /// A [`Window`] holds what [`normalize`] makes of its text, and a keyword when the normalized text does.
+        #[test]
+        fn window_is_normalize_and_holds_keyword(raw in "([-_ :=\"]?(kms|KMS|key-id|keyid|cmk|account|Acct|owner|zone|secret|rest_api|api|ke|ac|[a-zA-Z0-9]{1,4})){0,12}") {
+            let raw = &raw.as_bytes()[..raw.len().min(Window::CAP)];
+            let mut norm = Vec::new();
+            normalize(raw, &mut norm);
+            let window = Window::new(raw);
+            prop_assert_eq!(window.norm(), &norm[..]);
+            for shape in [Shape::Account, Shape::Uuid, Shape::Secret40, Shape::Hex64, Shape::HostedZone,
+                          Shape::CloudFrontId, Shape::ApiGwId, Shape::Mac, Shape::SessionTokenLong] {
+                // Its first test reads three bytes of every keyword.
+                prop_assert!(shape_keywords(shape).iter().all(|k| k.len() >= 3));
+                prop_assert_eq!(window.holds_keyword(shape), holds_keyword(&norm, shape), "{:?} {:?}", shape, norm);
             }
         }
 

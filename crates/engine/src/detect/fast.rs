@@ -864,7 +864,11 @@ impl Detector {
         }
         // `context`: the value's shape, and the words before it.
         let (vs, vm) = value_part::<W>(text, org, s, e, te, ops);
-        if shape && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100) && shape_maybe(&text[vs..e], vm, win) {
+        if shape
+            && (!(tm & win.d()).is_zero() || e - vs == 40 || e - vs >= 100)
+            && shape_maybe(&text[vs..e], vm, win)
+            && self.shape_may_act(text, vs, e, st)
+        {
             return Some(pk);
         }
         // An ARN's account field after a placeholder or template region, read by `token` (twelve digits hold a
@@ -882,6 +886,19 @@ impl Detector {
             return None;
         }
         self.name_may_act(text, m, s, st, named(win, vm)).then_some(pk)
+    }
+
+    /// `context`'s shape step, exactly but for lists: the value `[vs, e)` has an ambiguous shape and its
+    /// keyword is near, or a list is open (its next item may be one). Most values of a shape have no keyword
+    /// (the request ids of a log are UUIDs): they skip `visit`, whose other steps the caller has ruled out.
+    #[inline]
+    fn shape_may_act(&self, text: &[u8], vs: usize, e: usize, st: &ScanState) -> bool {
+        let Some(shape) = shape_of(&text[vs..e]) else {
+            return false;
+        };
+        st.list.is_some()
+            || self.context_holds(text, vs, shape)
+            || (shape == Shape::Account && account_word_after(text, e))
     }
 
     /// Whether [`Detector::acts`] may visit the token at `s0` that only the name route would check: its last
@@ -1067,7 +1084,7 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
     }
     let dash = win.dash() & te;
     if !dash.is_zero() {
-        // A `-`, then eight or more alphanumerics holding a digit, or no letter but `a` to `f`.
+        // A `-`, then eight or more alphanumerics holding a digit, or no letter but `a` to `f` (either case).
         let an = (win.al() | win.d()) & te;
         let x = an & (an >> 1);
         let x = x & (x >> 2);
@@ -1085,7 +1102,7 @@ pub(super) fn interesting_exact<W: Win>(tok: &[u8], win: W, te: W::M, org: usize
                 after & W::M::below(gap.trailing() as usize)
             };
             let (a, b) = (run.trailing() as usize + org - s, run.highest() as usize + 1 + org - s);
-            if (!(run & d).is_zero() || tok[a..b].iter().all(|c| matches!(c, b'a'..=b'f')))
+            if (!(run & d).is_zero() || tok[a..b].iter().all(|c| matches!(c.to_ascii_lowercase(), b'a'..=b'f')))
                 && !uuid_last_dash(tok, a - 1)
             {
                 return true;
