@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes N MB of mixed prose, log and code lines with about one AWS identifier per ~2 KB (deterministic).
 
-usage: gen-mixed.py MEGABYTES [--real] [--dense] [--base64] [--one-line] [--json-logs] > file
+usage: gen-mixed.py MEGABYTES [--real] [--dense] [--base64] [--one-line] [--json-logs] [--varied] > file
 
 By default the lines come from the fifteen below. With --real they are runs of consecutive lines from files a
 Debian machine has (Python's standard library, the Debian changelogs and copyright files under /usr/share/doc,
@@ -12,7 +12,10 @@ Harder shapes, for the slow paths: --dense puts an identifier every ~128 bytes i
 an image line (`{"type":"image","data":"<base64 of 50 to 600 bytes>"}`) after every line; --one-line writes
 spaces instead of line ends (one line of MEGABYTES); --json-logs writes structured log lines (one JSON object per
 line, the usual fields) whose identifiers are fields of their own, a third of them `"accountId": "<12 digits>"`,
-which starts a list for the scan (the shape that once made it quadratic).
+which starts a list for the scan (the shape that once made it quadratic); --varied writes lines made afresh
+each time from parts (words, numbers, timestamps, hex, UUIDs): logs with request and trace ids (UUIDs and 32 hex
+digits), JSON logs, access logs, systemd lines, code, git commits, pip hash lines and prose, as another
+generator than this one might write them (loopback client addresses: public ones are identifiers).
 """
 import base64
 import glob
@@ -51,6 +54,46 @@ IDS = [
     lambda: "s3://bucket-%d-logs/key" % random.randrange(1000),
     lambda: "sg-%017x" % random.getrandbits(68),
 ]
+
+
+WORDS = ("the a of to and in is for on with as by at from that this be are was it or an not which deploy service "
+         "request user order cache latency queue worker retry timeout config cluster node pod region bucket table "
+         "index stream event handler client server session token account billing invoice payment report metric "
+         "alert").split()
+
+
+def varied_line():
+    """One line of --varied: a kind drawn at random, its parts drawn afresh."""
+    r, w = random.randint, lambda: random.choice(WORDS)
+    hexs = lambda n: "%0*x" % (n, random.getrandbits(4 * n))
+    uuid = lambda: "%s-%s-%s-%s-%s" % (hexs(8), hexs(4), hexs(4), hexs(4), hexs(12))
+    ts = lambda: "2024-%02d-%02dT%02d:%02d:%02d.%03dZ" % (r(1, 12), r(1, 28), r(0, 23), r(0, 59), r(0, 59), r(0, 999))
+
+    def prose():
+        s = " ".join(w() for _ in range(r(8, 25))).capitalize()
+        return s + random.choice([".", ".", "?", ";", " (see section %d.%d)." % (r(1, 9), r(1, 9))])
+
+    kinds = [
+        prose,
+        lambda: "%s %s [%s-%d] request_id=%s user_id=%d latency_ms=%d status=%d path=/api/v1/%ss/%d" % (
+            ts(), random.choice(["INFO", "WARN", "DEBUG", "ERROR"]), w(), r(1, 16), uuid(), r(1, 10**6), r(1, 900),
+            random.choice([200, 201, 404, 500]), w(), r(1, 99999)),
+        lambda: '{"ts":"%s","level":"info","msg":"%s","trace_id":"%s","span_id":"%s","duration":%.4f,"client_ip":"127.0.0.1"}' % (
+            ts(), prose(), hexs(32), hexs(16), random.random()),
+        lambda: '127.0.0.1 - - [15/Jun/2024:10:%d:%d +0000] "GET /%s/%s?page=%d&sort=%s HTTP/1.1" %d %d "-" "Mozilla/5.0 (X11; Linux x86_64)"' % (
+            r(10, 59), r(10, 59), w(), hexs(8), r(1, 50), w(), random.choice([200, 304, 404]), r(100, 90000)),
+        lambda: "%s ERROR %s.%s.%sService - failed to process message %s after %d attempts: connection reset by peer (errno=104)" % (
+            ts(), w(), w(), w().capitalize(), uuid(), r(1, 5)),
+        lambda: "Jun %d %d:%d:%d host-%d systemd[%d]: Started %s-%s.service - %s" % (
+            r(1, 28), r(10, 23), r(10, 59), r(10, 59), r(1, 40), r(1, 9999), w(), w(), prose()),
+        lambda: "    %s_%s = self.%s.get('%s', %d)  # %s" % (w(), w(), w(), w(), r(0, 1000), prose()),
+        lambda: "    let %s_%s: Vec<u%d> = %s.iter().map(|x| x * %d).collect();" % (w(), w(), random.choice([8, 16, 32, 64]), w(), r(2, 9)),
+        lambda: "  const %s_%s = await fetch(`${BASE_URL}/%s/${id}`, { method: 'POST', headers: { 'Content-Type': 'application/json' } });" % (w(), w(), w()),
+        lambda: "commit %s\nAuthor: Dev %s <dev%d@example.com>\nDate:   Mon Jun %d 10:%d:00 2024 +0200" % (hexs(40), w().capitalize(), r(1, 99), r(1, 28), r(10, 59)),
+        lambda: "    assert %s.version == '%d.%d.%d', f'unexpected {%s}'" % (w(), r(0, 9), r(0, 30), r(0, 99), w()),
+        lambda: "%s==%d.%d.%d --hash=sha256:%s" % (w(), r(0, 5), r(0, 30), r(0, 9), hexs(64)),
+    ]
+    return random.choice(kinds)()
 
 
 def real_lines(limit=24 << 20):
@@ -102,6 +145,8 @@ while written < target:
             line = '{"ts":"%s","level":"%s","thread":"http-nio-8080-exec-%d","msg":%s,"latency_ms":%d,"trace":"%016x"}' % (
                 ts, random.choice(["info", "debug"]), random.randrange(20),
                 json.dumps(random.choice(PROSE + LOG)), random.randrange(500), random.getrandbits(64))
+    elif "--varied" in flags:
+        line = varied_line()
     elif REAL:
         # Runs of consecutive lines, from a new place now and then.
         at = random.randrange(len(REAL)) if random.random() < 0.01 else at + 1
