@@ -1196,15 +1196,20 @@ fn shape_maybe<W: Win>(v: &[u8], vm: W::M, win: W) -> bool {
 /// and the scan's test of whether that lookup may find anything. Most keys are turned away on their last three
 /// characters, and no key is normalized whole (a base64 blob before its `=` padding is not read twice).
 pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
-    let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
-    match (tail.next(), tail.next()) {
-        (Some(&l), Some(&p)) => {
-            let before = tail.next().map_or(NO_CHAR, |&c| pair_index(c));
-            if KEY_TAILS[before][pair_index(p)] >> pair_index(l) & 1 == 0 {
-                return None;
-            }
+    // The last three characters: read directly when they are alphanumerics (`request_id`, `latency_ms`: most
+    // keys of a log line), else skipping the others.
+    let n = raw.len();
+    let (before, p, l) = if n >= 3 && raw[n - 3..].iter().all(u8::is_ascii_alphanumeric) {
+        (pair_index(raw[n - 3]), raw[n - 2], raw[n - 1])
+    } else {
+        let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
+        match (tail.next(), tail.next()) {
+            (Some(&l), Some(&p)) => (tail.next().map_or(NO_CHAR, |&c| pair_index(c)), p, l),
+            _ => return None,
         }
-        _ => return None,
+    };
+    if KEY_TAILS[before][pair_index(p)] >> pair_index(l) & 1 == 0 {
+        return None;
     }
     // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
     // that), so a cut name equals none, and it still ends with the suffixes the whole name ends with.
