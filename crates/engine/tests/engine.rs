@@ -157,6 +157,10 @@ const POSITIVE: &[(&str, &[(&str, &str)])] = &[
     ("\"AccountIds\": [\n    \"123456789011\",\n    \"123456789013\"\n]", &[("account_id", "123456789011"), ("account_id", "123456789013")]),
     ("the buckets \"logs-bucket-1\", \"logs-bucket-2\"", &[("s3_bucket", "logs-bucket-1"), ("s3_bucket", "logs-bucket-2")]),
     ("{\"FunctionName\": \"my-function\", \"next-key-1\": \"x\"}", &[("lambda_function", "my-function")]),
+    // A UUID after a name's key is that name (a Cognito user): no pattern takes it, so the key does.
+    ("\"Username\": \"4320de44-2322-4620-999b-5e2e1c8df013\"", &[("iam_user_name", "4320de44-2322-4620-999b-5e2e1c8df013")]),
+    // A UUID after a region and `:` is a Cognito identity pool, also in capitals; after another key, nothing.
+    ("us-east-1:ABCDEF12-3456-7890-ABCD-EFABCDEFABCD request_id=1234abcd-12ab-34cd-56ef-1234567890ab", &[("cognito_identity_pool", "us-east-1:ABCDEF12-3456-7890-ABCD-EFABCDEFABCD")]),
     // Canonical user ids in S3 grants.
     ("--grant-full-control id=79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", &[("canonical_user_id", "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be")]),
     // Names with context
