@@ -5,8 +5,9 @@
 #        MASKGATE_BASE=/path/to/older/maskgate adds its `mask` to every round, for a side-by-side comparison)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-# `real`: lines from files of this machine instead of the generator's fifteen; `dense`, `base64`, `one-line`, `json-logs`:
-# harder shapes (see scripts/gen-mixed.py). Several at once: "real,base64".
+# `real`: lines from files of this machine instead of the generator's fifteen; `varied`: lines drawn afresh from parts
+# (UUID request ids, trace ids, hashes); `dense`, `base64`, `one-line`, `json-logs`: harder shapes (see
+# scripts/gen-mixed.py). Several at once: "real,base64".
 mb=${1:-64}; rounds=${2:-7}; corpus=${3:-}
 bench_bin release
 need rg python3
