@@ -183,8 +183,10 @@ impl<const CAP: usize> Masks<CAP> {
             b -= 1;
             m = !self.w[b];
         };
-        if start > 0 && text[start - 1] == b'\\' {
-            return prev_raw_token(text, s); // a possible escape: the exact rules
+        // A text escape (`\n`, not `\uXXXX`, which JSON-escaped non-ASCII text is full of) is a separator:
+        // `prev_raw_token`'s rules.
+        if start > 0 && text[start - 1] == b'\\' && matches!(text[start], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
+            return prev_raw_token(text, s);
         }
         Some((start, e))
     }
