@@ -33,10 +33,25 @@ fn binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A loopback port free right now (for servers started by tests and benchmarks).
+/// A loopback port free right now (for servers started by tests and benchmarks), never one this process was given
+/// before: the kernel may hand the same port to two binds of port 0 in a row once the first socket is closed, and
+/// a test that asks for five ports then started two servers on one (the second failed with "address in use",
+/// and the first answered the readiness probe meant for it).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = l.local_addr().expect("local addr").port();
+        if first_time(port) {
+            return port;
+        }
+    }
+}
+
+/// True the first time `port` is asked about in this process.
+fn first_time(port: u16) -> bool {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port)
 }
 
 /// The first port of the kernel's ephemeral range (Linux's default, 32768, when it cannot be read).
@@ -61,7 +76,7 @@ pub fn free_port_below_ephemeral() -> u16 {
         ^ std::process::id().wrapping_mul(2_654_435_761);
     for i in 0..u32::from(span) {
         let port = low - 1 - ((seed.wrapping_add(i.wrapping_mul(7919))) % u32::from(span)) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && first_time(port) {
             return port;
         }
     }
@@ -288,5 +303,19 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A process is never given the same port twice, whichever function it asks.
+    #[test]
+    fn ports_are_never_given_twice() {
+        let mut ports: Vec<u16> = (0..300).map(|_| super::free_port()).collect();
+        ports.extend((0..20).map(|_| super::free_port_below_ephemeral()));
+        let n = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), n);
     }
 }
