@@ -1098,7 +1098,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
     }
     let (mut dots, mut colons, mut double_colon, mut digits) = (0u32, 0u32, false, 0u32);
     let mut run = 0usize; // alphanumerics since the last '-'
-    let mut run_digit = false; // the run holds a digit, or is all hex letters (`vpc-aaaabbbb` in docs, a Cognito identity pool's upper-case UUID)
+    let mut run_digit = false; // a digit in the run, or hex letters only (`vpc-aaaabbbb`, a UUID in capitals)
     let mut run_hex = true;
     let mut after_dash = false;
     let mut dash_at = 0; // where the run began
