@@ -1201,7 +1201,7 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
     // The last three characters: read directly when they are alphanumerics (`request_id`, `latency_ms`: most
     // keys of a log line), else skipping the others.
     let n = raw.len();
-    let (before, p, l) = if n >= 3 && raw[n - 3..].iter().all(u8::is_ascii_alphanumeric) {
+    let (third, p, l) = if n >= 3 && raw[n - 3..].iter().all(u8::is_ascii_alphanumeric) {
         (pair_index(raw[n - 3]), raw[n - 2], raw[n - 1])
     } else {
         let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
@@ -1210,7 +1210,25 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
             _ => return None,
         }
     };
-    if KEY_TAILS[before][pair_index(p)] >> pair_index(l) & 1 == 0 {
+    let (p, l) = (pair_index(p), pair_index(l));
+    if KEY_TAILS[third][p] >> l & 1 == 0 {
+        return None;
+    }
+    // Log keys pass that test often (`request_id`, `user_id`, `trace_id` end like `accountid`, `ownerid`,
+    // `keyid`); the last four characters turn most of them away.
+    let fourth = if third == NO_CHAR {
+        NO_CHAR
+    } else if n >= 4 && raw[n - 4..].iter().all(u8::is_ascii_alphanumeric) {
+        pair_index(raw[n - 4])
+    } else {
+        raw.iter()
+            .rev()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .nth(3)
+            .map_or(NO_CHAR, |&c| pair_index(c))
+    };
+    let t = tail4(fourth, third, p, l);
+    if KEY_TAILS4[t / 64] >> (t % 64) & 1 == 0 {
         return None;
     }
     // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
@@ -1268,6 +1286,46 @@ static KEY_TAILS: [[u64; 36]; NO_CHAR + 1] = {
 
 /// [`KEY_TAILS`]' row for "no third character".
 const NO_CHAR: usize = 36;
+
+/// The bit of [`KEY_TAILS4`] for a key's last four characters (`pair_index`, [`NO_CHAR`] for none).
+const fn tail4(fourth: usize, third: usize, p: usize, l: usize) -> usize {
+    let x = (((fourth * 37 + third) * 37 + p) * 37 + l) as u32;
+    (x.wrapping_mul(0x9E37_79B1) >> 20) as usize
+}
+
+/// The last four characters of every key [`key_lookup`] knows, hashed ([`tail4`]) into 4,096 bits: a second
+/// test after [`KEY_TAILS`]. An exact key of two or three characters has [`NO_CHAR`] for the missing ones, as
+/// has a token whose normalized key is that short; text-key suffixes have six characters or more.
+static KEY_TAILS4: [u64; 64] = {
+    const fn add(t: &mut [u64; 64], w: &[u8]) {
+        let n = w.len();
+        let third = if n >= 3 { pair_index(w[n - 3]) } else { NO_CHAR };
+        let fourth = if n >= 4 { pair_index(w[n - 4]) } else { NO_CHAR };
+        let b = tail4(fourth, third, pair_index(w[n - 2]), pair_index(w[n - 1]));
+        t[b / 64] |= 1 << (b % 64);
+    }
+    let mut t = [0u64; 64];
+    let mut i = 0;
+    while i < KEYED.len() {
+        add(&mut t, KEYED[i].0.as_bytes());
+        i += 1;
+    }
+    let mut i = 0;
+    while i < FLAG_ALIASES.len() {
+        add(&mut t, FLAG_ALIASES[i].as_bytes());
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TEXT_KEY_SUFFIXES.len() {
+        assert!(
+            TEXT_KEY_SUFFIXES[i].0.len() >= 4,
+            "text-key suffixes have four characters or more"
+        );
+        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes());
+        i += 1;
+    }
+    t
+};
 
 /// Lengths of the prose keywords and their fillers by `(first, last)` letter: a superset test of
 /// "`norm_eq(raw, word)` for one of them".
