@@ -21,6 +21,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind};
 
 use crate::classify::Classifier;
+use crate::placeholder;
 
 mod fast;
 use crate::kinds::{self, kid, KindId, KindInfo, Tier, BUILTIN};
@@ -685,25 +686,12 @@ impl Window {
 
     /// `raw` (at most [`Window::CAP`] bytes) normalized, without a branch per byte.
     fn new(raw: &[u8]) -> Window {
-        // Lower-case letters and digits stand for themselves, upper-case letters for their lower case, every
-        // other byte for 0, which no keyword holds.
-        static NORM: [u8; 256] = {
-            let mut t = [0u8; 256];
-            let mut c = 0;
-            while c < 256 {
-                let b = c as u8;
-                if b.is_ascii_alphanumeric() {
-                    t[c] = b.to_ascii_lowercase();
-                }
-                c += 1;
-            }
-            t
-        };
         let mut w = Window {
             buf: [0; Window::CAP + 2],
             len: 0,
         };
         for &c in &raw[..raw.len().min(Window::CAP)] {
+            // 0 for the bytes `normalize` drops, which no keyword holds.
             let t = NORM[c as usize];
             w.buf[w.len] = t;
             w.len += (t != 0) as usize;
@@ -1102,6 +1090,11 @@ fn interesting_v1(tok: &[u8]) -> bool {
     let mut run_hex = true;
     let mut after_dash = false;
     let mut dash_at = 0; // where the run began
+                         // At the end of a run: a `-`, then eight or more alphanumerics with a digit or hex letters only, unless the
+                         // dash is a UUID's last.
+    let dash_anchor = |after_dash: bool, run: usize, digit_or_hex: bool, dash_at: usize| {
+        after_dash && run >= 8 && digit_or_hex && !uuid_last_dash(tok, dash_at)
+    };
     let mut upper_run = 0usize; // [A-Z0-9] run: access keys, unique ids
     let mut placeholder_like = false;
     for i in 0..n {
@@ -1166,7 +1159,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 }
             }
             b'-' => {
-                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+                if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
                     return true;
                 }
                 after_dash = true;
@@ -1177,7 +1170,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
             }
             b'.' => {
                 dots += 1;
-                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+                if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
                     return true;
                 }
                 after_dash = false;
@@ -1188,7 +1181,7 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 }
                 colons += 1;
                 // Cognito identity pool: `us-east-1:uuid`.
-                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+                if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
                     return true;
                 }
                 after_dash = false;
@@ -1198,20 +1191,20 @@ fn interesting_v1(tok: &[u8]) -> bool {
                 if i >= 2 && tok[i - 2] == b'-' && tok[i - 1].is_ascii_digit() {
                     return true;
                 }
-                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+                if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
                     return true;
                 }
                 after_dash = false;
             }
             _ => {
-                if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+                if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
                     return true;
                 }
                 after_dash = false;
             }
         }
     }
-    if after_dash && run >= 8 && (run_digit || run_hex) && !uuid_last_dash(tok, dash_at) {
+    if dash_anchor(after_dash, run, run_digit || run_hex, dash_at) {
         return true;
     }
     (dots >= 3 && digits >= 4)
@@ -1235,12 +1228,23 @@ fn norm_eq(raw: &[u8], kw: &str) -> bool {
 /// Lower-cases and keeps alphanumerics: `--Owner-Ids` → `ownerids`.
 fn normalize(s: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.extend(
-        s.iter()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(u8::to_ascii_lowercase),
-    );
+    out.extend(s.iter().map(|&c| NORM[c as usize]).filter(|&t| t != 0));
 }
+
+/// What [`normalize`] makes of each byte: a digit or lower-case letter, the lower case of a capital, and 0 for
+/// every other byte (dropped).
+static NORM: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() {
+            t[c] = b.to_ascii_lowercase();
+        }
+        c += 1;
+    }
+    t
+};
 
 /// JSON keys and CLI flags (normalized) that make a whole value an identifier of a kind, with the shape the
 /// value must have.
@@ -1458,10 +1462,16 @@ struct ScanState {
     list: Option<(KindId, ValueShape, usize)>,
 }
 
+/// The letter of a JSON or C escape that separates tokens after a backslash: [`placeholder::is_escape_letter`]'s
+/// `\n`, `\t`, `\r`, `\b`, `\f`, and JSON's `\/`. Not the `u` of `\uXXXX`: a placeholder written after it would
+/// touch its hex digits (see `visit`).
+pub(super) fn separating_escape(c: u8) -> bool {
+    placeholder::is_escape_letter(c) || c == b'/'
+}
+
 /// The raw token (non-separator run) that ends right before `s`, skipping separators: `(start, end)`.
 fn prev_raw_token(text: &[u8], s: usize) -> Option<(usize, usize)> {
-    let is_escape =
-        |b: usize| b > 0 && text[b - 1] == b'\\' && matches!(text[b], b'n' | b't' | b'r' | b'b' | b'f' | b'/');
+    let is_escape = |b: usize| b > 0 && text[b - 1] == b'\\' && separating_escape(text[b]);
     let mut e = s;
     loop {
         while e > 0 && CLASS[text[e - 1] as usize] & SEP != 0 {
@@ -1715,7 +1725,7 @@ impl Detector {
         // A JSON/C escape right before the token (`\nmy-bucket` in a text body) is a separator too. (Not a
         // `\uXXXX` escape: a placeholder written right after one would touch its hex digits, and the placeholder
         // grammar, which unmasking shares, does not take it as a separator.)
-        if s > 0 && text[s - 1] == b'\\' && j - s > 1 && matches!(text[s], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
+        if s > 0 && text[s - 1] == b'\\' && j - s > 1 && separating_escape(text[s]) {
             s += 1;
         }
         let mut e = j;
@@ -1942,11 +1952,7 @@ impl Detector {
         while vs < text.len() && CLASS[text[vs] as usize] & SEP != 0 && (vs - raw_end < 8) {
             vs += 1;
         }
-        if vs > 0
-            && text[vs - 1] == b'\\'
-            && vs + 1 < text.len()
-            && matches!(text[vs], b'n' | b't' | b'r' | b'b' | b'f')
-        {
+        if vs > 0 && text[vs - 1] == b'\\' && vs + 1 < text.len() && placeholder::is_escape_letter(text[vs]) {
             vs += 1;
         }
         let mut ve = vs;

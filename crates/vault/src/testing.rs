@@ -308,11 +308,19 @@ impl Drop for RedisServer {
 
 #[cfg(test)]
 mod tests {
-    /// A process is never given the same port twice, whichever function it asks.
+    use super::*;
+
+    /// Every port handed out is recorded, so the kernel's answer is refused if it comes again; and a process is
+    /// never given the same port twice, whichever function it asks.
     #[test]
     fn ports_are_never_given_twice() {
-        let mut ports: Vec<u16> = (0..300).map(|_| super::free_port()).collect();
-        ports.extend((0..20).map(|_| super::free_port_below_ephemeral()));
+        let p = free_port();
+        assert!(!first_time(p), "free_port records {p}");
+        let q = free_port_below_ephemeral();
+        assert!(!first_time(q), "free_port_below_ephemeral records {q}");
+        let mut ports: Vec<u16> = (0..300).map(|_| free_port()).collect();
+        ports.extend((0..20).map(|_| free_port_below_ephemeral()));
+        ports.extend([p, q]);
         let n = ports.len();
         ports.sort_unstable();
         ports.dedup();

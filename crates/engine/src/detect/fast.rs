@@ -185,7 +185,7 @@ impl<const CAP: usize> Masks<CAP> {
         };
         // A text escape (`\n`, not `\uXXXX`, which JSON-escaped non-ASCII text is full of) is a separator:
         // `prev_raw_token`'s rules.
-        if start > 0 && text[start - 1] == b'\\' && matches!(text[start], b'n' | b't' | b'r' | b'b' | b'f' | b'/') {
+        if start > 0 && text[start - 1] == b'\\' && separating_escape(text[start]) {
             return prev_raw_token(text, s);
         }
         Some((start, e))
@@ -1266,38 +1266,41 @@ const KEY_MAX: usize = 24;
 /// exact key of two. Most tokens are turned away by it before they are normalized and compared ("region" and
 /// "client" pass a test of the last two).
 static KEY_TAILS: [[u64; 36]; NO_CHAR + 1] = {
-    const fn add(t: &mut [[u64; 36]; NO_CHAR + 1], w: &[u8], suffix: bool) {
+    let mut t = [[0u64; 36]; NO_CHAR + 1];
+    let mut i = 0;
+    while i < KNOWN_KEYS {
+        let (w, suffix) = known_key(i);
         assert!(
             w.len() >= 2 && w.len() < KEY_MAX,
             "key_lookup sees keys of 2 to KEY_MAX - 1 characters"
         );
-        // A suffix of two would end keys with any character before it.
+        // A suffix of two would end keys with any character before it, and [`KEY_TAILS4`] reads four.
         assert!(
-            !suffix || w.len() >= 3,
-            "text-key suffixes have three characters or more"
+            !suffix || w.len() >= 4,
+            "text-key suffixes have four characters or more"
         );
         let n = w.len();
         let before = if n >= 3 { pair_index(w[n - 3]) } else { NO_CHAR };
         t[before][pair_index(w[n - 2])] |= 1 << pair_index(w[n - 1]);
-    }
-    let mut t = [[0u64; 36]; NO_CHAR + 1];
-    let mut i = 0;
-    while i < KEYED.len() {
-        add(&mut t, KEYED[i].0.as_bytes(), false);
-        i += 1;
-    }
-    let mut i = 0;
-    while i < FLAG_ALIASES.len() {
-        add(&mut t, FLAG_ALIASES[i].as_bytes(), false);
-        i += 1;
-    }
-    let mut i = 0;
-    while i < TEXT_KEY_SUFFIXES.len() {
-        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes(), true);
         i += 1;
     }
     t
 };
+
+/// How many keys [`key_lookup`] knows: exact keys, flag aliases, text-key suffixes ([`known_key`]).
+const KNOWN_KEYS: usize = KEYED.len() + FLAG_ALIASES.len() + TEXT_KEY_SUFFIXES.len();
+
+/// Known key `i` (normalized), and whether it is a text-key suffix (which a longer key may end with).
+const fn known_key(i: usize) -> (&'static [u8], bool) {
+    let (k, f) = (KEYED.len(), FLAG_ALIASES.len());
+    if i < k {
+        (KEYED[i].0.as_bytes(), false)
+    } else if i < k + f {
+        (FLAG_ALIASES[i - k].as_bytes(), false)
+    } else {
+        (TEXT_KEY_SUFFIXES[i - k - f].0.as_bytes(), true)
+    }
+}
 
 /// [`KEY_TAILS`]' row for "no third character".
 const NO_CHAR: usize = 36;
@@ -1310,33 +1313,17 @@ const fn tail4(fourth: usize, third: usize, p: usize, l: usize) -> usize {
 
 /// The last four characters of every key [`key_lookup`] knows, hashed ([`tail4`]) into 4,096 bits: a second
 /// test after [`KEY_TAILS`]. An exact key of two or three characters has [`NO_CHAR`] for the missing ones, as
-/// has a token whose normalized key is that short; text-key suffixes have six characters or more.
+/// has a token whose normalized key is that short; text-key suffixes have four characters or more.
 static KEY_TAILS4: [u64; 64] = {
-    const fn add(t: &mut [u64; 64], w: &[u8]) {
+    let mut t = [0u64; 64];
+    let mut i = 0;
+    while i < KNOWN_KEYS {
+        let (w, _) = known_key(i);
         let n = w.len();
         let third = if n >= 3 { pair_index(w[n - 3]) } else { NO_CHAR };
         let fourth = if n >= 4 { pair_index(w[n - 4]) } else { NO_CHAR };
         let b = tail4(fourth, third, pair_index(w[n - 2]), pair_index(w[n - 1]));
         t[b / 64] |= 1 << (b % 64);
-    }
-    let mut t = [0u64; 64];
-    let mut i = 0;
-    while i < KEYED.len() {
-        add(&mut t, KEYED[i].0.as_bytes());
-        i += 1;
-    }
-    let mut i = 0;
-    while i < FLAG_ALIASES.len() {
-        add(&mut t, FLAG_ALIASES[i].as_bytes());
-        i += 1;
-    }
-    let mut i = 0;
-    while i < TEXT_KEY_SUFFIXES.len() {
-        assert!(
-            TEXT_KEY_SUFFIXES[i].0.len() >= 4,
-            "text-key suffixes have four characters or more"
-        );
-        add(&mut t, TEXT_KEY_SUFFIXES[i].0.as_bytes());
         i += 1;
     }
     t
@@ -1501,16 +1488,13 @@ mod tests {
     /// test, also as a raw token (`My-gluejob:`).
     #[test]
     fn key_tails_hold_every_key() {
-        let mut keys: Vec<&str> = KEYED.iter().map(|(k, _, _)| *k).collect();
-        keys.extend(FLAG_ALIASES);
-        keys.extend(TEXT_KEY_SUFFIXES.iter().map(|(k, _, _)| *k));
-        keys.extend(
-            TEXT_KEY_SUFFIXES
-                .iter()
-                .map(|(k, _, _)| format!("My-{k}:").leak() as &str),
-        );
-        for k in keys {
-            assert!(key_lookup(k.as_bytes()).is_some(), "{k}");
+        for i in 0..KNOWN_KEYS {
+            let (k, suffix) = known_key(i);
+            assert!(key_lookup(k).is_some(), "{}", String::from_utf8_lossy(k));
+            if suffix {
+                let raw = format!("My-{}:", String::from_utf8_lossy(k));
+                assert!(key_lookup(raw.as_bytes()).is_some(), "{raw}");
+            }
         }
     }
 }
