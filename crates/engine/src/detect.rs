@@ -3208,6 +3208,12 @@ mod tests {
             "a1.b2.c3.d4:r-ab12 1.2.3.4:s3a://bkt-1/k 10.0.0.1/8.1 v1.2.3.4 Kong 3.9.0.1",
             "vpc-aaaabbbb and x subnet-abcdefab sg-aaaaaaaaaaaaaaaaa. my-deadbeef follow-upgrades",
             "--target-account-ids 123456789012 --account-ids 210987654321",
+            // A `:` or `=` that starts a token: the previous token is its key when nothing but operators follows
+            // it in the token (the anchor moves to the byte after it, or to the end marker when it is alone).
+            "AccountId = 123456789012 OwnerId == 210987654321 KeyId =. 1234abcd-12ab-34cd-56ef-1234567890ab",
+            "Bucket := my-bucket-5 Bucket =:my-bucket-6 Bucket =my-bucket-7 owner :123456789012 owner :. 123456789012",
+            "{\"latency_ms\":25,\"OwnerId\":123456789012,\"AccountId\" :210987654321,\"KeyId\" = \"1234abcd-12ab-34cd-56ef-1234567890ab\"}",
+            "x=\n= account =\t123456789012 =\"210987654321\" = 2 =",
         ];
         for c in cases {
             assert_same(&d, c.as_bytes());

@@ -462,6 +462,7 @@ struct Prev<L> {
     opy: L,
     op2: L,
     op2y: L,
+    lead: L,
 }
 
 impl<L: Lanes> Prev<L> {
@@ -497,17 +498,18 @@ impl<L: Lanes> Prev<L> {
             opy: z,
             op2: z,
             op2y: z,
+            lead: z,
         }
     }
 }
 
 /// Anchors: positions inside runs, each at the last byte of something one of [`Detector::token`]'s routes
-/// needs, as `[pattern, key, shape]`. Every accepted match of the pattern table holds a pattern anchor; every
-/// key `key_then_value` can know is followed by a key anchor (or the token starts with `--`); every shape
-/// `context` accepts holds a shape anchor (the tests check these claims pattern by pattern). Supersets.
-/// `p` holds the previous masks and is updated.
+/// needs, as `[pattern, key, shape]`, and `after`: the end markers of runs that are a lone `:` or `=`. Every
+/// accepted match of the pattern table holds a pattern anchor; every key `key_then_value` can know is followed
+/// by a key anchor or `after` (or the token starts with `--`); every shape `context` accepts holds a shape anchor
+/// (the tests check these claims pattern by pattern). Supersets. `p` holds the previous masks and is updated.
 #[inline(always)]
-fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 3] {
+fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 4] {
     let an = c.al | c.d;
     let word = an | c.us;
     let op = c.colon | c.eq;
@@ -545,9 +547,14 @@ fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 3] {
     let op3 = op & (op2y | op2y.back(p.op2y, 2) | op2.back(p.op2, 5));
     pat = pat | op3;
 
-    // Keys: a `:` or `=` not after a digit (a key before it, or the previous token's, for one that starts the
-    // run); `--` (flags). (A `>` right after the run is added by the caller.)
-    let key = op.andnot(c.d.back(p.d, 1)) | (c.dash & c.dash.back(p.dash, 1));
+    // Keys: a `:` or `=` inside a run, not after a digit (a key before it); `--` (flags). One that starts the run
+    // has the previous token's key only when no value follows it in the run (`=` alone, `==`; not `:25` after
+    // `"latency_ms"`, whose key is empty): its anchor is the next byte when that is no letter or digit, or, when
+    // it is alone, the run's end marker (`after`, which the caller adds to the `>` and quotes after runs).
+    let lead = op & starts;
+    let lead1 = lead.back(p.lead, 1);
+    let key = op.andnot(c.d.back(p.d, 1)).andnot(starts) | (c.dash & c.dash.back(p.dash, 1)) | (lead1 & c.w).andnot(an);
+    let after = lead1.andnot(c.w);
 
     // Shapes. `dddd-dddd-dddd` (account ids; twelve digits are ten lower-case letters or digits, below); the
     // dashes of a UUID (KMS keys).
@@ -601,8 +608,9 @@ fn anchors<L: Lanes>(c: &Cls<L>, p: &mut Prev<L>) -> [L; 3] {
         opy,
         op2,
         op2y,
+        lead,
     };
-    [pat, key, shape]
+    [pat, key, shape, after]
 }
 
 /// "The run ending before each end marker holds an `x` byte", for the runs of token bytes `w` of one block:
@@ -720,12 +728,14 @@ impl Detector {
             let mut car = Carries::default();
             let mut g = 0;
             while g <= last {
-                let [pat, key, shape] = anchors(&m.cls::<L>(g), &mut prev);
+                let [pat, key, shape, after] = anchors(&m.cls::<L>(g), &mut prev);
                 let mut four = [0u64; 4];
                 for (a, out) in [(pat, &mut m.apat), (key, &mut m.akey), (shape, &mut m.ashape)] {
                     a.store(&mut four);
                     out[g..g + L::N].copy_from_slice(&four[..L::N]);
                 }
+                (after | L::load(&m.gt, g)).store(&mut four);
+                m.gt[g..g + L::N].copy_from_slice(&four[..L::N]);
                 for lane in 0..L::N {
                     let b = g + lane;
                     let (mut todo, names) = m.todo(b, &mut car);
@@ -846,7 +856,8 @@ impl Detector {
         }
         // The routes the run's anchors open (see [`anchors`]).
         let pat = !(win.apat() & tm).is_zero();
-        let key = !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>') || quoted;
+        let key =
+            !(win.akey() & tm).is_zero() || text.get(j) == Some(&b'>') || quoted || matches!(text[s], b':' | b'=');
         let shape = !(win.ashape() & tm).is_zero();
         let te = W::M::below(e - org) & from_s;
         let ops = (win.colon() | win.eq()) & te;
@@ -1213,15 +1224,25 @@ fn shape_maybe<W: Win>(v: &[u8], vm: W::M, win: W) -> bool {
 /// and the scan's test of whether that lookup may find anything. Most keys are turned away on their last three
 /// characters, and no key is normalized whole (a base64 blob before its `=` padding is not read twice).
 pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
-    // The last three characters: read directly when they are alphanumerics (`request_id`, `latency_ms`: most
-    // keys of a log line), else skipping the others.
+    // The last three characters: read directly when they are alphanumerics (`latency_ms`, `region`), else in
+    // one walk back over the others (`request_id`, `user_id`: most keys of a log line). `rest`: the bytes before
+    // the third, where the fourth is.
     let n = raw.len();
-    let (third, p, l) = if n >= 3 && raw[n - 3..].iter().all(u8::is_ascii_alphanumeric) {
-        (pair_index(raw[n - 3]), raw[n - 2], raw[n - 1])
+    let (third, p, l, rest) = if n >= 3 && raw[n - 3..].iter().all(u8::is_ascii_alphanumeric) {
+        (pair_index(raw[n - 3]), raw[n - 2], raw[n - 1], n - 3)
     } else {
-        let mut tail = raw.iter().rev().filter(|c| c.is_ascii_alphanumeric());
-        match (tail.next(), tail.next()) {
-            (Some(&l), Some(&p)) => (tail.next().map_or(NO_CHAR, |&c| pair_index(c)), p, l),
+        let mut t = [0u8; 3];
+        let (mut k, mut i) = (0, n);
+        while i > 0 && k < 3 {
+            i -= 1;
+            if raw[i].is_ascii_alphanumeric() {
+                t[k] = raw[i];
+                k += 1;
+            }
+        }
+        match k {
+            3 => (pair_index(t[2]), t[1], t[0], i),
+            2 => (NO_CHAR, t[1], t[0], 0),
             _ => return None,
         }
     };
@@ -1231,16 +1252,12 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
     }
     // Log keys pass that test often (`request_id`, `user_id`, `trace_id` end like `accountid`, `ownerid`,
     // `keyid`); the last four characters turn most of them away.
-    let fourth = if third == NO_CHAR {
-        NO_CHAR
-    } else if n >= 4 && raw[n - 4..].iter().all(u8::is_ascii_alphanumeric) {
-        pair_index(raw[n - 4])
-    } else {
-        raw.iter()
-            .rev()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .nth(3)
-            .map_or(NO_CHAR, |&c| pair_index(c))
+    let fourth = match third {
+        NO_CHAR => NO_CHAR,
+        _ => raw[..rest]
+            .iter()
+            .rposition(u8::is_ascii_alphanumeric)
+            .map_or(NO_CHAR, |i| pair_index(raw[i])),
     };
     let t = tail4(fourth, third, p, l);
     if KEY_TAILS4[t / 64] >> (t % 64) & 1 == 0 {
