@@ -3214,6 +3214,16 @@ mod tests {
             "Bucket := my-bucket-5 Bucket =:my-bucket-6 Bucket =my-bucket-7 owner :123456789012 owner :. 123456789012",
             "{\"latency_ms\":25,\"OwnerId\":123456789012,\"AccountId\" :210987654321,\"KeyId\" = \"1234abcd-12ab-34cd-56ef-1234567890ab\"}",
             "x=\n= account =\t123456789012 =\"210987654321\" = 2 =",
+            // Tokens only key anchors bring to the checks, whose keys are read at the scan (`key_end_known`).
+            "map: region: x += 2 \"statusCode\": u16> user_id=732 timeout = 30 a.b.c:443 OwnerId> x:OwnerId=123456789012",
+            "owner_id=123456789012 \"OwnerId\":\"210987654321\" <OwnerId>123456789012</OwnerId> AccountId  =  123456789012",
+            "my.bucket_name: my-bucket-8 x-Bucket=my-bucket-9 sqs_queue_name := q-1 KeyId: =1234abcd-12ab-34cd-56ef-1234567890ab",
+            "k:AccountId:123456789012 id=KeyId=1234abcd-12ab-34cd-56ef-1234567890ab +AccountId=123456789012 _id: 1234-5678",
+            // Keys of name values (which hold no pattern or shape anchor): only the key can bring them.
+            "function_name=my-function \"function_name\":\"my-fn-2\" FunctionName = my-fn-3 role_name: admin-role",
+            "x.table_name=orders-v2 cluster-name:prod-1 <StackName>prod-stack</StackName> QueueName := jobs-1 tn=x",
+            // Other bytes before a key's last two characters (its third is further back).
+            "\"FunctionNa_me\":\"my-fn-4\" StackNa-me=prod-2 Bucket-Na.me: my-bucket-10 Role_Na_me = admin-2",
         ];
         for c in cases {
             assert_same(&d, c.as_bytes());

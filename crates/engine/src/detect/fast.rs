@@ -665,6 +665,14 @@ impl<const CAP: usize> Masks<CAP> {
         (todo, todo & !routed)
     }
 
+    /// Whether the token from `s0` to bit `r` of block `b` starts in the block and holds no pattern or shape
+    /// anchor.
+    #[inline(always)]
+    fn key_only(&self, b: usize, r: usize, s0: usize) -> bool {
+        let from = s0 as isize - self.start(b);
+        from >= 0 && (self.apat[b] | self.ashape[b]) & u64::below(r) & !u64::below(from as usize) == 0
+    }
+
     #[inline(always)]
     fn cls<L: Lanes>(&self, g: usize) -> Cls<L> {
         Cls {
@@ -756,6 +764,10 @@ impl Detector {
                         }
                         let s0 = m.run_start(text, b, r, i);
                         if names >> r & 1 != 0 && !self.name_may_follow(text, &m, s0, &st) {
+                            continue;
+                        }
+                        if names >> r & 1 == 0 && m.key_only(b, r, s0) && !self.key_only_may(text, &m, b, r, s0, j, &st)
+                        {
                             continue;
                         }
                         if (s0 as isize) < m.start(0) && !visited(text, s0, j) {
@@ -927,6 +939,53 @@ impl Detector {
         st.list.is_some()
             || self.context_holds(text, vs, shape)
             || (shape == Shape::Account && account_word_after(text, e))
+    }
+
+    /// Whether the token `[s0, j)`, ending at bit `r` of block `b` and starting in it, that only key anchors (and
+    /// a `>`, a quote before a `:` or a lone operator's end after it) brought here may be visited: its key may be
+    /// known ([`key_end_known`]), or it is a name candidate that [`Detector::name_may_follow`] lets through. Most
+    /// keys of log lines and code are not AWS ones (`map:`, `"statusCode":`, `u16>`, `timeout = 30`).
+    ///
+    /// A superset of `key_may_act`: its key ends before the token's first `:` or `=` (which holds a key anchor
+    /// unless it follows a digit, and no key ends with one, or starts the token with a value after it, and the
+    /// key is then empty), is the previous token (a lone operator), or ends before the `>` or quote. Out of line:
+    /// the scan's loop over a block's tokens stays small.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn key_only_may<const CAP: usize>(
+        &self,
+        text: &[u8],
+        m: &Masks<CAP>,
+        b: usize,
+        r: usize,
+        s0: usize,
+        j: usize,
+        st: &ScanState,
+    ) -> bool {
+        if m.gt[b] >> r & 1 != 0 {
+            // A lone operator's key is the token before it (it has none of its own, also before a quote and a
+            // `:`); another token's ends before the `>` or the quote.
+            let lone = matches!(text[j - 1], b':' | b'=') && (j < 2 || CLASS[text[j - 2] as usize] & SEP != 0);
+            let known = if lone {
+                prev_key_known(text, j - 1)
+            } else {
+                key_end_known(text, j)
+            };
+            if known {
+                return true;
+            }
+        }
+        let org = m.start(b);
+        let mut anchors = m.akey[b] & u64::below(r) & !u64::below((s0 as isize - org) as usize);
+        while anchors != 0 {
+            let p = (org + anchors.trailing_zeros() as isize) as usize;
+            anchors &= anchors - 1;
+            if !matches!(text[p], b':' | b'=') || key_end_known(text, p) {
+                return true; // `--`, or a key that may be known
+            }
+        }
+        let t = u64::below(r) & !u64::below((s0 as isize - org) as usize);
+        m.al[b] & t != 0 && (m.d[b] | m.dash[b] | m.us[b]) & t != 0 && self.name_may_follow(text, m, s0, st)
     }
 
     /// Whether [`Detector::acts`] may visit the token at `s0` that only the name route would check: its last
@@ -1274,6 +1333,95 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
     let norm = &buf[KEY_MAX - len..];
     keyed(norm).or_else(|| flag_alias(norm)).or_else(|| text_key(norm))
 }
+
+/// Whether a key that ends right before `p` may be one [`key_lookup`] knows, from its last bytes when they are
+/// letters or digits: [`key_lookup`]'s tests of the last three and four characters. Also for every shorter key
+/// of two characters or more: a token may start inside a run, after an earlier find. When other token bytes
+/// come between (`user_id`), only the last two count; a key of one such byte (`+=`) has no character. A superset
+/// of `key_lookup(key)`.
+#[inline]
+fn key_end_known(text: &[u8], p: usize) -> bool {
+    let at = |k: usize| p.checked_sub(k).map_or(KEY_STOP, |i| KEY_BYTE[text[i] as usize]);
+    let (l, q) = (at(1), at(2));
+    if l >= KEY_OTHER || q >= KEY_OTHER {
+        return !(l == KEY_OTHER && q == KEY_STOP);
+    }
+    let (l, q) = (l as usize, q as usize);
+    let four = |fourth: usize, third: usize| {
+        let x = tail4(fourth, third, q, l);
+        KEY_TAILS4[x / 64] >> (x % 64) & 1 != 0
+    };
+    let third = at(3);
+    if third >= KEY_OTHER {
+        // The third character is further back, or there is none.
+        return KEY_PAIRS[q] >> l & 1 != 0;
+    }
+    let third = third as usize;
+    if KEY_TAILS[third][q] >> l & 1 != 0 {
+        match at(4) {
+            f if f < KEY_OTHER => {
+                if four(f as usize, third) || four(NO_CHAR, third) {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+    }
+    // A key of the last two characters only.
+    KEY_TAILS[NO_CHAR][q] >> l & 1 != 0 && four(NO_CHAR, NO_CHAR)
+}
+
+/// Whether the key of the lone `:` or `=` at `p`, the token before it (`timeout = 30`), may be one [`key_lookup`]
+/// knows ([`key_end_known`], after the separators and the operators it ends with).
+#[inline(always)]
+fn prev_key_known(text: &[u8], p: usize) -> bool {
+    let mut e = p;
+    while e > 0 && CLASS[text[e - 1] as usize] & SEP != 0 {
+        if p - e == 8 {
+            return true; // far away: not worth reading on
+        }
+        e -= 1;
+    }
+    while e > 0 && matches!(text[e - 1], b':' | b'=') {
+        e -= 1;
+    }
+    key_end_known(text, e)
+}
+
+/// A byte as [`key_end_known`] reads it: a letter's or digit's [`pair_index`], [`KEY_OTHER`] for the other
+/// token bytes, [`KEY_STOP`] for separators.
+static KEY_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = if (c as u8).is_ascii_alphanumeric() {
+            PAIR[c]
+        } else if CLASS[c] & SEP != 0 {
+            KEY_STOP
+        } else {
+            KEY_OTHER
+        };
+        c += 1;
+    }
+    t
+};
+const KEY_OTHER: u8 = 36;
+const KEY_STOP: u8 = 37;
+
+/// The last two characters of every key [`key_lookup`] knows: [`KEY_TAILS`]' rows, whatever the third.
+static KEY_PAIRS: [u64; 36] = {
+    let mut t = [0u64; 36];
+    let mut third = 0;
+    while third <= NO_CHAR {
+        let mut q = 0;
+        while q < 36 {
+            t[q] |= KEY_TAILS[third][q];
+            q += 1;
+        }
+        third += 1;
+    }
+    t
+};
 
 /// More characters than any key, flag or text-key suffix [`key_lookup`] may have to recognize.
 const KEY_MAX: usize = 24;
