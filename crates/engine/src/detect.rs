@@ -667,6 +667,18 @@ fn shape_keywords(shape: Shape) -> &'static [&'static str] {
     }
 }
 
+/// A letter every keyword of `shape` holds (checked by a test), when there is one that is not in most words: a
+/// text without it holds none of them.
+fn keyword_letter(shape: Shape) -> Option<u8> {
+    match shape {
+        Shape::Uuid | Shape::SessionTokenLong => Some(b'k'),
+        Shape::ApiGwId => Some(b'p'),
+        Shape::CloudFrontId => Some(b'u'),
+        Shape::Mac => Some(b'm'),
+        Shape::Account | Shape::Secret40 | Shape::Hex64 | Shape::HostedZone => None,
+    }
+}
+
 /// Whether `norm` (normalized text: a key, a window before or after a value) holds a keyword of `shape`.
 fn holds_keyword(norm: &[u8], shape: Shape) -> bool {
     shape_keywords(shape)
@@ -2301,19 +2313,20 @@ impl Detector {
             return false;
         }
         let from = at.saturating_sub(48);
-        let mut window = &text[from..at];
-        if let Some(nl) = memchr::memrchr(b'\n', window) {
-            window = &window[nl + 1..];
+        let mut raw = &text[from..at];
+        if let Some(nl) = memchr::memrchr(b'\n', raw) {
+            raw = &raw[nl + 1..];
         }
-        // Normalized on the stack: most tokens that come here hold a shape, and most of them no keyword.
-        let window = Window::new(window);
-        let norm = window.norm();
-        if window.holds_keyword(shape) {
+        // Without the letter every keyword holds, no keyword (the request ids of log lines: UUIDs with no `k`
+        // before them). Else normalized on the stack: most tokens that come here hold a shape, and most of them
+        // no keyword.
+        let lettered = keyword_letter(shape).is_none_or(|c| memchr::memchr2(c, c.to_ascii_uppercase(), raw).is_some());
+        if lettered && Window::new(raw).holds_keyword(shape) {
             return true;
         }
         match shape {
             // A policy principal: `"AWS": "123456789012"` / `"AWS": ["…", "…"]`.
-            Shape::Account => norm.ends_with(b"aws"),
+            Shape::Account => Window::new(raw).norm().ends_with(b"aws"),
             // A secret next to its access key id.
             Shape::Secret40 => {
                 let lo = at.saturating_sub(120);
@@ -3070,6 +3083,23 @@ mod tests {
                 // Its first test reads three bytes of every keyword.
                 prop_assert!(shape_keywords(shape).iter().all(|k| k.len() >= 3));
                 prop_assert_eq!(window.holds_keyword(shape), holds_keyword(&norm, shape), "{:?} {:?}", shape, norm);
+            }
+        }
+
+        /// [`keyword_letter`]'s claim: every keyword of the shape holds its letter, so a text without it holds
+        /// no keyword.
+        #[test]
+        fn keyword_letters_are_in_every_keyword(raw in "[a-zA-Z0-9 _-]{0,40}") {
+            let mut norm = Vec::new();
+            normalize(raw.as_bytes(), &mut norm);
+            for shape in [Shape::Account, Shape::Uuid, Shape::Secret40, Shape::Hex64, Shape::HostedZone,
+                          Shape::CloudFrontId, Shape::ApiGwId, Shape::Mac, Shape::SessionTokenLong] {
+                if let Some(c) = keyword_letter(shape) {
+                    prop_assert!(shape_keywords(shape).iter().all(|k| k.as_bytes().contains(&c)), "{:?}", shape);
+                    if !raw.as_bytes().iter().any(|b| b.to_ascii_lowercase() == c) {
+                        prop_assert!(!holds_keyword(&norm, shape));
+                    }
+                }
             }
         }
 
