@@ -3254,6 +3254,8 @@ mod tests {
             "x.table_name=orders-v2 cluster-name:prod-1 <StackName>prod-stack</StackName> QueueName := jobs-1 tn=x",
             // Other bytes before a key's last two characters (its third is further back).
             "\"FunctionNa_me\":\"my-fn-4\" StackNa-me=prod-2 Bucket-Na.me: my-bucket-10 Role_Na_me = admin-2",
+            // Operators that start a token and go on (`==`, `=:`): the previous token is the key.
+            "FunctionName == my-fn-5 Bucket =: my-bucket-11 StackName :== prod-3 RoleName =. admin-3",
         ];
         for c in cases {
             assert_same(&d, c.as_bytes());

@@ -1337,14 +1337,15 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
 /// Whether a key that ends right before `p` may be one [`key_lookup`] knows, from its last bytes when they are
 /// letters or digits: [`key_lookup`]'s tests of the last three and four characters. Also for every shorter key
 /// of two characters or more: a token may start inside a run, after an earlier find. When other token bytes
-/// come between (`user_id`), only the last two count; a key of one such byte (`+=`) has no character. A superset
-/// of `key_lookup(key)`.
+/// come between (`user_id`), only the last two count; a key of one such byte (`+=`) has no character, unless
+/// it is an operator. A superset of `key_lookup(key)`.
 #[inline]
 fn key_end_known(text: &[u8], p: usize) -> bool {
     let at = |k: usize| p.checked_sub(k).map_or(KEY_STOP, |i| KEY_BYTE[text[i] as usize]);
     let (l, q) = (at(1), at(2));
     if l >= KEY_OTHER || q >= KEY_OTHER {
-        return !(l == KEY_OTHER && q == KEY_STOP);
+        // (After an operator that starts the run, `==`, the key is the previous token's.)
+        return !(l == KEY_OTHER && q == KEY_STOP && !matches!(text[p - 1], b':' | b'='));
     }
     let (l, q) = (l as usize, q as usize);
     let four = |fourth: usize, third: usize| {
