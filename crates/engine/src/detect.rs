@@ -1558,6 +1558,17 @@ fn quoted_key_end(text: &[u8], e: usize) -> bool {
     e + 1 < text.len() && matches!(text[e], b'"' | b'\'') && text[e + 1] == b':'
 }
 
+/// The end of the token `[s, j)` without the `.`, `!`, `?` and `:` it ends with (sentence punctuation, a key's
+/// colon), which no identifier ends with.
+#[inline(always)]
+fn trimmed_end(text: &[u8], s: usize, j: usize) -> usize {
+    let mut e = j;
+    while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
+        e -= 1;
+    }
+    e
+}
+
 fn trim_assign(text: &[u8], (s, mut e): (usize, usize)) -> (usize, usize) {
     while e > s && matches!(text[e - 1], b':' | b'=' | b'>') {
         e -= 1;
@@ -1740,10 +1751,7 @@ impl Detector {
         if s > 0 && text[s - 1] == b'\\' && j - s > 1 && separating_escape(text[s]) {
             s += 1;
         }
-        let mut e = j;
-        while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
-            e -= 1;
-        }
+        let e = trimmed_end(text, s, j);
         // A word with a capital and nothing else ("The", "Kubernetes") holds no identifier, unless it is a quoted
         // key in JSON pasted as text (`"FunctionName": "my-function"`).
         if e > s && (bits & (DIGIT | PUNCT) != 0 || e - s >= 16 || quoted_key_end(text, e)) {
@@ -3244,7 +3252,7 @@ mod tests {
             "Bucket := my-bucket-5 Bucket =:my-bucket-6 Bucket =my-bucket-7 owner :123456789012 owner :. 123456789012",
             "{\"latency_ms\":25,\"OwnerId\":123456789012,\"AccountId\" :210987654321,\"KeyId\" = \"1234abcd-12ab-34cd-56ef-1234567890ab\"}",
             "x=\n= account =\t123456789012 =\"210987654321\" = 2 =",
-            // Tokens only key anchors bring to the checks, whose keys are read at the scan (`key_end_known`).
+            // Tokens only key anchors bring to the checks, whose keys are read at the scan (`key_only_may`).
             "map: region: x += 2 \"statusCode\": u16> user_id=732 timeout = 30 a.b.c:443 OwnerId> x:OwnerId=123456789012",
             "owner_id=123456789012 \"OwnerId\":\"210987654321\" <OwnerId>123456789012</OwnerId> AccountId  =  123456789012",
             "my.bucket_name: my-bucket-8 x-Bucket=my-bucket-9 sqs_queue_name := q-1 KeyId: =1234abcd-12ab-34cd-56ef-1234567890ab",

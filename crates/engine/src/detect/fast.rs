@@ -849,10 +849,7 @@ impl Detector {
             return Some(Known::Unknown); // a possible escape before the token: `visit` knows the rules
         }
         let s = s0;
-        let mut e = j;
-        while e > s && matches!(text[e - 1], b'.' | b'!' | b'?' | b':') {
-            e -= 1;
-        }
+        let e = trimmed_end(text, s, j);
         if e == s {
             return None;
         }
@@ -963,11 +960,13 @@ impl Detector {
         st: &ScanState,
     ) -> bool {
         if m.gt[b] >> r & 1 != 0 {
-            // A lone operator's key is the token before it (it has none of its own, also before a quote and a
-            // `:`); another token's ends before the `>` or the quote.
-            let lone = matches!(text[j - 1], b':' | b'=') && (j < 2 || CLASS[text[j - 2] as usize] & SEP != 0);
+            // A lone operator's key is the token before it, as `key_may_act` takes it (it has none of its own,
+            // also before a quote and a `:`); another token's ends before the `>` or the quote.
+            let lone = j - s0 == 1 && matches!(text[s0], b':' | b'=');
             let known = if lone {
-                prev_key_known(text, j - 1)
+                m.prev_token(text, s0)
+                    .map(|k| trim_assign(text, k))
+                    .is_some_and(|(_, e)| key_end_known(text, e))
             } else {
                 key_end_known(text, j)
             };
@@ -976,7 +975,8 @@ impl Detector {
             }
         }
         let org = m.start(b);
-        let mut anchors = m.akey[b] & u64::below(r) & !u64::below((s0 as isize - org) as usize);
+        let token = u64::below(r) & !u64::below((s0 as isize - org) as usize);
+        let mut anchors = m.akey[b] & token;
         while anchors != 0 {
             let p = (org + anchors.trailing_zeros() as isize) as usize;
             anchors &= anchors - 1;
@@ -984,8 +984,7 @@ impl Detector {
                 return true; // `--`, or a key that may be known
             }
         }
-        let t = u64::below(r) & !u64::below((s0 as isize - org) as usize);
-        m.al[b] & t != 0 && (m.d[b] | m.dash[b] | m.us[b]) & t != 0 && self.name_may_follow(text, m, s0, st)
+        m.al[b] & token != 0 && (m.d[b] | m.dash[b] | m.us[b]) & token != 0 && self.name_may_follow(text, m, s0, st)
     }
 
     /// Whether [`Detector::acts`] may visit the token at `s0` that only the name route would check: its last
@@ -1306,7 +1305,7 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
         }
     };
     let (p, l) = (pair_index(p), pair_index(l));
-    if KEY_TAILS[third][p] >> l & 1 == 0 {
+    if !tail3_known(third, p, l) {
         return None;
     }
     // Log keys pass that test often (`request_id`, `user_id`, `trace_id` end like `accountid`, `ownerid`,
@@ -1318,8 +1317,7 @@ pub(super) fn key_lookup(raw: &[u8]) -> Option<(KindId, ValueShape)> {
             .rposition(u8::is_ascii_alphanumeric)
             .map_or(NO_CHAR, |i| pair_index(raw[i])),
     };
-    let t = tail4(fourth, third, p, l);
-    if KEY_TAILS4[t / 64] >> (t % 64) & 1 == 0 {
+    if !tail4_known(fourth, third, p, l) {
         return None;
     }
     // The normalized key, from its end, cut at `KEY_MAX` characters: every key is shorter (the tails' table checks
@@ -1348,20 +1346,16 @@ fn key_end_known(text: &[u8], p: usize) -> bool {
         return !(l == KEY_OTHER && q == KEY_STOP && !matches!(text[p - 1], b':' | b'='));
     }
     let (l, q) = (l as usize, q as usize);
-    let four = |fourth: usize, third: usize| {
-        let x = tail4(fourth, third, q, l);
-        KEY_TAILS4[x / 64] >> (x % 64) & 1 != 0
-    };
     let third = at(3);
     if third >= KEY_OTHER {
         // The third character is further back, or there is none.
         return KEY_PAIRS[q] >> l & 1 != 0;
     }
     let third = third as usize;
-    if KEY_TAILS[third][q] >> l & 1 != 0 {
+    if tail3_known(third, q, l) {
         match at(4) {
             f if f < KEY_OTHER => {
-                if four(f as usize, third) || four(NO_CHAR, third) {
+                if tail4_known(f as usize, third, q, l) || tail4_known(NO_CHAR, third, q, l) {
                     return true;
                 }
             }
@@ -1369,24 +1363,22 @@ fn key_end_known(text: &[u8], p: usize) -> bool {
         }
     }
     // A key of the last two characters only.
-    KEY_TAILS[NO_CHAR][q] >> l & 1 != 0 && four(NO_CHAR, NO_CHAR)
+    tail3_known(NO_CHAR, q, l) && tail4_known(NO_CHAR, NO_CHAR, q, l)
 }
 
-/// Whether the key of the lone `:` or `=` at `p`, the token before it (`timeout = 30`), may be one [`key_lookup`]
-/// knows ([`key_end_known`], after the separators and the operators it ends with).
+/// Whether a key [`key_lookup`] knows ends with the characters `third`, `q`, `l` ([`pair_index`]; `third`
+/// [`NO_CHAR`] for a key of two): [`KEY_TAILS`].
 #[inline(always)]
-fn prev_key_known(text: &[u8], p: usize) -> bool {
-    let mut e = p;
-    while e > 0 && CLASS[text[e - 1] as usize] & SEP != 0 {
-        if p - e == 8 {
-            return true; // far away: not worth reading on
-        }
-        e -= 1;
-    }
-    while e > 0 && matches!(text[e - 1], b':' | b'=') {
-        e -= 1;
-    }
-    key_end_known(text, e)
+fn tail3_known(third: usize, q: usize, l: usize) -> bool {
+    KEY_TAILS[third][q] >> l & 1 != 0
+}
+
+/// Whether one may end with `fourth`, `third`, `q`, `l` ([`NO_CHAR`] for a missing one): [`KEY_TAILS4`], hashed,
+/// so a superset.
+#[inline(always)]
+fn tail4_known(fourth: usize, third: usize, q: usize, l: usize) -> bool {
+    let x = tail4(fourth, third, q, l);
+    KEY_TAILS4[x / 64] >> (x % 64) & 1 != 0
 }
 
 /// A byte as [`key_end_known`] reads it: a letter's or digit's [`pair_index`], [`KEY_OTHER`] for the other
