@@ -12,9 +12,12 @@
 //! short address or a legacy instance id, are left out of the index rather than halving the stride). Of each
 //! residue class the least shared gram is indexed, so ids with a common prefix do not pile up on one gram.
 //!
-//! The needles the index does not take (shorter than 7 bytes, the 7 to 10 byte ones left out, or all of them
-//! when some gram still leads to many needles, a request built to defeat the index) are searched one by one
-//! with `memmem` when there are at most two, else by an Aho-Corasick automaton.
+//! When a gram would lead to too many needles (names with a long common part, `bucket-17-logs`,
+//! `bucket-42-logs`, … share every gram of residue 2 modulo 8), the index probes every 4 bytes instead, where
+//! each residue has twice the grams to choose from; failing that, the needles behind such a gram are left out.
+//! The needles the index does not take (shorter than 7 bytes, the 7 to 10 byte ones left out, those behind an
+//! overloaded gram, or all of them when the index still overflows, a request built to defeat it) are searched
+//! one by one with `memmem` when there are at most two, else by an Aho-Corasick automaton.
 //!
 //! [`Needles::occurrences`] reports every occurrence, overlapping, like `find_overlapping_iter`; the callers
 //! derive leftmost-longest selections or the first leak from it. Tested against `aho-corasick`.
@@ -131,7 +134,7 @@ impl Detached {
     }
 }
 
-/// The most needles one gram may lead to before the index gives way to an automaton.
+/// The most needles one gram may lead to (beyond it, see [`Needles::new`]).
 const MAX_CHAIN: u8 = 32;
 /// At most this many needles the index does not take are searched one by one, and at most this many of 7 to 10
 /// bytes are left out of an index that then probes every 8 bytes. A `memmem` pass over a 256 KiB block costs
@@ -199,29 +202,13 @@ impl<'a> Needles<'a> {
             .filter(|n| (MIN_INDEXED..8 + 3).contains(&n.len()))
             .count();
         let stride8 = mids <= MAX_ALONE && needles.iter().any(|n| n.len() >= 8 + 3);
-        let (stride, min_indexed) = if stride8 { (8, 8 + 3) } else { (4, MIN_INDEXED) };
-        let long = needles.iter().filter(|n| n.len() >= min_indexed).count();
-        // Two slots or more per gram indexed: probe sequences stay short, and the tables cleared for every index
-        // (9 bytes a slot) stay small when a block holds thousands of ids.
-        let cap = (long * stride * 2).next_power_of_two().max(16);
-        let mut spare = SPARE.take().unwrap_or_default();
-        let grams = long * stride;
-        let bloom_bits = (17 + grams.div_ceil(4096).next_power_of_two().trailing_zeros()).min(20);
-        let mut bloom = spare.bloom.take().unwrap_or_default();
-        bloom.clear();
-        bloom.resize(1 << (bloom_bits - 6), 0);
-        spare.slots.clear();
-        spare.slots.resize(cap, (0, 0));
-        spare.postings.clear();
-        spare.postings.reserve(long * stride);
-        spare.chain.clear();
-        spare.chain.resize(cap, 0);
+        let spare = SPARE.take().unwrap_or_default();
         let mut t = Needles {
             needles,
-            bloom: Some(bloom),
-            bloom_shift: 32 - bloom_bits,
+            bloom: Some(spare.bloom.unwrap_or_default()),
+            bloom_shift: 0,
             slots: spare.slots,
-            shift: 32 - cap.trailing_zeros(),
+            shift: 0,
             postings: spare.postings,
             chain: spare.chain,
             rest: Rest::None,
@@ -229,18 +216,89 @@ impl<'a> Needles<'a> {
             avx2: std::is_x86_feature_detected!("avx2"),
             #[cfg(not(target_arch = "x86_64"))]
             avx2: false,
-            stride,
+            stride: if stride8 { 8 } else { 4 },
         };
-        let mut rest = Vec::new();
-        let mut rest_ids = Vec::new();
-        let mut worst = 0;
-        for i in 0..t.needles.len() {
-            let n = t.needles[i];
-            if n.len() < min_indexed {
-                if !n.is_empty() {
-                    rest.push(n);
-                    rest_ids.push(i as u32);
+        // A gram shared by more than `MAX_CHAIN` needles (ids with a long common part: in `bucket-17-logs`,
+        // `bucket-42-logs`, … every gram of residue 2 modulo 8 is shared) would make each probe hit on it walk
+        // a long chain. Every 4 bytes, each residue has twice the grams to choose from (`-17-` is one of
+        // residue 2 modulo 4): that costs a probe pass twice as long, an automaton over every needle ~30 times.
+        // Beyond that, the needles behind such a gram, and only those, go to the automaton with the short ones.
+        // Should the index built without them still overflow (the greedy choice of grams can differ), every
+        // needle does.
+        let mut out = vec![false; t.needles.len()];
+        let mut worst = t.index(&out);
+        if worst > MAX_CHAIN && t.stride == 8 {
+            t.stride = 4;
+            worst = t.index(&out);
+        }
+        if worst > MAX_CHAIN {
+            for (slot, &c) in t.chain.iter().enumerate() {
+                if c > MAX_CHAIN {
+                    let mut post = t.slots[slot].1;
+                    while post != 0 {
+                        let (needle, _, next) = t.postings[post as usize - 1];
+                        out[needle as usize] = true;
+                        post = next;
+                    }
                 }
+            }
+            if t.index(&out) > MAX_CHAIN {
+                out.fill(true);
+                t.index(&out);
+            }
+        }
+        // The needles the index does not take: short ones and those left out above.
+        let min_indexed = t.min_indexed();
+        let (mut rest, mut rest_ids) = (Vec::new(), Vec::new());
+        for (i, n) in t.needles.iter().enumerate() {
+            if !n.is_empty() && (n.len() < min_indexed || out[i]) {
+                rest.push(*n);
+                rest_ids.push(i as u32);
+            }
+        }
+        t.rest = Rest::new(&rest, rest_ids);
+        t
+    }
+
+    /// The shortest needle indexed at this stride (a gram of each residue fits in it).
+    fn min_indexed(&self) -> usize {
+        if self.stride == 8 {
+            8 + 3
+        } else {
+            MIN_INDEXED
+        }
+    }
+
+    /// Indexes, afresh, every needle of [`Needles::min_indexed`] bytes or more that `out` does not leave out, by
+    /// one gram of each residue (the least shared one); returns the longest chain of needles behind one gram.
+    fn index(&mut self, out: &[bool]) -> u8 {
+        let (stride, min_indexed) = (self.stride, self.min_indexed());
+        let long = (self.needles.iter().zip(out))
+            .filter(|(n, out)| n.len() >= min_indexed && !**out)
+            .count();
+        // Two slots or more per gram indexed: probe sequences stay short, and the tables cleared for every index
+        // (9 bytes a slot) stay small when a block holds thousands of ids.
+        let cap = (long * stride * 2).next_power_of_two().max(16);
+        let grams = long * stride;
+        let bloom_bits = (17 + grams.div_ceil(4096).next_power_of_two().trailing_zeros()).min(20);
+        let bloom = self
+            .bloom
+            .as_mut()
+            .expect("the bloom is only taken when the index is dropped");
+        bloom.clear();
+        bloom.resize(1 << (bloom_bits - 6), 0);
+        self.bloom_shift = 32 - bloom_bits;
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0));
+        self.shift = 32 - cap.trailing_zeros();
+        self.postings.clear();
+        self.postings.reserve(grams);
+        self.chain.clear();
+        self.chain.resize(cap, 0);
+        let mut worst = 0;
+        for (i, &left_out) in out.iter().enumerate() {
+            let n = self.needles[i];
+            if n.len() < min_indexed || left_out {
                 continue;
             }
             for r in 0..stride {
@@ -250,36 +308,27 @@ impl<'a> Needles<'a> {
                 let mut best: Option<(usize, u32, usize)> = None;
                 for off in (0..=(last - r) / stride).map(|k| last - k * stride) {
                     let g = gram(n, off);
-                    let slot = t.slot(g);
-                    if best.is_none_or(|(b, _, _)| t.chain[slot] < t.chain[b]) {
+                    let slot = self.slot(g);
+                    if best.is_none_or(|(b, _, _)| self.chain[slot] < self.chain[b]) {
                         best = Some((slot, g, off));
-                        if t.chain[slot] == 0 {
+                        if self.chain[slot] == 0 {
                             break;
                         }
                     }
                 }
                 let (slot, g, off) = best.expect("a needle of 7 bytes has a gram of every residue");
-                let head = t.slots[slot].1;
-                t.postings.push((i as u32, off as u32, head));
-                t.slots[slot] = (g, t.postings.len() as u32);
-                t.chain[slot] = t.chain[slot].saturating_add(1);
-                worst = worst.max(t.chain[slot]);
-                let b = bloom_bit(g, t.bloom_shift);
-                if let Some(bloom) = t.bloom.as_mut() {
+                let head = self.slots[slot].1;
+                self.postings.push((i as u32, off as u32, head));
+                self.slots[slot] = (g, self.postings.len() as u32);
+                self.chain[slot] = self.chain[slot].saturating_add(1);
+                worst = worst.max(self.chain[slot]);
+                let b = bloom_bit(g, self.bloom_shift);
+                if let Some(bloom) = self.bloom.as_mut() {
                     bloom[b >> 6] |= 1 << (b & 63);
                 }
             }
         }
-        if worst > MAX_CHAIN {
-            // Index nothing; every needle goes to the automaton.
-            t.postings.clear();
-            rest = t.needles.iter().copied().filter(|n| !n.is_empty()).collect();
-            rest_ids = (0..t.needles.len() as u32)
-                .filter(|&i| !t.needles[i as usize].is_empty())
-                .collect();
-        }
-        t.rest = Rest::new(&rest, rest_ids);
-        t
+        worst
     }
 
     #[inline(always)]
@@ -633,6 +682,37 @@ mod tests {
             .map(|i| format!("{}{}", "a".repeat(12), "a".repeat(i % 5)).into_bytes())
             .collect();
         check(&same, &b"a".repeat(40));
+        // Names that share every gram of one residue modulo 8 (`-log` and `cket` at offsets 10 and 2 of residue
+        // 2): every 4 bytes, they spread (`-17-` at offset 6), and nothing goes to the automaton (everything did,
+        // and a 1 MB request with ~80 such names was masked at half the speed).
+        let ids = (1..=40u64).map(|i| format!("i-{:017x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes());
+        let named: Vec<Vec<u8>> = (100..140)
+            .map(|i| format!("bucket-{i}-logs").into_bytes())
+            .chain(ids.clone())
+            .collect();
+        let t = Needles::new(named.iter().map(|n| n.as_slice()).collect());
+        assert!(matches!(t.rest, Rest::None));
+        assert_eq!((t.stride, t.postings.len()), (4, 80 * 4));
+        let planted = |named: &[Vec<u8>]| -> Vec<u8> {
+            let words = named.iter().step_by(3);
+            words
+                .flat_map(|n| [&b"s3://"[..], n, b"/key bucket-99-logs "].concat())
+                .collect()
+        };
+        check(&named, &planted(&named));
+        // Names whose last three bytes alone differ share every gram of residue 0 modulo 4 too: beyond
+        // `MAX_CHAIN` of them per gram, they, and only they, go to the automaton.
+        let named: Vec<Vec<u8>> = (100..220)
+            .map(|i| format!("bucket-logs-{i}").into_bytes())
+            .chain(ids)
+            .collect();
+        let t = Needles::new(named.iter().map(|n| n.as_slice()).collect());
+        match &t.rest {
+            Rest::Automaton(_, out) => assert_eq!(out, &(0..120).collect::<Vec<u32>>()),
+            _ => panic!("the names are searched by an automaton"),
+        }
+        assert_eq!((t.stride, t.postings.len()), (4, 40 * 4));
+        check(&named, &planted(&named));
     }
 
     /// `check` on a text of `filler` with the picked needles planted between.
