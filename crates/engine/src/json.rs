@@ -372,13 +372,7 @@ impl<'a> Parser<'a, '_> {
                         b'r' => out.push(b'\r'),
                         b't' => out.push(b'\t'),
                         b'u' => {
-                            let hex4 = |at: usize| -> Option<u32> {
-                                // Four hex digits (text in another script than Latin is all `\\uXXXX` escapes
-                                // when a client escapes non-ASCII: one per two or three bytes of UTF-8).
-                                let h = b.get(at..at + 4)?;
-                                h.iter().try_fold(0, |v, &c| Some(v << 4 | (c as char).to_digit(16)?))
-                            };
-                            let Some(u) = hex4(i) else {
+                            let Some(u) = hex4(b, i) else {
                                 self.i = i;
                                 return Err(self.err("invalid \\u escape"));
                             };
@@ -386,7 +380,7 @@ impl<'a> Parser<'a, '_> {
                             let ch = if (0xD800..0xDC00).contains(&u) {
                                 // High surrogate: a low one must follow.
                                 let lo = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
-                                    hex4(i + 2)
+                                    hex4(b, i + 2)
                                 } else {
                                     None
                                 };
@@ -405,8 +399,7 @@ impl<'a> Parser<'a, '_> {
                                 self.i = i;
                                 return Err(self.err("unpaired surrogate in \\u escape"));
                             };
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                            push_char(&mut out, ch);
                         }
                         _ => {
                             self.i = i;
@@ -421,7 +414,11 @@ impl<'a> Parser<'a, '_> {
                 _ => {
                     // Copy the plain run up to the next quote, backslash or control character at once.
                     let run = plain_run(&b[i..]).max(1);
-                    out.extend_from_slice(&b[i..i + run]);
+                    if run == 1 {
+                        out.push(c); // (a space between escapes: no copy call for one byte)
+                    } else {
+                        out.extend_from_slice(&b[i..i + run]);
+                    }
                     i += run;
                 }
             }
@@ -446,6 +443,42 @@ impl<'a> Parser<'a, '_> {
             parent_key,
             skip: false,
         })
+    }
+}
+
+/// The value of the four hex digits at `b[at..]` (text in another script than Latin is all `\\uXXXX` escapes when
+/// a client escapes non-ASCII, as Python's `json.dumps` does by default: one per two or three bytes of UTF-8).
+#[inline]
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    let h = b.get(at..at + 4)?;
+    let d = |k: usize| HEX[h[k] as usize] as u32;
+    let (x0, x1, x2, x3) = (d(0), d(1), d(2), d(3));
+    ((x0 | x1 | x2 | x3) < 16).then_some(x0 << 12 | x1 << 8 | x2 << 4 | x3)
+}
+
+/// The value of each hex digit, 0xff for other bytes.
+const HEX: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match (c as u8 as char).to_digit(16) {
+            Some(v) => v as u8,
+            None => 0xff,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Appends the UTF-8 of `ch` (copies of a known length, which compile to moves, not a copy call).
+#[inline]
+fn push_char(out: &mut Vec<u8>, ch: char) {
+    let mut buf = [0u8; 4];
+    match ch.encode_utf8(&mut buf).len() {
+        1 => out.push(buf[0]),
+        2 => out.extend_from_slice(&buf[..2]),
+        3 => out.extend_from_slice(&buf[..3]),
+        _ => out.extend_from_slice(&buf),
     }
 }
 
@@ -637,6 +670,40 @@ mod tests {
 #[cfg(test)]
 mod run_tests {
     use super::*;
+
+    /// `\\u` escapes of code points all over Unicode (pairs beyond the BMP), in both cases of hex digits, and of
+    /// every byte value in each digit's place.
+    #[test]
+    fn unicode_escapes() {
+        for cp in (0..=0x10ffffu32)
+            .step_by(97)
+            .chain([0x7f, 0x80, 0x7ff, 0x800, 0xffff, 0x10000, 0x10ffff])
+        {
+            let Some(ch) = char::from_u32(cp) else { continue };
+            let mut units = [0u16; 2];
+            let esc: String = ch
+                .encode_utf16(&mut units)
+                .iter()
+                .map(|u| format!("\\u{u:04x}"))
+                .collect();
+            for e in [esc.clone(), esc.to_uppercase().replace("\\U", "\\u")] {
+                let body = format!("\"a{e}b\"");
+                let read = scan(body.as_bytes(), &SkipRules::default()).unwrap();
+                assert_eq!(read[0].text, format!("a{ch}b"), "{e}");
+            }
+        }
+        for c in 0..=255u8 {
+            for at in 0..4 {
+                let mut h = *b"00e9";
+                h[at] = c;
+                let want = std::str::from_utf8(&h)
+                    .ok()
+                    .and_then(|t| u32::from_str_radix(t, 16).ok());
+                let want = want.filter(|_| h.iter().all(u8::is_ascii_hexdigit));
+                assert_eq!(hex4(&h, 0), want, "{h:?}");
+            }
+        }
+    }
 
     /// `plain_run` stops at the first special byte, whatever its value and place in a block of 16.
     #[test]
