@@ -1,5 +1,6 @@
 //! Engine benchmarks (criterion): detector scan throughput on sparse-id text, masking a 1 MB Anthropic Messages
-//! request, streaming unmask per SSE event, buffered unmask of a 1 MB JSON response.
+//! request (and 2 MB of Korean turns escaped as `\\uXXXX`), streaming unmask per SSE event, buffered unmask of a
+//! 1 MB JSON response.
 //!
 //! `cargo bench -p maskgate-engine --bench engine -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -95,6 +96,66 @@ fn mixed(seed: u64, bytes: usize) -> String {
     out
 }
 
+/// About `bytes` of Korean prose (an operator writing in Korean, the seed project's language), one identifier per
+/// ~2 KB.
+fn korean(seed: u64, bytes: usize) -> String {
+    const WORDS: &[&str] = &[
+        "인스턴스",
+        "서버",
+        "로그",
+        "오류",
+        "배포",
+        "요청",
+        "사용자",
+        "계정",
+        "버킷",
+        "네트워크",
+        "보안",
+        "그룹",
+        "설정",
+        "확인",
+        "실패",
+        "재시도",
+        "시간",
+        "초과",
+        "데이터베이스",
+        "연결",
+        "응답",
+        "지연",
+    ];
+    let mut r = Rng(seed);
+    let mut out = String::with_capacity(bytes + 256);
+    let mut since_id = 0;
+    while out.len() < bytes {
+        let mut line: Vec<String> = (0..12).map(|_| r.pick(WORDS).to_string()).collect();
+        if since_id > 2048 {
+            line.push(id(&mut r));
+            since_id = 0;
+        }
+        let line = line.join(" ") + "\n";
+        since_id += line.len();
+        out.push_str(&line);
+    }
+    out
+}
+
+/// `json` with every non-ASCII character escaped as `\\uXXXX`, as Python's `json.dumps` writes by default (and so
+/// the Python SDKs send): one escape per character of Korean text.
+fn ascii_escaped(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() * 2);
+    for ch in std::str::from_utf8(json).expect("UTF-8").chars() {
+        if ch.is_ascii() {
+            out.push(ch as u8);
+        } else {
+            let mut units = [0u16; 2];
+            for u in ch.encode_utf16(&mut units) {
+                out.extend_from_slice(format!("\\u{u:04x}").as_bytes());
+            }
+        }
+    }
+    out
+}
+
 /// Placeholders as a fresh vault gives them: `prefix_001`, `prefix_002`, ... per prefix.
 fn placeholders(plan: &Plan) -> Vec<String> {
     let mut next: HashMap<&str, u64> = HashMap::new();
@@ -171,6 +232,23 @@ fn bench_mask(c: &mut Criterion) {
     g.bench_function("anthropic_request_1mb", |b| {
         b.iter(|| {
             let plan = masker.plan_json(black_box(&body)).expect("valid");
+            let ph = placeholders(&plan);
+            plan.finish(&ph).expect("masked").body.len()
+        })
+    });
+    // Korean turns, escaped as a Python client sends them.
+    let turns: Vec<_> = (0..64)
+        .map(|k| json!({"role": if k % 2 == 0 { "user" } else { "assistant" }, "content": korean(k, 16 * 1024)}))
+        .collect();
+    let escaped = ascii_escaped(
+        &serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": turns}))
+            .expect("JSON"),
+    );
+    assert!(masker.plan_json(&escaped).expect("valid").entries().len() > 200);
+    g.throughput(Throughput::Bytes(escaped.len() as u64));
+    g.bench_function("anthropic_request_korean_escaped_2mb", |b| {
+        b.iter(|| {
+            let plan = masker.plan_json(black_box(&escaped)).expect("valid");
             let ph = placeholders(&plan);
             plan.finish(&ph).expect("masked").body.len()
         })

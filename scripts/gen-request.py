@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Wraps text into an Anthropic Messages request body, for `maskgate mask --json` and the JSON benchmarks.
+
+usage: gen-mixed.py 1 | gen-request.py [--utf8] > request.json     (the text of stdin, in 16 KB messages)
+       gen-request.py --korean MEGABYTES [--utf8] > request.json  (Korean prose with an identifier every ~2 KB)
+
+The body is written as Python's json.dumps writes it by default, with every non-ASCII character escaped as
+`\\uXXXX` (what the Python SDKs send); --utf8 writes it unescaped. A tool result with a keyed instance id and
+account id and a 64 KB base64 image (a skipped path) end the messages. Deterministic.
+"""
+import json
+import random
+import sys
+
+random.seed(7)
+args = sys.argv[1:]
+utf8 = "--utf8" in args
+korean = "--korean" in args
+numbers = [a for a in args if not a.startswith("--")]
+
+WORDS = ("인스턴스 서버 로그 오류 배포 요청 사용자 계정 버킷 네트워크 보안 그룹 설정 확인 실패 재시도 시간 초과 "
+         "데이터베이스 연결 응답 지연").split()
+IDS = [
+    lambda: "i-%017x" % random.getrandbits(68),
+    lambda: "arn:aws:iam::%012d:role/app-%d" % (random.randrange(10**12), random.randrange(100)),
+    lambda: "10.%d.%d.%d" % (random.randrange(256), random.randrange(256), random.randrange(1, 255)),
+]
+
+
+def korean_text(size):
+    out, n, since = [], 0, 0
+    while n < size:
+        line = " ".join(random.choice(WORDS) for _ in range(12))
+        if since > 2000:
+            line += " " + random.choice(IDS)()
+            since = 0
+        line += "\n"
+        out.append(line)
+        b = len(line.encode())
+        n += b
+        since += b
+    return "".join(out)
+
+
+if korean:
+    total = int(float(numbers[0]) * 1_000_000)
+    texts = [korean_text(16384) for _ in range(max(1, total // 16384))]
+else:
+    text = sys.stdin.read()
+    texts = [text[i:i + 16384] for i in range(0, len(text), 16384)]
+messages = [
+    {"role": "user" if k % 2 == 0 else "assistant", "content": [{"type": "text", "text": t}]}
+    for k, t in enumerate(texts)
+]
+messages.append({"role": "user", "content": [
+    {"type": "tool_result", "tool_use_id": "toolu_01",
+     "content": "{\"InstanceId\": \"i-0abc123def4567890\", \"OwnerId\": \"123456789012\"}"},
+    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD" * 16384}},
+    {"type": "text", "text": "What failed, and on which instance?"},
+]})
+body = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "system": "You are an SRE assistant.",
+        "messages": messages}
+sys.stdout.write(json.dumps(body, ensure_ascii=not utf8))
