@@ -752,6 +752,17 @@ mod tests {
             check_planted(needles, &filler, &picks);
         }
 
+        /// Many needles with a long common part and a short varying one, anywhere in them: the sets that overload
+        /// a gram (at stride 8, at stride 4, or both), beside random ids.
+        #[test]
+        fn planted_similar(head in "[a-z-]{0,12}", tail in "[a-z-]{0,12}", count in 33usize..140,
+                           ids in proptest::collection::vec("[a-f0-9]{11,20}", 0..40),
+                           filler in "[a-z0-9 -]{0,30}", picks in proptest::collection::vec(0usize..200, 0..12)) {
+            let mut needles: Vec<String> = (0..count).map(|k| format!("{head}{k}{tail}")).collect();
+            needles.extend(ids);
+            check_planted(needles, &filler, &picks);
+        }
+
         #[test]
         fn planted(needles in proptest::collection::vec("[a-z0-9-]{7,30}", 1..20), filler in "[a-z0-9 -]{0,40}", picks in proptest::collection::vec(0usize..100, 0..10)) {
             check_planted(needles, &filler, &picks);
