@@ -337,14 +337,17 @@ impl Classifier {
             }
             return Block::scalar(&text[s..s + READ]);
         }
-        // Near an edge: copy into a zero-padded buffer.
-        let mut buf = [0u8; 128];
-        for (i, slot) in buf.iter_mut().take(READ).enumerate() {
-            let p = start + i as isize;
-            if p >= 0 && (p as usize) < text.len() {
-                *slot = text[p as usize];
-            }
+        // Near an edge: the bytes of `text` it reads, in a zero-padded buffer. (Every block of a short JSON
+        // string is near an edge: a request of AWS API output has tens of thousands of them.)
+        let lo = start.max(0);
+        let hi = (start + READ as isize).min(text.len() as isize);
+        if lo >= hi {
+            // Nothing of the text (the block before it): zero bytes are no class, and no anchor starts at one.
+            return Block::default();
         }
+        let mut buf = [0u8; 128];
+        let at = (lo - start) as usize;
+        buf[at..at + (hi - lo) as usize].copy_from_slice(&text[lo as usize..hi as usize]);
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: AVX2 is available; `buf` holds 128 >= READ bytes.

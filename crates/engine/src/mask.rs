@@ -572,6 +572,7 @@ impl<'a> Plan<'a> {
             }
         }
         if let Some(map) = map {
+            map.reserve(self.entries.len());
             for (p, e) in placeholders.iter().zip(self.entries) {
                 map.insert(p.clone(), e.original.into_owned());
             }
