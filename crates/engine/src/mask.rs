@@ -322,11 +322,17 @@ impl Masker {
             // gram index (see `needles`), of the occurrences within reach: one that is not masked (a short value
             // inside a larger word, `a-b` in `data-bucket`) must not hide another it overlaps (`bucket`).
             let index = Needles::new(spread.iter().map(|&i| table.entries[i].original.as_bytes()).collect());
+            // A segment shorter than every value holds none (most strings of AWS API output are).
+            let shortest = spread
+                .iter()
+                .map(|&i| table.entries[i].original.len())
+                .min()
+                .unwrap_or(0);
             let mut matches = Vec::new();
             let mut found: Vec<(usize, usize)> = Vec::new();
             for (si, (seg, _)) in segs.iter().enumerate() {
-                if seg.form == Form::SkippedJson {
-                    continue; // only its placeholder-shaped text is masked
+                if seg.form == Form::SkippedJson || seg.text.len() < shortest {
+                    continue; // (a skipped value: only its placeholder-shaped text is masked)
                 }
                 let text = seg.text.as_bytes();
                 let mut extra = Vec::new();
