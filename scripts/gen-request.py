@@ -2,7 +2,10 @@
 """Wraps text into an Anthropic Messages request body, for `maskgate mask --json` and the JSON benchmarks.
 
 usage: gen-mixed.py 1 | gen-request.py [--utf8] > request.json     (the text of stdin, in 16 KB messages)
+       gen-mixed.py 1 | gen-request.py --per-line > request.json  (each line of stdin a text block of its own)
        gen-request.py --korean MEGABYTES [--utf8] > request.json  (Korean prose with an identifier every ~2 KB)
+       gen-request.py --aws-output COUNT > request.json           (a tool_use input of COUNT described instances:
+                                                                   AWS API output, many short strings)
 
 The body is written as Python's json.dumps writes it by default, with every non-ASCII character escaped as
 `\\uXXXX` (what the Python SDKs send); --utf8 writes it unescaped. A tool result with a keyed instance id and
@@ -42,6 +45,27 @@ def korean_text(size):
     return "".join(out)
 
 
+if "--aws-output" in args:
+    random.seed(3)
+    instances = [{
+        "InstanceId": "i-%017x" % random.getrandbits(68), "InstanceType": "m5.large",
+        "State": {"Name": "running", "Code": 16},
+        "PrivateIpAddress": "10.%d.%d.%d" % (random.randrange(256), random.randrange(256), random.randrange(1, 255)),
+        "SubnetId": "subnet-%017x" % random.getrandbits(68), "VpcId": "vpc-%08x" % random.getrandbits(32),
+        "OwnerId": "%012d" % random.randrange(10**12), "LaunchTime": "2024-06-15T10:30:45.000Z",
+        "Tags": [{"Key": "Name", "Value": "web-%d" % k}, {"Key": "env", "Value": "prod"}],
+    } for k in range(int(numbers[0]))]
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": "Summarise these instances."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "describe_instances",
+                                           "input": {"Reservations": [{"Instances": instances}]}}]}]}
+    sys.stdout.write(json.dumps(body, ensure_ascii=not utf8))
+    sys.exit(0)
+if "--per-line" in args:
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": line} for line in sys.stdin.read().split("\n") if line]}]}
+    sys.stdout.write(json.dumps(body, ensure_ascii=not utf8))
+    sys.exit(0)
 if korean:
     total = int(float(numbers[0]) * 1_000_000)
     texts = [korean_text(16384) for _ in range(max(1, total // 16384))]
