@@ -253,6 +253,35 @@ fn bench_mask(c: &mut Criterion) {
             plan.finish(&ph).expect("masked").body.len()
         })
     });
+    // AWS API output handed to a model: a `tool_use` input of 100 described instances (36 KB, ~2,700 short
+    // strings, 700 ids), the case the product exists for.
+    let mut r = Rng(9);
+    let instances: Vec<_> = (0..100)
+        .map(|k| {
+            json!({
+                "InstanceId": format!("i-{:017x}", r.next() >> 4), "InstanceType": "m5.large",
+                "State": {"Name": "running", "Code": 16},
+                "PrivateIpAddress": format!("10.{}.{}.{}", r.below(256), r.below(256), 1 + r.below(254)),
+                "SubnetId": format!("subnet-{:017x}", r.next() >> 4), "VpcId": format!("vpc-{:08x}", r.next() as u32),
+                "OwnerId": format!("{:012}", r.below(1_000_000_000_000)), "LaunchTime": "2024-06-15T10:30:45.000Z",
+                "Tags": [{"Key": "Name", "Value": format!("web-{k}")}, {"Key": "env", "Value": "prod"}],
+            })
+        })
+        .collect();
+    let aws = serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": "Summarise these instances."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "describe_instances",
+            "input": {"Reservations": [{"Instances": instances}]}}]}]}))
+    .expect("JSON");
+    assert!(masker.plan_json(&aws).expect("valid").entries().len() >= 600);
+    g.throughput(Throughput::Bytes(aws.len() as u64));
+    g.bench_function("aws_output_100_instances", |b| {
+        b.iter(|| {
+            let plan = masker.plan_json(black_box(&aws)).expect("valid");
+            let ph = placeholders(&plan);
+            plan.finish(&ph).expect("masked").body.len()
+        })
+    });
     // A small request (one turn, 2 KB, a few identifiers): the fixed cost per request.
     let small = serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
         {"role": "user", "content": format!("{} instance i-0abc123def4567890 in account 123456789012, \

@@ -320,16 +320,20 @@ impl<'a> Parser<'a, '_> {
         self.i += 1;
         let b = self.b;
         let body_start = self.i;
-        // Fast path: no escapes.
-        match memchr::memchr3(b'"', b'\\', 0x00, &b[self.i..]).map(|p| self.i + p) {
+        // Fast path: no escapes. One pass to the first special byte, which tells whether the bytes before it are
+        // all ASCII (most keys and ids: no UTF-8 check then).
+        let (run, ascii) = plain_run_ascii(&b[body_start..]);
+        let p = body_start + run;
+        match b.get(p) {
             None => return Err(self.err("unterminated string")),
-            Some(p) if b[p] == b'"' => {
+            Some(b'"') => {
                 let raw = &b[body_start..p];
-                if plain_run(raw) < raw.len() {
-                    self.i = p;
-                    return Err(self.err("control character in string"));
-                }
-                let text = utf8(raw).ok_or_else(|| self.err("string is not valid UTF-8"))?;
+                let text = if ascii {
+                    // SAFETY: ASCII bytes are valid UTF-8.
+                    unsafe { std::str::from_utf8_unchecked(raw) }
+                } else {
+                    utf8(raw).ok_or_else(|| self.err("string is not valid UTF-8"))?
+                };
                 self.i = p + 1;
                 return Ok(JsonString {
                     raw_start: start,
@@ -341,11 +345,11 @@ impl<'a> Parser<'a, '_> {
                     skip: false,
                 });
             }
-            Some(p) if b[p] == 0 => {
+            Some(b'\\') => {}
+            Some(_) => {
                 self.i = p;
                 return Err(self.err("control character in string"));
             }
-            Some(_) => {}
         }
         // Slow path: decode escapes.
         let mut out: Vec<u8> = Vec::new();
@@ -534,31 +538,39 @@ pub(crate) fn escape_bytes_into(b: &[u8], out: &mut Vec<u8>) {
 /// few dozen bytes, a line end or a quote).
 #[inline]
 pub(crate) fn plain_run(b: &[u8]) -> usize {
+    plain_run_ascii(b).0
+}
+
+/// [`plain_run`], and whether the bytes of the run are all ASCII.
+#[inline]
+fn plain_run_ascii(b: &[u8]) -> (usize, bool) {
     #[cfg(target_arch = "x86_64")]
     {
         let mut i = 0;
+        let mut high = 0;
         while i + 16 <= b.len() {
             // SAFETY: `b[i..i + 16]` is in bounds.
-            let bits = unsafe { sse2::specials(b.as_ptr().add(i)) };
+            let (bits, h) = unsafe { sse2::specials(b.as_ptr().add(i)) };
             if bits != 0 {
-                return i + bits.trailing_zeros() as usize;
+                let run = bits.trailing_zeros();
+                return (i + run as usize, high == 0 && h & ((1 << run) - 1) == 0);
             }
+            high |= h;
             i += 16;
         }
         // The last bytes, in a copy padded with plain ones.
         let mut tail = [b'a'; 16];
         tail[..b.len() - i].copy_from_slice(&b[i..]);
         // SAFETY: `tail` holds 16 bytes.
-        let bits = unsafe { sse2::specials(tail.as_ptr()) };
-        if bits != 0 {
-            i + bits.trailing_zeros() as usize
-        } else {
-            b.len()
-        }
+        let (bits, h) = unsafe { sse2::specials(tail.as_ptr()) };
+        let run = bits.trailing_zeros().min(16);
+        let low = if run >= 16 { u32::MAX } else { (1 << run) - 1 };
+        (i + run.min((b.len() - i) as u32) as usize, high == 0 && h & low == 0)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        b.iter().position(|&c| special(c)).unwrap_or(b.len())
+        let run = b.iter().position(|&c| special(c)).unwrap_or(b.len());
+        (run, b[..run].is_ascii())
     }
 }
 
@@ -573,19 +585,23 @@ fn special(c: u8) -> bool {
 mod sse2 {
     use std::arch::x86_64::*;
 
-    /// Bit `k` set when byte `k` of the 16 at `p` is special (see [`super::special`]).
+    /// Bit `k` set when byte `k` of the 16 at `p` is special (see [`super::special`]), and bit `k` set when it is
+    /// not ASCII.
     ///
     /// # Safety
     /// `p..p + 16` is readable. (SSE2 is part of x86-64.)
     #[inline(always)]
-    pub(super) unsafe fn specials(p: *const u8) -> u32 {
+    pub(super) unsafe fn specials(p: *const u8) -> (u32, u32) {
         // SAFETY: the caller's; unaligned load.
         let v = unsafe { _mm_loadu_si128(p as *const __m128i) };
         // `min(v, 0x1f) == v`: `v <= 0x1f`, unsigned (bytes of 0x80 and above are not special).
         let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) as u32
+        (
+            _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) as u32,
+            _mm_movemask_epi8(v) as u32,
+        )
     }
 }
 
@@ -728,6 +744,15 @@ mod run_tests {
                     b[len - 1] = if at == len - 1 { c } else { b'"' };
                     let want = b.iter().position(|&c| special(c)).unwrap_or(len);
                     assert_eq!(plain_run(&b), want, "byte {c:#x} at {at} of {len}");
+                    // And whether the run is ASCII, with the byte before, in or after the run (`é` is two).
+                    for other in [b'x', 0xc3] {
+                        for at2 in 0..len {
+                            let mut b = b.clone();
+                            b[at2] = other;
+                            let run = b.iter().position(|&c| special(c)).unwrap_or(len);
+                            assert_eq!(plain_run_ascii(&b), (run, b[..run].is_ascii()), "{b:?}");
+                        }
+                    }
                     assert_eq!(plain_run(&b[..at + 1]), if special(c) { at } else { at + 1 });
                 }
             }
