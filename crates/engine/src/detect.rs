@@ -371,8 +371,11 @@ fn rules() -> Vec<Rule> {
                 .to_string(),
             Post::Credential(k("session_token")),
         ),
+        // (No upper bound, unlike gitleaks' `{109,269}`: its wrapper asks for a token edge after it, and a match
+        // that stopped inside a longer run would leave the rest glued to the placeholder. git-secrets has
+        // none either. Found by the `detect` fuzzer.)
         r(
-            r"\bABSK[A-Za-z0-9+/]{109,269}={0,2}".to_string(),
+            r"\bABSK[A-Za-z0-9+/]{109,}={0,2}".to_string(),
             Post::Credential(k("bedrock_api_key")),
         ),
         r(
@@ -383,8 +386,10 @@ fn rules() -> Vec<Rule> {
             r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b".to_string(),
             Post::Credential(k("access_key")),
         ),
+        // (A role session name has 2 to 64 characters; a longer run after the `:` is masked whole rather than cut
+        // at 64, which left the rest glued to the placeholder.)
         r(
-            r"\b(?:AIDA|AROA|AGPA|AIPA|ANPA|ANVA|APKA|ASCA)[A-Z0-9]{16,17}(?::[A-Za-z0-9_+=,.@-]{2,64}|\b)".to_string(),
+            r"\b(?:AIDA|AROA|AGPA|AIPA|ANPA|ANVA|APKA|ASCA)[A-Z0-9]{16,17}(?::[A-Za-z0-9_+=,.@-]{2,}|\b)".to_string(),
             Post::Credential(k("iam_unique_id")),
         ),
         r(r"\bda2-[a-z0-9]{26}\b".to_string(), Post::Fixed(k("appsync_api_key"))),
@@ -3267,6 +3272,29 @@ mod tests {
         fn fast_scan_equals_reference_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let d = Detector::default();
             assert_same(&d, &bytes);
+        }
+    }
+
+    /// A credential longer than its usual length is found whole, never cut inside its token (the rest would
+    /// stay glued to the placeholder, which then neither reads as one nor comes back): a Bedrock key of 300
+    /// characters, a role session name of 70 (found by the `detect` fuzzer).
+    #[test]
+    fn long_credentials_are_found_whole() {
+        let d = Detector::default();
+        for (token, kind) in [
+            (format!("ABSK{}", "A".repeat(300)), "bedrock_api_key"),
+            (format!("ABSK{}FA==", "Ab1+/".repeat(60)), "bedrock_api_key"),
+            (format!("AROAABCDEFGHIJKLMNOP:{}", "a".repeat(70)), "iam_unique_id"),
+        ] {
+            let text = format!("key {token} end");
+            let mut out = Vec::new();
+            d.find(text.as_bytes(), KeyContext::default(), &mut out);
+            let got: Vec<_> = out
+                .iter()
+                .map(|f| (d.kind(f.kind).name.to_string(), &text[f.start..f.end]))
+                .collect();
+            assert_eq!(got, [(kind.to_string(), token.as_str())]);
+            assert_same(&d, text.as_bytes());
         }
     }
 
