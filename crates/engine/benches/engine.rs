@@ -219,23 +219,35 @@ fn bench_detect(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_mask(c: &mut Criterion) {
-    let masker = Masker::new(&MaskerConfig::default()).expect("masker");
-    let body = anthropic_request();
-    let plan = masker.plan_json(&body).expect("valid");
-    let ph = placeholders(&plan);
+/// Masking of one JSON request body (plan, placeholders as a fresh vault gives them, finish with the leak check),
+/// checked first to hold at least `values` values.
+fn request(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    masker: &Masker,
+    name: &str,
+    body: &[u8],
+    values: usize,
+) {
+    let plan = masker.plan_json(body).expect("valid");
     let n = plan.entries().len();
-    assert!(n > 200, "{n} values to mask");
+    assert!(n >= values, "{name}: {n} values to mask");
+    let ph = placeholders(&plan);
     plan.finish(&ph).expect("masked");
-    let mut g = c.benchmark_group("mask");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("anthropic_request_1mb", |b| {
+    g.bench_function(name, |b| {
         b.iter(|| {
-            let plan = masker.plan_json(black_box(&body)).expect("valid");
+            let plan = masker.plan_json(black_box(body)).expect("valid");
             let ph = placeholders(&plan);
             plan.finish(&ph).expect("masked").body.len()
         })
     });
+}
+
+fn bench_mask(c: &mut Criterion) {
+    let masker = Masker::new(&MaskerConfig::default()).expect("masker");
+    let body = anthropic_request();
+    let mut g = c.benchmark_group("mask");
+    request(&mut g, &masker, "anthropic_request_1mb", &body, 200);
     // Korean turns, escaped as a Python client sends them.
     let turns: Vec<_> = (0..64)
         .map(|k| json!({"role": if k % 2 == 0 { "user" } else { "assistant" }, "content": korean(k, 16 * 1024)}))
@@ -244,15 +256,7 @@ fn bench_mask(c: &mut Criterion) {
         &serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": turns}))
             .expect("JSON"),
     );
-    assert!(masker.plan_json(&escaped).expect("valid").entries().len() > 200);
-    g.throughput(Throughput::Bytes(escaped.len() as u64));
-    g.bench_function("anthropic_request_korean_escaped_2mb", |b| {
-        b.iter(|| {
-            let plan = masker.plan_json(black_box(&escaped)).expect("valid");
-            let ph = placeholders(&plan);
-            plan.finish(&ph).expect("masked").body.len()
-        })
-    });
+    request(&mut g, &masker, "anthropic_request_korean_escaped_2mb", &escaped, 200);
     // AWS API output handed to a model: a `tool_use` input of 100 described instances (36 KB, ~2,700 short
     // strings, 500 ids), the case the product exists for.
     let mut r = Rng(9);
@@ -273,28 +277,13 @@ fn bench_mask(c: &mut Criterion) {
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "describe_instances",
             "input": {"Reservations": [{"Instances": instances}]}}]}]}))
     .expect("JSON");
-    assert!(masker.plan_json(&aws).expect("valid").entries().len() >= 500);
-    g.throughput(Throughput::Bytes(aws.len() as u64));
-    g.bench_function("aws_output_100_instances", |b| {
-        b.iter(|| {
-            let plan = masker.plan_json(black_box(&aws)).expect("valid");
-            let ph = placeholders(&plan);
-            plan.finish(&ph).expect("masked").body.len()
-        })
-    });
+    request(&mut g, &masker, "aws_output_100_instances", &aws, 500);
     // A small request (one turn, 2 KB, a few identifiers): the fixed cost per request.
     let small = serde_json::to_vec(&json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
         {"role": "user", "content": format!("{} instance i-0abc123def4567890 in account 123456789012, \
             role arn:aws:iam::123456789012:role/Admin, vpc-0a1b2c3d", mixed(5, 2000))}]}))
     .expect("JSON");
-    g.throughput(Throughput::Bytes(small.len() as u64));
-    g.bench_function("anthropic_request_2kb", |b| {
-        b.iter(|| {
-            let plan = masker.plan_json(black_box(&small)).expect("valid");
-            let ph = placeholders(&plan);
-            plan.finish(&ph).expect("masked").body.len()
-        })
-    });
+    request(&mut g, &masker, "anthropic_request_2kb", &small, 3);
     g.finish();
 }
 
