@@ -69,6 +69,9 @@ struct Parser<'a, 'r> {
     strings: Vec<JsonString<'a>>,
     path: Vec<Seg>,
     rules: &'r SkipRules,
+    /// Member lists of finished objects, for the next ones (AWS API output is thousands of small objects: one
+    /// allocation each otherwise).
+    spare: Vec<Vec<(usize, usize, usize)>>,
 }
 
 /// Parses `body` and returns its strings in document order.
@@ -81,6 +84,7 @@ pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<Vec<JsonString<'a>>
         strings: Vec::with_capacity(body.len() / 24),
         path: Vec::new(),
         rules,
+        spare: Vec::new(),
     };
     p.ws();
     p.value(None, None, 0)?;
@@ -162,12 +166,13 @@ impl<'a> Parser<'a, '_> {
     fn object(&mut self, own_key: Option<usize>, depth: usize) -> Result<(), JsonError> {
         self.i += 1; // {
         self.ws();
-        // (key index, first string of value, end string of value)
-        let mut members: Vec<(usize, usize, usize)> = Vec::new();
         if self.peek() == Some(b'}') {
             self.i += 1;
             return Ok(());
         }
+        // (key index, first string of value, end string of value)
+        let mut members = self.spare.pop().unwrap_or_default();
+        members.clear();
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -198,19 +203,20 @@ impl<'a> Parser<'a, '_> {
             }
         }
         self.object_rules(own_key, &members);
+        self.spare.push(members);
         Ok(())
     }
 
     /// The built-in skip rules, decided once the whole object is known (a `type` may follow `data`).
     fn object_rules(&mut self, own_key: Option<usize>, members: &[(usize, usize, usize)]) {
-        let value_str = |p: &Self, key: &str| -> Option<String> {
-            members
-                .iter()
-                .find(|(k, f, e)| p.strings[*k].text == key && e - f == 1 && !p.strings[*f].is_key)
-                .map(|(_, f, _)| p.strings[*f].text.to_string())
-        };
-        let ty = value_str(self, "type");
-        let own = own_key.map(|k| self.strings[k].text.to_string());
+        // Whether a `data` member is a base64 payload, decided before any string is marked.
+        let ty = members
+            .iter()
+            .find(|(k, f, e)| self.strings[*k].text == "type" && e - f == 1 && !self.strings[*f].is_key)
+            .map(|(_, f, _)| self.strings[*f].text.as_ref());
+        let own = own_key.map(|k| self.strings[k].text.as_ref());
+        let data_is_payload = matches!(ty, Some("base64") | Some("redacted_thinking"))
+            || matches!(own, Some("inline_data" | "inlineData" | "input_audio" | "audio"));
         let depth0 = self.path.is_empty();
         for &(k, first, end) in members {
             let key = self.strings[k].text.as_ref();
@@ -218,13 +224,7 @@ impl<'a> Parser<'a, '_> {
                 // Thinking-block signatures, OpenAI encrypted reasoning: opaque, and signed.
                 "signature" | "thoughtSignature" | "thought_signature" | "encrypted_content" => true,
                 // Base64 payloads: Anthropic image/document sources, OpenAI audio and files, Gemini inline data.
-                "data" => {
-                    matches!(ty.as_deref(), Some("base64") | Some("redacted_thinking"))
-                        || matches!(
-                            own.as_deref(),
-                            Some("inline_data" | "inlineData" | "input_audio" | "audio")
-                        )
-                }
+                "data" => data_is_payload,
                 "file_data" => true,
                 "model" => depth0,
                 _ => false,
