@@ -1811,16 +1811,7 @@ impl Detector {
     /// The scan as first written: a loop over bytes. The reference the fast scan is tested against.
     #[doc(hidden)]
     pub fn find_reference(&self, text: &[u8], ctx: KeyContext<'_>, out: &mut Vec<Finding>) {
-        let first = out.len();
-        if let Some(key) = ctx.key {
-            if self.keyed_value(text, key, ctx.parent, out) {
-                return;
-            }
-        }
-        self.scan_bytes(text, out);
-        if let Some((re, ids)) = &self.custom {
-            self.merge_custom(text, re, ids, first, out);
-        }
+        self.find_with(text, ctx, out, true);
     }
 
     /// The loop of [`Detector::find_reference`].
@@ -1860,15 +1851,12 @@ impl Detector {
     fn keyed_value(&self, text: &[u8], key: &str, parent: Option<&str>, out: &mut Vec<Finding>) -> bool {
         // On the stack for the usual key (this runs for every keyed string of a JSON body: tens of thousands in a
         // request of AWS API output).
-        let (mut short, mut long) = ([0u8; 64], Vec::new());
-        let norm: &[u8] = if key.len() <= short.len() {
-            let mut n = 0;
-            for &c in key.as_bytes() {
-                short[n] = NORM[c as usize];
-                n += (short[n] != 0) as usize;
-            }
-            &short[..n]
+        let (window, mut long);
+        let norm: &[u8] = if key.len() <= Window::CAP {
+            window = Window::new(key.as_bytes());
+            window.norm()
         } else {
+            long = Vec::new();
             normalize(key.as_bytes(), &mut long);
             &long
         };

@@ -80,8 +80,9 @@ pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<Vec<JsonString<'a>>
         b: body,
         i: 0,
         // A string every ~24 bytes is what AWS API output holds: room for that many, not one doubling after
-        // another of a vector of tens of thousands.
-        strings: Vec::with_capacity(body.len() / 24),
+        // another of a vector of tens of thousands. Capped: a 32 MiB body of one base64 image would reserve
+        // ~100 MB of entries for nothing.
+        strings: Vec::with_capacity((body.len() / 24).min(1 << 16)),
         path: Vec::new(),
         rules,
         spare: Vec::new(),
@@ -430,7 +431,8 @@ impl<'a> Parser<'a, '_> {
         }
         self.i = i + 1;
         // The raw string is checked, not `out`: `out` is its plain runs (each cut at ASCII bytes, so whole
-        // characters) and the characters its escapes stand for.
+        // characters) and the characters its escapes stand for. (One pass over the raw string costs less than
+        // telling each run's ASCII-ness: escaped Korean is a run of one space between escapes.)
         if utf8(&b[body_start..i]).is_none() {
             return Err(JsonError {
                 offset: start,

@@ -485,8 +485,8 @@ impl<'a> Needles<'a> {
             let off = off as usize;
             // The last eight bytes first, inline: needles behind one gram often share more than it (`-log` in
             // `bucket-17-logs`), and a copy call per candidate cost more than the walk.
-            let fits = p >= off && p - off + n.len() <= hay.len();
-            if fits && tail8(&hay[p - off..p - off + n.len()]) == tail8(n) && &hay[p - off..p - off + n.len()] == n {
+            let candidate = p.checked_sub(off).and_then(|s| hay.get(s..s + n.len()));
+            if candidate.is_some_and(|c| tail8(c) == tail8(n) && c == n) {
                 let start = p - off;
                 let o = Occurrence {
                     start,
