@@ -6,6 +6,8 @@ usage: gen-mixed.py 1 | gen-request.py [--utf8] > request.json     (the text of 
        gen-request.py --korean MEGABYTES [--utf8] > request.json  (Korean prose with an identifier every ~2 KB)
        gen-request.py --aws-output COUNT > request.json           (a tool_use input of COUNT described instances:
                                                                    AWS API output, many short strings)
+       gen-request.py --aws-result COUNT > request.json           (the same output as a tool_result's text, as
+                                                                   the AWS CLI prints it: one escaped string)
 
 The body is written as Python's json.dumps writes it by default, with every non-ASCII character escaped as
 `\\uXXXX` (what the Python SDKs send); --utf8 writes it unescaped. A tool result with a keyed instance id and
@@ -45,7 +47,7 @@ def korean_text(size):
     return "".join(out)
 
 
-if "--aws-output" in args:
+if "--aws-output" in args or "--aws-result" in args:
     random.seed(3)
     instances = [{
         "InstanceId": "i-%017x" % random.getrandbits(68), "InstanceType": "m5.large",
@@ -55,10 +57,15 @@ if "--aws-output" in args:
         "OwnerId": "%012d" % random.randrange(10**12), "LaunchTime": "2024-06-15T10:30:45.000Z",
         "Tags": [{"Key": "Name", "Value": "web-%d" % k}, {"Key": "env", "Value": "prod"}],
     } for k in range(int(numbers[0]))]
+    output = {"Reservations": [{"Instances": instances}]}
     body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
         {"role": "user", "content": "Summarise these instances."},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "describe_instances",
-                                           "input": {"Reservations": [{"Instances": instances}]}}]}]}
+                                           "input": output}]}]}
+    if "--aws-result" in args:
+        body["messages"][1]["content"][0]["input"] = {}
+        body["messages"].append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01", "content": json.dumps(output, indent=4)}]})
     sys.stdout.write(json.dumps(body, ensure_ascii=not utf8))
     sys.exit(0)
 if "--per-line" in args:

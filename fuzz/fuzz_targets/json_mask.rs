@@ -2,6 +2,7 @@
 //! with the placeholders a fresh vault would give (`prefix_001`, `prefix_002`, ...).
 //!
 //! Asserts:
+//! - Searching each repeated short string once gives the plan and the output of searching every string.
 //! - `plan_json` accepts exactly the bodies that serde_json accepts, but for what serde_json refuses beyond the
 //!   grammar (nesting deeper than 128, numbers out of the range of f64).
 //! - Masking a body that serde_json accepts succeeds, unless an original also stands outside every string (in a
@@ -52,12 +53,22 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(data)
         );
     }
+    // Repeated strings are searched once: the plan is the one searching each string on its own gives.
+    let each = MASKER.plan_json_each(data).expect("planned once");
+    assert_eq!(
+        each.entries(),
+        plan.entries(),
+        "a repeated string is masked otherwise than on its own"
+    );
+    let each_placeholders = fresh_placeholders(&each);
+    let each = each.finish(&each_placeholders).map(|m| m.body);
     let originals: Vec<String> = plan.entries().iter().map(|e| e.original.to_string()).collect();
     let reaches: Vec<_> = plan.entries().iter().map(reach).collect();
     let placeholders = fresh_placeholders(&plan);
     let masked = match plan.finish(&placeholders) {
         Ok(m) => m,
         Err(MaskError::Leak { kind }) => {
+            assert!(each.is_err(), "a repeated string is masked otherwise than on its own");
             // Legitimate only when an original stands in the input outside every string.
             let strings = json::scan(data, &SkipRules::default()).expect("planned");
             let mut outside = data.to_vec();
@@ -75,6 +86,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("finish failed: {e}"),
     };
     let out = &masked.body;
+    assert_eq!(each.as_ref().ok(), Some(out), "a repeated string is masked otherwise than on its own");
 
     // Valid JSON in, valid JSON out.
     let out_strings = json::scan(out, &SkipRules::default()).expect("output readable by the engine");

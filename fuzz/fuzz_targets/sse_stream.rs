@@ -44,7 +44,7 @@ static MAP: LazyLock<RequestMap> = LazyLock::new(|| {
         // Not an identifier shape, but a resolver may return anything: it must come back JSON-escaped.
         ("AWS_S3_BUCKET_003", "we\"ird\\bucket\n\u{e9}"),
     ] {
-        m.insert(p.into(), o.into());
+        m.insert(p, o);
     }
     m
 });

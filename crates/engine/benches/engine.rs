@@ -364,7 +364,7 @@ fn bench_stream(c: &mut Criterion) {
     let mut map = RequestMap::new();
     let mut r = Rng(3);
     for i in 1..=200 {
-        map.insert(placeholder::format("AWS_EC2", i), id(&mut r));
+        map.insert(&placeholder::format("AWS_EC2", i), &id(&mut r));
     }
     const N: usize = 1000;
     let events = anthropic_stream(N, &map);

@@ -84,6 +84,10 @@ struct Segment<'a> {
     hits: std::ops::Range<usize>,
 }
 
+/// The longest segment [`Masker::plan`] looks for among those before it (a hash of the text beats searching it
+/// again only for short ones).
+const REPEATED: usize = 64;
+
 /// What a segment of a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -240,16 +244,43 @@ impl Masker {
             form: Form::Text,
             hits: 0..0,
         };
-        self.plan(text.as_bytes(), vec![(seg, KeyContext::default())])
+        self.plan(text.as_bytes(), vec![(seg, KeyContext::default())], &[0])
     }
 
     /// Plans the masking of a JSON body: every string value and key, except the skipped ones.
     pub fn plan_json<'a>(&'a self, body: &'a [u8]) -> Result<Plan<'a>, MaskError> {
+        self.plan_json_with(body, true)
+    }
+
+    /// [`Masker::plan_json`] searching every string on its own, repeated or not: the fuzzer's reference.
+    #[doc(hidden)]
+    pub fn plan_json_each<'a>(&'a self, body: &'a [u8]) -> Result<Plan<'a>, MaskError> {
+        self.plan_json_with(body, false)
+    }
+
+    fn plan_json_with<'a>(&'a self, body: &'a [u8], share: bool) -> Result<Plan<'a>, MaskError> {
         let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
         let mut segs = Vec::with_capacity(strings.len());
         let mut skipped = Vec::new();
         let mut literals = Vec::new();
-        for s in &strings {
+        // Short strings repeat by the thousand in AWS API output (every key, `running`, `m5.large`, the account
+        // id of every instance): each is searched once. A string's class is the first segment with its text and
+        // the classes of its key and parent key (keys come before their values), or none.
+        const NONE: usize = usize::MAX;
+        let mut same_as = Vec::with_capacity(strings.len());
+        let mut class = vec![NONE; strings.len()];
+        let mut seen: HashMap<(&str, usize, usize), usize> = HashMap::default();
+        for (i, s) in strings.iter().enumerate() {
+            // (No key is `NONE - 1`; a key without a class, a long one, makes its values unique.)
+            let key_class = |k: Option<usize>| k.map_or(NONE - 1, |k| class[k]);
+            let (key, parent) = (key_class(s.key), key_class(s.parent_key));
+            if share && !s.skip && s.text.len() <= REPEATED && key != NONE && parent != NONE {
+                let first = *seen.entry((&s.text, key, parent)).or_insert(segs.len());
+                class[i] = first;
+                same_as.push(first);
+            } else if !s.skip {
+                same_as.push(segs.len());
+            }
             if s.skip {
                 literals.clear();
                 self.detector.literals(s.text.as_bytes(), &mut literals);
@@ -263,6 +294,7 @@ impl Masker {
                         form: Form::SkippedJson,
                         hits: 0..0,
                     };
+                    same_as.push(segs.len());
                     segs.push((seg, KeyContext::default()));
                 }
                 continue;
@@ -280,32 +312,44 @@ impl Masker {
             };
             segs.push((seg, ctx));
         }
-        let mut plan = self.plan(body, segs);
+        drop(seen);
+        let mut plan = self.plan(body, segs, &same_as);
         plan.skipped = skipped;
         plan.json = true;
         Ok(plan)
     }
 
-    fn plan<'a>(&'a self, body: &'a [u8], mut segs: Vec<(Segment<'a>, KeyContext<'_>)>) -> Plan<'a> {
-        let mut findings: Vec<Finding> = Vec::new();
+    /// `same_as`: per segment, the first segment of the same text and key context (itself when it is the first):
+    /// what is found in one is found in the other, and so is what propagation adds.
+    fn plan<'a>(&'a self, body: &'a [u8], mut segs: Vec<(Segment<'a>, KeyContext<'_>)>, same_as: &[usize]) -> Plan<'a> {
         let mut hits = Vec::new();
         let mut table = EntryTable::default();
-        let mut per_seg: Vec<Vec<Finding>> = Vec::with_capacity(segs.len());
-        for (seg, ctx) in &segs {
-            findings.clear();
+        // The values found in every segment, one list: segment `si` has `found_all[per_seg[si]]` (a segment of
+        // the same class shares its range), and `entry_of` holds their entries (`usize::MAX` when propagation
+        // changed the segment's list, and they are looked up again).
+        let mut found_all: Vec<Finding> = Vec::new();
+        let mut entry_of: Vec<usize> = Vec::new();
+        let mut per_seg: Vec<std::ops::Range<usize>> = Vec::with_capacity(segs.len());
+        for (si, (seg, ctx)) in segs.iter().enumerate() {
+            if same_as[si] != si {
+                per_seg.push(per_seg[same_as[si]].clone());
+                continue;
+            }
+            let first = found_all.len();
             if seg.form == Form::SkippedJson {
-                self.detector.literals(seg.text.as_bytes(), &mut findings);
+                self.detector.literals(seg.text.as_bytes(), &mut found_all);
             } else {
-                self.detector.find(seg.text.as_bytes(), *ctx, &mut findings);
+                self.detector.find(seg.text.as_bytes(), *ctx, &mut found_all);
             }
             // At most one new entry per finding: room for them at once, not rehash after rehash.
-            table.index.reserve(findings.len());
-            table.entries.reserve(findings.len());
-            table.kind_ids.reserve(findings.len());
-            for f in &findings {
-                table.add(&self.detector, f.kind, &seg.text, f.start, f.end);
+            let n = found_all.len() - first;
+            table.index.reserve(n);
+            table.entries.reserve(n);
+            table.kind_ids.reserve(n);
+            for f in &found_all[first..] {
+                entry_of.push(table.add(&self.detector, f.kind, &seg.text, f.start, f.end));
             }
-            per_seg.push(findings.clone());
+            per_seg.push(first..found_all.len());
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
         // a bucket name repeated in another message. See `Reach` for which values and where.
@@ -330,16 +374,28 @@ impl Masker {
                 .unwrap_or(0);
             let mut matches = Vec::new();
             let mut found: Vec<(usize, usize)> = Vec::new();
+            let mut extra = Vec::new();
             for (si, (seg, _)) in segs.iter().enumerate() {
+                if same_as[si] != si {
+                    per_seg[si] = per_seg[same_as[si]].clone();
+                    continue;
+                }
                 if seg.form == Form::SkippedJson || seg.text.len() < shortest {
                     continue; // (a skipped value: only its placeholder-shaped text is masked)
                 }
+                let fs = &found_all[per_seg[si].clone()];
+                // A string that is a value found, whole (an id in AWS API output), holds no other.
+                if let [f] = fs {
+                    if f.start == 0 && f.end == seg.text.len() {
+                        continue;
+                    }
+                }
                 let text = seg.text.as_bytes();
-                let mut extra = Vec::new();
+                extra.clear();
                 // The values found here by start, to tell in one sweep whether a match lies inside one: the
                 // matches come by start too.
                 found.clear();
-                found.extend(per_seg[si].iter().map(|f| (f.start, f.end)));
+                found.extend(fs.iter().map(|f| (f.start, f.end)));
                 found.sort_unstable();
                 let (mut next_found, mut reach_end) = (0, 0);
                 index.leftmost_longest_where_into(text, &mut matches, |m| {
@@ -347,7 +403,6 @@ impl Masker {
                 });
                 for m in &matches {
                     let entry = spread[m.needle];
-                    let fs = &per_seg[si];
                     // Part of a value found here: replaced with it. `reach_end` is the furthest end of the
                     // values that start at or before this match.
                     while next_found < found.len() && found[next_found].0 <= m.start {
@@ -386,27 +441,34 @@ impl Masker {
                     }
                 }
                 if !extra.is_empty() {
-                    let fs = &mut per_seg[si];
-                    fs.extend(extra);
+                    extra.extend_from_slice(fs);
                     // A span grown over values found comes first, and they are dropped. Two grown spans can
                     // overlap (the word around one match reaches into the next match): they are joined, since
                     // dropping one would leave the rest of its match, maybe a whole original, in the text.
-                    fs.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-                    fs.dedup_by(|f, kept| {
+                    extra.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+                    extra.dedup_by(|f, kept| {
                         let overlaps = f.start < kept.end;
                         if overlaps {
                             kept.end = kept.end.max(f.end);
                         }
                         overlaps
                     });
+                    // The segment's new list, at the end, its entries to be looked up.
+                    let start = found_all.len();
+                    found_all.extend_from_slice(&extra);
+                    entry_of.resize(found_all.len(), usize::MAX);
+                    per_seg[si] = start..found_all.len();
                 }
             }
             kept = Some((index.detach(), spread));
         }
-        for ((seg, _), fs) in segs.iter_mut().zip(&per_seg) {
+        for ((seg, _), range) in segs.iter_mut().zip(&per_seg) {
             let first = hits.len();
-            for f in fs {
-                let e = table.add(&self.detector, f.kind, &seg.text, f.start, f.end);
+            for (f, &e) in found_all[range.clone()].iter().zip(&entry_of[range.clone()]) {
+                let e = match e {
+                    usize::MAX => table.add(&self.detector, f.kind, &seg.text, f.start, f.end),
+                    e => e,
+                };
                 hits.push((f.start, f.end, e));
             }
             seg.hits = first..hits.len();
@@ -580,7 +642,7 @@ impl<'a> Plan<'a> {
         if let Some(map) = map {
             map.reserve(self.entries.len());
             for (p, e) in placeholders.iter().zip(self.entries) {
-                map.insert(p.clone(), e.original.into_owned());
+                map.insert(p, &e.original);
             }
         }
         Ok(by_kind)

@@ -667,11 +667,11 @@ pub(crate) mod tests {
 
     pub(crate) fn map() -> RequestMap {
         let mut m = RequestMap::new();
-        m.insert("AWS_EC2_001".into(), "i-0abc123def4567890".into());
-        m.insert("AWS_IAM_ROLE_003".into(), "arn:aws:iam::123456789012:role/Admin".into());
-        m.insert("AWS_S3_BUCKET_010".into(), "my-bucket".into());
-        m.insert("AWS_EC2_1000".into(), "i-0000000000000abcd".into());
-        m.insert("AWS_ODD_002".into(), "q\"b\\s\nc\u{1}é日".into());
+        m.insert("AWS_EC2_001", "i-0abc123def4567890");
+        m.insert("AWS_IAM_ROLE_003", "arn:aws:iam::123456789012:role/Admin");
+        m.insert("AWS_S3_BUCKET_010", "my-bucket");
+        m.insert("AWS_EC2_1000", "i-0000000000000abcd");
+        m.insert("AWS_ODD_002", "q\"b\\s\nc\u{1}é日");
         m
     }
 

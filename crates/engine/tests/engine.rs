@@ -1068,6 +1068,21 @@ fn fuzz_short_values_reach_only_words_of_their_own() {
     );
 }
 
+/// A JSON body's short strings are searched once per text and key context (AWS API output repeats them by the
+/// thousand): the same text under another key is a string of its own, and what propagation adds to the first
+/// one goes to its repeats too.
+#[test]
+fn repeated_strings_keep_their_key_context() {
+    let body = r#"{"a":[{"UserName":"admin"},{"Comment":"admin"},{"UserName":"admin"},{"x":{"Comment":"admin"}}],
+        "o":{"OwnerId":"123456789012"},"b":["in 123456789012","in 123456789012"],"c":"in 123456789012"}"#;
+    let m = mask_json(body);
+    assert_eq!(
+        String::from_utf8(m.body).unwrap(),
+        r#"{"a":[{"UserName":"AWS_IAM_USER_NAME_001"},{"Comment":"admin"},{"UserName":"AWS_IAM_USER_NAME_001"},{"x":{"Comment":"admin"}}],
+        "o":{"OwnerId":"AWS_ACCOUNT_001"},"b":["in AWS_ACCOUNT_001","in AWS_ACCOUNT_001"],"c":"in AWS_ACCOUNT_001"}"#
+    );
+}
+
 /// fuzz `detect` (crash-b7524237…): of overlapping occurrences of two values, propagation took the leftmost,
 /// `a-b` inside the word `data`+`-bucket`, then dropped it (a short value inside a larger word is not masked):
 /// `bucket`, a word of its own that it overlapped, was never masked and the leak check refused the request. An

@@ -602,7 +602,7 @@ pub fn unmask(args: UnmaskArgs) -> Result<(), CliError> {
                 args.mappings.display()
             )));
         }
-        map.insert(p, o);
+        map.insert(&p, &o);
     }
     let mut input = Vec::new();
     io::stdin().lock().read_to_end(&mut input).map_err(io_err("stdin"))?;

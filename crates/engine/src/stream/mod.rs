@@ -116,7 +116,7 @@ impl From<SseError> for StreamError {
 /// ```
 /// use maskgate_engine::{RequestMap, StreamFormat, StreamUnmasker};
 /// let mut map = RequestMap::new();
-/// map.insert("AWS_EC2_001".into(), "i-0abc123def4567890".into());
+/// map.insert("AWS_EC2_001", "i-0abc123def4567890");
 /// let mut s = StreamUnmasker::new(StreamFormat::OpenAiChat, &map);
 /// let mut out = Vec::new();
 /// s.feed(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"vm AWS_E\"}}]}\n\n", &mut out).unwrap();
