@@ -898,7 +898,7 @@ fn interesting(tok: &[u8]) -> bool {
     if n < 6 {
         return false;
     }
-    if prefix_routed(tok) {
+    if prefix_routed(tok) || resource_id_end(tok) {
         return true;
     }
     if n >= LONG_TOKEN {
@@ -1071,6 +1071,17 @@ pub(super) fn uuid_last_dash(tok: &[u8], d: usize) -> bool {
         && (d == 23 || tok[d - 24] == b'=')
         && is_uuid(&tok[d - 23..d + 13])
         && tok.get(d + 13).is_none_or(|c| !c.is_ascii_alphanumeric())
+}
+
+/// The shape most ids of AWS API output have, whole strings there (`i-0abc…`, `subnet-…`, `vpc-…`): the token
+/// ends in a [`dash_run`] after its last dash. The condition `dash_run` would find last, at a few compares.
+fn resource_id_end(tok: &[u8]) -> bool {
+    let Some(d) = memchr::memrchr(b'-', tok) else {
+        return false;
+    };
+    let run = &tok[d + 1..];
+    // (`d < 23`: no UUID's last dash, see `uuid_last_dash`.)
+    d < 23 && run.len() >= 8 && all(run, |c| c.is_ascii_digit() || matches!(c, b'a'..=b'f'))
 }
 
 /// `-<digit>_`: a Cognito user pool (`us-east-1_AbC123xyz`).

@@ -88,6 +88,11 @@ struct Segment<'a> {
 /// again only for short ones).
 const REPEATED: usize = 64;
 
+/// The text of segment `i` of a list being built.
+fn segs_text<'s>(segs: &'s [(Segment<'_>, KeyContext<'_>)], i: usize) -> &'s str {
+    &segs[i].0.text
+}
+
 /// What a segment of a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -269,13 +274,28 @@ impl Masker {
         const NONE: usize = usize::MAX;
         let mut same_as = Vec::with_capacity(strings.len());
         let mut class = vec![NONE; strings.len()];
-        let mut seen: HashMap<(&str, usize, usize), usize> = HashMap::default();
+        // `(hash, first segment, key class, parent class)`; the hash of the text, mixed with the classes.
+        let mut seen: hashbrown::HashTable<(u64, usize, usize, usize)> = hashbrown::HashTable::new();
+        let hasher = foldhash::fast::RandomState::default();
         for (i, s) in strings.iter().enumerate() {
             // (No key is `NONE - 1`; a key without a class, a long one, makes its values unique.)
             let key_class = |k: Option<usize>| k.map_or(NONE - 1, |k| class[k]);
             let (key, parent) = (key_class(s.key), key_class(s.parent_key));
             if share && !s.skip && s.text.len() <= REPEATED && key != NONE && parent != NONE {
-                let first = *seen.entry((&s.text, key, parent)).or_insert(segs.len());
+                let hash = (std::hash::BuildHasher::hash_one(&hasher, s.text.as_bytes())
+                    ^ (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .wrapping_add((parent as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+                .rotate_left(26);
+                let same = |&(h, first, k, p): &(u64, usize, usize, usize)| {
+                    h == hash && k == key && p == parent && segs_text(&segs, first) == s.text.as_ref()
+                };
+                let first = match seen.find(hash, same) {
+                    Some(&(_, first, _, _)) => first,
+                    None => {
+                        seen.insert_unique(hash, (hash, segs.len(), key, parent), |e| e.0);
+                        segs.len()
+                    }
+                };
                 class[i] = first;
                 same_as.push(first);
             } else if !s.skip {

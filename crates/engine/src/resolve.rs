@@ -66,6 +66,10 @@ impl RequestMap {
     }
     /// Adds every pair of `other`.
     pub fn extend(&mut self, other: RequestMap) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
         self.reserve(other.len());
         for (p, o) in other.iter() {
             self.insert(p, o);
