@@ -61,6 +61,30 @@ pub struct AnswerMap {
     record: Option<RefCell<Vec<String>>>,
 }
 
+/// Bodies from this size up are masked, unmasked and decoded off the async worker (see [`cpu_bound`]). Masking
+/// runs at ~25-100 MB/s (AWS API output to prose), so 16 KiB is ~0.2-0.6 ms of work, about what a task may
+/// hold a worker without delaying its neighbours noticeably; below it, handing the worker over costs more than
+/// it saves.
+const OFF_WORKER_BYTES: usize = 16 * 1024;
+
+/// What assigning one value costs the embedded vault, in [`cpu_bound`]'s unit (bytes masked in the same time).
+const VAULT_VALUE_COST: usize = 16;
+
+/// Runs CPU-bound work over `len` bytes. From [`OFF_WORKER_BYTES`] up, on the multi-threaded runtime, through
+/// `block_in_place`: the worker's other tasks (other connections) move to another thread while this one works,
+/// instead of waiting behind it — masking a 1 MB body takes tens of milliseconds, and four of those a second
+/// put ~40 ms into the p99 of small requests served by the same gateway (BENCHMARKS.md).
+fn cpu_bound<R>(len: usize, f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let off = len >= OFF_WORKER_BYTES
+        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if off {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 /// Most placeholders one response looks up tenant-wide; beyond that they stay as they are (and are counted).
 const MAX_TENANT_LOOKUPS: usize = 10_000;
 
@@ -707,7 +731,7 @@ async fn proxy(
     let decoded: Bytes = if codings.is_empty() {
         raw
     } else {
-        match decode_all(&codings, &raw, limit) {
+        match cpu_bound(raw.len(), || decode_all(&codings, &raw, limit)) {
             Ok(b) => b.into(),
             Err(true) => return Err(ApiError::body_too_large(limit)),
             Err(false) => {
@@ -730,30 +754,29 @@ async fn proxy(
         None
     } else {
         let text_plan = || std::str::from_utf8(&decoded).ok().map(|s| masker.plan_text(s));
-        match body_kind(&parts.headers, &decoded) {
+        let kind = body_kind(&parts.headers, &decoded);
+        cpu_bound(decoded.len(), || match kind {
             BodyKind::Json => match masker.plan_json(&decoded) {
-                Ok(p) => Some(p),
+                Ok(p) => Ok(Some(p)),
                 Err(e) => {
                     if passthrough {
-                        text_plan()
+                        Ok(text_plan())
                     } else {
                         tracing::debug!(error = %e, "request body refused");
-                        return Err(ApiError::bad_body("The request body is not valid JSON"));
+                        Err(ApiError::bad_body("The request body is not valid JSON"))
                     }
                 }
             },
             BodyKind::Text => match text_plan() {
-                Some(p) => Some(p),
-                None if passthrough => None,
-                None => return Err(ApiError::bad_body("The request body is not valid UTF-8 text")),
+                Some(p) => Ok(Some(p)),
+                None if passthrough => Ok(None),
+                None => Err(ApiError::bad_body("The request body is not valid UTF-8 text")),
             },
-            BodyKind::Other if passthrough => None,
-            BodyKind::Other => {
-                return Err(ApiError::unsupported(
-                    "Only JSON and text request bodies can be masked; this route does not forward others",
-                ))
-            }
-        }
+            BodyKind::Other if passthrough => Ok(None),
+            BodyKind::Other => Err(ApiError::unsupported(
+                "Only JSON and text request bodies can be masked; this route does not forward others",
+            )),
+        })?
     };
     let query_plan = query.as_deref().filter(|q| !q.is_empty()).map(|q| masker.plan_text(q));
     let n_body = body_plan.as_ref().map_or(0, |p| p.entries().len());
@@ -766,7 +789,11 @@ async fn proxy(
     let placeholders: Vec<String> = if entries.is_empty() {
         Vec::new()
     } else {
-        let call = shared.vault.assign(&tenant, &entries);
+        // The embedded vault does its work when called (~0.3 µs a value, under its shard's lock): thousands of
+        // values are work enough to leave the worker for.
+        let call = cpu_bound(entries.len() * VAULT_VALUE_COST, || {
+            shared.vault.assign(&tenant, &entries)
+        });
         match vault_call(shared, "assign", cfg.vault_timeout, entries.len(), call).await {
             Ok(p) => p,
             Err(why) => {
@@ -788,7 +815,7 @@ async fn proxy(
     };
     let out_body: Bytes = match body_plan {
         Some(p) => {
-            let m = p.finish(&placeholders[..n_body]).map_err(|e| {
+            let m = cpu_bound(decoded.len(), || p.finish(&placeholders[..n_body])).map_err(|e| {
                 tracing::error!(error = %e, "masking failed; request not forwarded");
                 ApiError::masking_failed()
             })?;
@@ -977,7 +1004,7 @@ async fn proxy(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let decoded = match decode_all(&codings, &raw, cfg.max_response_body) {
+    let decoded = match cpu_bound(raw.len(), || decode_all(&codings, &raw, cfg.max_response_body)) {
         Ok(d) => d,
         Err(_) => {
             return Err(ApiError::new(
@@ -991,7 +1018,9 @@ async fn proxy(
     if tenant_wide {
         // A first pass finds the placeholders that are not the request's; one vault call looks them up.
         let probe = resolver.probe();
-        unmask_body(&decoded, is_json, &probe, &mut UnmaskStats::default());
+        cpu_bound(decoded.len(), || {
+            unmask_body(&decoded, is_json, &probe, &mut UnmaskStats::default())
+        });
         let asked = probe.recorded();
         if !asked.is_empty() {
             let found = look_up(shared.clone(), tenant.clone(), cfg.vault_timeout, asked).await;
@@ -999,7 +1028,7 @@ async fn proxy(
         }
     }
     let mut stats = UnmaskStats::default();
-    let out = unmask_body(&decoded, is_json, &resolver, &mut stats).unwrap_or(decoded);
+    let out = cpu_bound(decoded.len(), || unmask_body(&decoded, is_json, &resolver, &mut stats)).unwrap_or(decoded);
     l.unmask = stats;
     rparts.headers.remove(header::CONTENT_ENCODING);
     rparts

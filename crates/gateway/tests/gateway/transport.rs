@@ -295,3 +295,68 @@ async fn headers_hop_by_hop_and_request_id() {
 fn demo_runs_offline() {
     maskgate_gateway::demo::run().expect("demo succeeds");
 }
+
+/// Bodies large enough to be masked and unmasked off the async worker (`block_in_place`, which only the
+/// multi-threaded runtime allows; the gateway runs on one): request gzip-encoded, response gzip-encoded, buffered
+/// and streamed, while small requests go through beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_are_masked_off_the_worker() {
+    use std::io::Write;
+    init();
+    let env = std::sync::Arc::new(env().await);
+    let big = vec![sample_text(); 400].join(" ");
+    assert!(big.len() > 64 * 1024);
+    let small = tokio::spawn({
+        let env = env.clone();
+        async move {
+            for _ in 0..20 {
+                let r = env
+                    .post_json(
+                        "/anthropic/v1/messages",
+                        &[("x-api-key", CLIENT_KEY)],
+                        &json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": sample_text()}]}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_all_originals("small answer", &r.text());
+            }
+        }
+    });
+    for stream in [false, true] {
+        let body =
+            json!({"model": "m", "max_tokens": 5, "stream": stream, "messages": [{"role": "user", "content": big}]});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body.to_string().as_bytes()).unwrap();
+        let req = http::Request::post(env.url("/anthropic/v1/messages"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .header("x-api-key", CLIENT_KEY)
+            .header("x-mock-encoding", "gzip")
+            .header("x-mock-chunk", "4096")
+            .body(Full::new(Bytes::from(gz.finish().unwrap())))
+            .unwrap();
+        let r = env.send(req).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = if stream {
+            stream_text(&r.text())
+        } else {
+            r.json()["content"][0]["text"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            text,
+            format!("I looked at: {big}"),
+            "stream={stream}: the answer quotes the request's text, restored"
+        );
+    }
+    small.await.unwrap();
+    let records = env.mock.records();
+    assert_eq!(records.len(), 22);
+    for rec in &records {
+        assert_masked(rec);
+    }
+    let large: Vec<_> = records.iter().filter(|r| r.body.len() > 32 * 1024).collect();
+    assert_eq!(large.len(), 2);
+    for rec in large {
+        assert_eq!(rec.body_str().matches("AWS_EC2_").count(), 400, "every copy masked");
+    }
+}
