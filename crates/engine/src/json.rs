@@ -507,31 +507,80 @@ pub fn escape_into(s: &str, out: &mut Vec<u8>) {
 
 /// [`escape_into`] on bytes (per byte, so a text may be escaped piece by piece).
 pub(crate) fn escape_bytes_into(b: &[u8], out: &mut Vec<u8>) {
-    let mut last = 0;
     let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Sixteen bytes at a time, stored whole into the spare room and kept up to the first special byte (if
+        // any), whose escape follows: no call per run. AWS CLI output quoted in a tool result is an escape every
+        // few bytes (`\n`, indentation, `\"`), and one copy call per run and one per escape cost twice this.
+        out.reserve(b.len() + b.len() / 8 + 32);
+        while i + 16 <= b.len() {
+            if out.capacity() - out.len() < 32 {
+                out.reserve(b.len() - i + 32);
+            }
+            // SAFETY: `b[i..i + 16]` is in bounds; the spare room holds at least 32 bytes, enough for the 16
+            // stored and an escape of at most 6 after at most 15 of them, and `set_len` counts only bytes
+            // written.
+            unsafe {
+                let (bits, _) = sse2::specials(b.as_ptr().add(i));
+                let len = out.len();
+                let dst = out.as_mut_ptr().add(len);
+                std::ptr::copy_nonoverlapping(b.as_ptr().add(i), dst, 16);
+                if bits == 0 {
+                    out.set_len(len + 16);
+                    i += 16;
+                    continue;
+                }
+                let run = bits.trailing_zeros() as usize;
+                let (esc, n) = escape_of(b[i + run]);
+                std::ptr::copy_nonoverlapping(esc.as_ptr(), dst.add(run), 6);
+                out.set_len(len + run + n);
+                i += run + 1;
+            }
+        }
+    }
+    let mut last = i;
     while i < b.len() {
         let run = plain_run(&b[i..]);
         i += run;
         let Some(&c) = b.get(i) else { break };
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => unreachable!("plain_run stops only at a quote, a backslash or a control character"),
-        };
         out.extend_from_slice(&b[last..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(esc);
-        }
+        let (esc, n) = escape_of(c);
+        out.extend_from_slice(&esc[..n]);
         i += 1;
         last = i;
     }
     out.extend_from_slice(&b[last..]);
+}
+
+/// The escape of a byte [`plain_run`] stops at, in six bytes (how many of them count, the second).
+#[inline(always)]
+fn escape_of(c: u8) -> ([u8; 6], usize) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    match c {
+        b'"' => (*b"\\\"    ", 2),
+        b'\\' => (*b"\\\\    ", 2),
+        b'\n' => (*b"\\n    ", 2),
+        b'\r' => (*b"\\r    ", 2),
+        b'\t' => (*b"\\t    ", 2),
+        _ => {
+            debug_assert!(
+                c < 0x20,
+                "plain_run stops only at a quote, a backslash or a control character"
+            );
+            (
+                [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX_DIGITS[(c >> 4) as usize & 15],
+                    HEX_DIGITS[(c & 15) as usize],
+                ],
+                6,
+            )
+        }
+    }
 }
 
 /// How many bytes at the start of `b` stand for themselves in a JSON string: up to the first `"`, `\\` or control
@@ -694,6 +743,46 @@ mod tests {
         out.push(b'"');
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// The block-at-a-time escaping writes what escaping byte by byte writes, with special bytes at every offset
+    /// of a block and across blocks' ends, in strings of every length up to a few blocks.
+    #[test]
+    fn escape_by_blocks_matches_byte_by_byte() {
+        fn reference(s: &str) -> Vec<u8> {
+            let mut out = Vec::new();
+            for &c in s.as_bytes() {
+                match c {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    0..=0x1f => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+                    _ => out.push(c),
+                }
+            }
+            out
+        }
+        let palette = [
+            "a", "é", "😀", "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{8}", " ", "\t", "\r", "xyz", "가",
+        ];
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 60) as usize;
+            let s: String = (0..n)
+                .map(|k| palette[((x >> (k % 50)) as usize + k * 7) % palette.len()])
+                .collect();
+            // Into an empty buffer and after other output (another capacity, another offset).
+            for prefix in [&b""[..], b"{\"k\":\""] {
+                let mut out = prefix.to_vec();
+                escape_into(&s, &mut out);
+                assert_eq!(&out[prefix.len()..], &reference(&s)[..], "{s:?}");
+            }
+        }
     }
 }
 

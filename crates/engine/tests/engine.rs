@@ -1137,3 +1137,22 @@ fn fuzz_placeholder_literals_in_skipped_values_are_masked() {
     assert!(out.contains(r#""data":"my-bucket-1 AWS_S3_BUCKET_001""#), "{out}");
     assert!(out.contains(r#""text":"S3 bucket AWS_S3_BUCKET_001""#), "{out}");
 }
+
+/// A JSON string with escapes and identifiers is written back decoded and escaped again, the placeholders in
+/// place: only what JSON requires escaped (`\"`, `\\`, `\n`, `\t`, other control characters as `\u00XX`),
+/// the rest as UTF-8 (`\u00e9`, a surrogate pair, `\/` come out as the characters they say); an identifier spelled
+/// with escapes (`i\u002d…`, `\/` inside an ARN) is replaced whole.
+#[test]
+fn escaped_strings_are_written_back_escaped() {
+    let body = r#"{"content":"\"i-0123456789abcdef0\"\n\u00e9 caf\u00E9 \ud83d\ude00 i\u002d0fedcba9876543210 at arn:aws:s3:::my-bucket\/logs\/app \/etc\t10.0.1.25\\\u0001"}"#;
+    let m = mask_json(body);
+    let out = String::from_utf8(m.body.clone()).unwrap();
+    assert_eq!(
+        out,
+        "{\"content\":\"\\\"AWS_EC2_001\\\"\\né café 😀 AWS_EC2_002 at AWS_S3_ARN_001 /etc\\tAWS_PRIVATE_IP_001\\\\\\u0001\"}"
+    );
+    let mut st = maskgate_engine::UnmaskStats::default();
+    let back = maskgate_engine::unmask_json(&m.body, &m.map, &mut st).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(v, serde_json::from_str::<serde_json::Value>(body).unwrap());
+}
