@@ -17,12 +17,7 @@ echo "body: $(wc -c < "$work/body.json") bytes"
 
 "$bin" mock-provider --listen "127.0.0.1:$UP" > "$work/mock.log" 2>&1 & pids+=($!)
 echo "bench-key" > "$work/key"
-cat > "$work/gw.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$GW"
-admin_listen = "127.0.0.1:$ADMIN"
-$(anthropic_route "$UP" "$work/key")
-TOML
+gateway_toml "$GW" "$ADMIN" "$UP" "$work/key" > "$work/gw.toml"
 RUST_LOG=info "$bin" gateway --config "$work/gw.toml" > "$work/gw.log" 2>&1 & pids+=($!)
 cat > "$work/nginx.conf" <<NGX
 worker_processes 1;

@@ -17,12 +17,7 @@ UP=19300; GW=19310
 python3 "$repo/scripts/gen-request.py" --aws-output 3000 > "$work/big.json"
 "$bin" mock-provider --listen "127.0.0.1:$UP" > "$work/mock.log" 2>&1 & pids+=($!)
 echo "bench-key" > "$work/key"
-cat > "$work/gw.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$GW"
-admin_listen = "127.0.0.1:$((GW + 1))"
-$(anthropic_route "$UP" "$work/key")
-TOML
+gateway_toml "$GW" "$((GW + 1))" "$UP" "$work/key" > "$work/gw.toml"
 req() {
     [ "$(curl -s -o "$work/out" -w '%{http_code}' -H 'content-type: application/json' \
         --data-binary @"$work/big.json" "http://127.0.0.1:$GW/anthropic/v1/messages")" = 200 ] \

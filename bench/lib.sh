@@ -64,3 +64,14 @@ header = "x-api-key"
 file = "$2"
 TOML
 }
+
+# gateway_toml PORT ADMIN_PORT UPSTREAM_PORT KEY_FILE: a gateway config (TOML) listening on loopback with the
+# anthropic_route to a mock provider; more routes may be appended.
+gateway_toml() {
+    cat <<TOML
+[gateway]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+$(anthropic_route "$3" "$4")
+TOML
+}

@@ -30,11 +30,8 @@ echo "bodies: small $(wc -c < "$work/small.json") bytes, big $(wc -c < "$work/bi
 echo "bench-key" > "$work/key"
 # gateway NAME BINARY PORT: one gateway in front of the mocks.
 gateway() {
-    cat > "$work/$1.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$3"
-admin_listen = "127.0.0.1:$(($3 + 1))"
-$(anthropic_route "$UP" "$work/key")
+    gateway_toml "$3" "$(($3 + 1))" "$UP" "$work/key" > "$work/$1.toml"
+    cat >> "$work/$1.toml" <<TOML
 [[routes]]
 host = "bulk.anthropic.test"
 path_prefix = "/bulk"
