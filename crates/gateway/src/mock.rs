@@ -9,6 +9,7 @@
 //! `x-mock-sleep-ms` (wait before answering). A request with `previous_response_id` gets an answer that also quotes
 //! the text of the request received before it (as a stateful provider would).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,12 +49,16 @@ impl Recorded {
     }
 }
 
-/// Requests kept (oldest dropped first), so a long-running mock stays bounded.
+/// Requests kept (oldest dropped first), so a long-running mock stays bounded: at most this many, and bodies of
+/// at most [`MAX_RECORDED_BYTES`] together (benchmarks send thousands of 1 MB requests). The newest is always kept.
 const MAX_RECORDS: usize = 10_000;
+const MAX_RECORDED_BYTES: usize = 256 << 20;
 
 #[derive(Default)]
 pub struct MockState {
-    records: Mutex<std::collections::VecDeque<Recorded>>,
+    records: Mutex<VecDeque<Recorded>>,
+    /// Body bytes of `records`.
+    recorded_bytes: AtomicU64,
     /// Streams whose reader went away before the end.
     pub cancelled: AtomicU64,
     /// Streams completed.
@@ -147,7 +152,9 @@ impl MockProvider {
     }
 
     pub fn clear(&self) {
-        self.state.records.lock().unwrap().clear();
+        let mut records = self.state.records.lock().unwrap();
+        records.clear();
+        self.state.recorded_bytes.store(0, Ordering::Relaxed);
     }
 }
 
@@ -232,22 +239,36 @@ enum Api {
     Gemini { stream: bool, sse: bool },
 }
 
+/// Appends `new` to `records` (whose bodies hold `bytes`), dropping the oldest until at most `max.0` records
+/// with at most `max.1` body bytes remain; the newest stays whatever its size.
+fn record(records: &mut VecDeque<Recorded>, bytes: &mut usize, new: Recorded, max: (usize, usize)) {
+    *bytes += new.body.len();
+    records.push_back(new);
+    while records.len() > max.0 || (*bytes > max.1 && records.len() > 1) {
+        *bytes -= records.pop_front().map_or(0, |r| r.body.len());
+    }
+}
+
 async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     {
         let mut records = st.records.lock().unwrap();
-        if records.len() >= MAX_RECORDS {
-            records.pop_front();
-        }
-        records.push_back(Recorded {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().map(str::to_string),
-            headers: parts.headers.clone(),
-            body: body.clone(),
-            version: parts.version,
-        });
+        let mut bytes = st.recorded_bytes.load(Ordering::Relaxed) as usize;
+        record(
+            &mut records,
+            &mut bytes,
+            Recorded {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts.headers.clone(),
+                body: body.clone(),
+                version: parts.version,
+            },
+            (MAX_RECORDS, MAX_RECORDED_BYTES),
+        );
+        st.recorded_bytes.store(bytes as u64, Ordering::Relaxed);
     }
     let h = &parts.headers;
     if let Some(ms) = hnum(h, "x-mock-sleep-ms") {
@@ -628,4 +649,32 @@ fn stream_events(api: Api, model: &str, reply: &str, tool: Option<&str>, n: usiz
         }
     }
     ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_bounded_by_count_and_bytes() {
+        let rec = |n: usize| Recorded {
+            method: "POST".into(),
+            path: format!("/{n}"),
+            query: None,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; n]),
+            version: http::Version::HTTP_11,
+        };
+        let (mut records, mut bytes) = (VecDeque::new(), 0);
+        for n in [10, 20, 30] {
+            record(&mut records, &mut bytes, rec(n), (2, 1000));
+        }
+        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!((paths, bytes), (vec!["/20", "/30"], 50), "at most two");
+        record(&mut records, &mut bytes, rec(975), (2, 1000));
+        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!((paths, bytes), (vec!["/975"], 975), "at most 1000 bytes");
+        record(&mut records, &mut bytes, rec(5000), (2, 1000));
+        assert_eq!((records.len(), bytes), (1, 5000), "the newest stays, however large");
+    }
 }
