@@ -790,10 +790,13 @@ async fn proxy(
         Vec::new()
     } else {
         // The embedded vault does its work when called (~0.3 µs a value, under its shard's lock): thousands of
-        // values are work enough to leave the worker for.
-        let call = cpu_bound(entries.len() * VAULT_VALUE_COST, || {
-            shared.vault.assign(&tenant, &entries)
-        });
+        // values are work enough to leave the worker for. (Redis only builds its future here.)
+        let work = if shared.vault.backend() == "embedded" {
+            entries.len() * VAULT_VALUE_COST
+        } else {
+            0
+        };
+        let call = cpu_bound(work, || shared.vault.assign(&tenant, &entries));
         match vault_call(shared, "assign", cfg.vault_timeout, entries.len(), call).await {
             Ok(p) => p,
             Err(why) => {
