@@ -88,11 +88,6 @@ struct Segment<'a> {
 /// again only for short ones).
 const REPEATED: usize = 64;
 
-/// The text of segment `i` of a list being built.
-fn segs_text<'s>(segs: &'s [(Segment<'_>, KeyContext<'_>)], i: usize) -> &'s str {
-    &segs[i].0.text
-}
-
 /// What a segment of a body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -265,7 +260,7 @@ impl Masker {
 
     fn plan_json_with<'a>(&'a self, body: &'a [u8], share: bool) -> Result<Plan<'a>, MaskError> {
         let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
-        let mut segs = Vec::with_capacity(strings.len());
+        let mut segs: Vec<(Segment<'_>, KeyContext<'_>)> = Vec::with_capacity(strings.len());
         let mut skipped = Vec::new();
         let mut literals = Vec::new();
         // Short strings repeat by the thousand in AWS API output (every key, `running`, `m5.large`, the account
@@ -287,7 +282,7 @@ impl Masker {
                 .wrapping_add((parent as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
                 .rotate_left(26);
                 let same = |&(h, first, k, p): &(u64, usize, usize, usize)| {
-                    h == hash && k == key && p == parent && segs_text(&segs, first) == s.text.as_ref()
+                    h == hash && k == key && p == parent && *segs[first].0.text == *s.text
                 };
                 let first = match seen.find(hash, same) {
                     Some(&(_, first, _, _)) => first,

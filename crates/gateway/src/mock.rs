@@ -56,9 +56,7 @@ const MAX_RECORDED_BYTES: usize = 256 << 20;
 
 #[derive(Default)]
 pub struct MockState {
-    records: Mutex<VecDeque<Recorded>>,
-    /// Body bytes of `records`.
-    recorded_bytes: AtomicU64,
+    records: Mutex<Records>,
     /// Streams whose reader went away before the end.
     pub cancelled: AtomicU64,
     /// Streams completed.
@@ -144,17 +142,15 @@ impl MockProvider {
     }
 
     pub fn records(&self) -> Vec<Recorded> {
-        self.state.records.lock().unwrap().iter().cloned().collect()
+        self.state.records.lock().unwrap().list.iter().cloned().collect()
     }
 
     pub fn last(&self) -> Option<Recorded> {
-        self.state.records.lock().unwrap().back().cloned()
+        self.state.records.lock().unwrap().list.back().cloned()
     }
 
     pub fn clear(&self) {
-        let mut records = self.state.records.lock().unwrap();
-        records.clear();
-        self.state.recorded_bytes.store(0, Ordering::Relaxed);
+        *self.state.records.lock().unwrap() = Records::default();
     }
 }
 
@@ -239,13 +235,22 @@ enum Api {
     Gemini { stream: bool, sse: bool },
 }
 
-/// Appends `new` to `records` (whose bodies hold `bytes`), dropping the oldest until at most `max.0` records
-/// with at most `max.1` body bytes remain; the newest stays whatever its size.
-fn record(records: &mut VecDeque<Recorded>, bytes: &mut usize, new: Recorded, max: (usize, usize)) {
-    *bytes += new.body.len();
-    records.push_back(new);
-    while records.len() > max.0 || (*bytes > max.1 && records.len() > 1) {
-        *bytes -= records.pop_front().map_or(0, |r| r.body.len());
+/// The requests received, oldest first, and the bytes of their bodies.
+#[derive(Default)]
+struct Records {
+    list: VecDeque<Recorded>,
+    bytes: usize,
+}
+
+impl Records {
+    /// Appends `new`, dropping the oldest until at most `max.0` records with at most `max.1` body bytes remain;
+    /// the newest stays whatever its size.
+    fn push(&mut self, new: Recorded, max: (usize, usize)) {
+        self.bytes += new.body.len();
+        self.list.push_back(new);
+        while self.list.len() > max.0 || (self.bytes > max.1 && self.list.len() > 1) {
+            self.bytes -= self.list.pop_front().map_or(0, |r| r.body.len());
+        }
     }
 }
 
@@ -253,11 +258,7 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     {
-        let mut records = st.records.lock().unwrap();
-        let mut bytes = st.recorded_bytes.load(Ordering::Relaxed) as usize;
-        record(
-            &mut records,
-            &mut bytes,
+        st.records.lock().unwrap().push(
             Recorded {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_string(),
@@ -268,7 +269,6 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
             },
             (MAX_RECORDS, MAX_RECORDED_BYTES),
         );
-        st.recorded_bytes.store(bytes as u64, Ordering::Relaxed);
     }
     let h = &parts.headers;
     if let Some(ms) = hnum(h, "x-mock-sleep-ms") {
@@ -304,7 +304,7 @@ async fn answer(st: Arc<MockState>, req: Request<Incoming>) -> Result<Response<R
     // the answer may quote what an earlier request said (here: the request received before this one).
     if req_json.get("previous_response_id").is_some_and(Value::is_string) {
         let records = st.records.lock().unwrap();
-        if let Some(prev) = records.iter().rev().nth(1) {
+        if let Some(prev) = records.list.iter().rev().nth(1) {
             let prev: Value = serde_json::from_slice(&prev.body).unwrap_or(Value::Null);
             reply = format!("Earlier you said: {} Now: {reply}", last_message_text(&prev));
         }
@@ -665,16 +665,20 @@ mod tests {
             body: Bytes::from(vec![b'x'; n]),
             version: http::Version::HTTP_11,
         };
-        let (mut records, mut bytes) = (VecDeque::new(), 0);
+        let mut records = Records::default();
         for n in [10, 20, 30] {
-            record(&mut records, &mut bytes, rec(n), (2, 1000));
+            records.push(rec(n), (2, 1000));
         }
-        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!((paths, bytes), (vec!["/20", "/30"], 50), "at most two");
-        record(&mut records, &mut bytes, rec(975), (2, 1000));
-        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!((paths, bytes), (vec!["/975"], 975), "at most 1000 bytes");
-        record(&mut records, &mut bytes, rec(5000), (2, 1000));
-        assert_eq!((records.len(), bytes), (1, 5000), "the newest stays, however large");
+        let paths: Vec<&str> = records.list.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!((paths, records.bytes), (vec!["/20", "/30"], 50), "at most two");
+        records.push(rec(975), (2, 1000));
+        let paths: Vec<&str> = records.list.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!((paths, records.bytes), (vec!["/975"], 975), "at most 1000 bytes");
+        records.push(rec(5000), (2, 1000));
+        assert_eq!(
+            (records.list.len(), records.bytes),
+            (1, 5000),
+            "the newest stays, however large"
+        );
     }
 }

@@ -62,9 +62,9 @@ pub struct AnswerMap {
 }
 
 /// Bodies from this size up are masked, unmasked and decoded off the async worker (see [`cpu_bound`]). Masking
-/// runs at ~25-100 MB/s (AWS API output to prose), so 16 KiB is ~0.2-0.6 ms of work, about what a task may
-/// hold a worker without delaying its neighbours noticeably; below it, handing the worker over costs more than
-/// it saves.
+/// runs at ~40 MB/s (AWS API output) to ~300 MB/s (prose), so 16 KiB is ~0.05-0.4 ms of work, about what a
+/// task may hold a worker without delaying its neighbours noticeably; below it, handing the worker over costs
+/// more than it saves.
 const OFF_WORKER_BYTES: usize = 16 * 1024;
 
 /// What assigning one value costs the embedded vault, in [`cpu_bound`]'s unit (bytes masked in the same time).
@@ -73,7 +73,7 @@ const VAULT_VALUE_COST: usize = 16;
 /// Runs CPU-bound work over `len` bytes. From [`OFF_WORKER_BYTES`] up, on the multi-threaded runtime, through
 /// `block_in_place`: the worker's other tasks (other connections) move to another thread while this one works,
 /// instead of waiting behind it — masking a 1 MB body takes tens of milliseconds, and four of those a second
-/// put ~40 ms into the p99 of small requests served by the same gateway (BENCHMARKS.md).
+/// put ~30 ms into the p99 of small requests served by the same gateway (BENCHMARKS.md).
 fn cpu_bound<R>(len: usize, f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let off = len >= OFF_WORKER_BYTES
@@ -791,7 +791,7 @@ async fn proxy(
     } else {
         // The embedded vault does its work when called (~0.3 µs a value, under its shard's lock): thousands of
         // values are work enough to leave the worker for. (Redis only builds its future here.)
-        let work = if shared.vault.backend() == "embedded" {
+        let work = if shared.vault.assigns_when_called() {
             entries.len() * VAULT_VALUE_COST
         } else {
             0

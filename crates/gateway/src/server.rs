@@ -215,8 +215,8 @@ pub fn check_config(path: &Path) -> Result<Vec<String>, String> {
 
 /// Has glibc's allocator keep up to 32 MiB of freed memory per arena instead of giving it back to the kernel as
 /// soon as 128 KiB are free at the top of a heap (and allocate up to 32 MiB from its heaps rather than by
-/// `mmap`). A 1 MB request allocates ~11 MB while it is masked; with the defaults those pages went back to the
-/// kernel after each request and came back as ~4,400 page faults in the next: 49 ms of CPU a request, 38 ms
+/// `mmap`). With the defaults, what a 1 MB request had allocated went back to the kernel after it and came back
+/// as 2,200-4,400 page faults (9-18 MB) in the next: 49 ms of CPU a request, 38 ms
 /// with this (BENCHMARKS.md, "Allocator"). Memory that stays is what a burst of large requests used at most.
 /// `GLIBC_TUNABLES` with `glibc.malloc` settings wins: then nothing is changed.
 fn keep_freed_memory() {

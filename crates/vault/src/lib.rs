@@ -98,6 +98,12 @@ pub trait Vault: Send + Sync + 'static {
 
     /// Backend name for logs and metrics (`embedded`, `redis`).
     fn backend(&self) -> &'static str;
+
+    /// Whether `assign` does its work when called, before its future is polled (the embedded vault: thousands
+    /// of values are milliseconds of CPU, worth running off an async worker), rather than waiting on I/O.
+    fn assigns_when_called(&self) -> bool {
+        false
+    }
 }
 
 /// Drives a future that completes without waiting on I/O (the embedded vault's) on the current thread.

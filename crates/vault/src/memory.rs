@@ -288,6 +288,10 @@ impl Vault for MemoryVault {
     fn backend(&self) -> &'static str {
         "embedded"
     }
+
+    fn assigns_when_called(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
