@@ -3,8 +3,6 @@
 //! the strings that change and copy every other byte through untouched (numbers keep their exact digits, key
 //! order and whitespace stay as sent).
 
-use std::borrow::Cow;
-
 /// Nesting deeper than this is refused (it would only serve to exhaust the stack).
 pub const MAX_DEPTH: usize = 256;
 
@@ -20,13 +18,16 @@ impl std::fmt::Display for JsonError {
     }
 }
 
-/// One string of the document.
-#[derive(Debug, Clone)]
-pub struct JsonString<'a> {
+/// One string of the document, as [`JsonStrings::get`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonString<'s> {
     /// Span of the raw string including its quotes.
     pub raw_start: usize,
     pub raw_end: usize,
-    pub text: Cow<'a, str>,
+    /// The decoded text.
+    pub text: &'s str,
+    /// Whether the raw string holds escapes (its text is not its raw bytes).
+    pub escaped: bool,
     pub is_key: bool,
     /// For a value: index (in the list of strings) of its object key; `None` in arrays and at the top level.
     pub key: Option<usize>,
@@ -34,6 +35,97 @@ pub struct JsonString<'a> {
     pub parent_key: Option<usize>,
     /// Not to be masked (a skip rule matched).
     pub skip: bool,
+}
+
+/// The strings of a document in document order ([`scan`]), kept compact: AWS API output holds a string every
+/// ~14 bytes, and a body of 32 MiB holds millions. One entry of 28 bytes each; the text of a string without
+/// escapes is read from the body, that of the others from one buffer of decoded texts.
+pub struct JsonStrings<'a> {
+    body: &'a [u8],
+    list: Vec<Entry>,
+    /// The decoded text of every string with escapes, one after another.
+    decoded: String,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    raw_start: u32,
+    raw_end: u32,
+    /// Where the decoded text starts in `decoded`, or [`PLAIN`] (the text is the raw string without its quotes).
+    decoded_at: u32,
+    decoded_len: u32,
+    /// [`NO_KEY`] for none.
+    key: u32,
+    parent_key: u32,
+    is_key: bool,
+    skip: bool,
+}
+
+const PLAIN: u32 = u32::MAX;
+const NO_KEY: u32 = u32::MAX;
+
+/// The largest body [`scan`] reads: offsets are kept in 32 bits.
+pub const MAX_BODY: usize = u32::MAX as usize - 1;
+
+impl<'a> JsonStrings<'a> {
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// String `i`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> JsonString<'_> {
+        let e = &self.list[i];
+        let key = |k: u32| (k != NO_KEY).then_some(k as usize);
+        JsonString {
+            raw_start: e.raw_start as usize,
+            raw_end: e.raw_end as usize,
+            text: self.text(i),
+            escaped: e.decoded_at != PLAIN,
+            is_key: e.is_key,
+            key: key(e.key),
+            parent_key: key(e.parent_key),
+            skip: e.skip,
+        }
+    }
+
+    /// The text of string `i`.
+    #[inline(always)]
+    pub fn text(&self, i: usize) -> &str {
+        let e = &self.list[i];
+        if e.decoded_at == PLAIN {
+            let raw = &self.body[e.raw_start as usize + 1..e.raw_end as usize - 1];
+            // SAFETY: `scan` checked that the raw string of a string without escapes is valid UTF-8, and `body`
+            // is borrowed unchanged since.
+            unsafe { std::str::from_utf8_unchecked(raw) }
+        } else {
+            &self.decoded[e.decoded_at as usize..][..e.decoded_len as usize]
+        }
+    }
+
+    /// The text of string `i` when it is the body's own bytes (no escapes).
+    #[inline]
+    pub fn body_text(&self, i: usize) -> Option<&'a str> {
+        let e = &self.list[i];
+        let body: &'a [u8] = self.body;
+        // SAFETY: as in `text`.
+        (e.decoded_at == PLAIN)
+            .then(|| unsafe { std::str::from_utf8_unchecked(&body[e.raw_start as usize + 1..e.raw_end as usize - 1]) })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = JsonString<'_>> {
+        (0..self.list.len()).map(|i| self.get(i))
+    }
+}
+
+impl std::fmt::Debug for JsonStrings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// Which values must pass unchanged.
@@ -66,7 +158,9 @@ enum Seg {
 struct Parser<'a, 'r> {
     b: &'a [u8],
     i: usize,
-    strings: Vec<JsonString<'a>>,
+    strings: Vec<Entry>,
+    /// The decoded texts of the strings with escapes.
+    decoded: Vec<u8>,
     path: Vec<Seg>,
     rules: &'r SkipRules,
     /// Member lists of finished objects, for the next ones (AWS API output is thousands of small objects: one
@@ -75,14 +169,22 @@ struct Parser<'a, 'r> {
 }
 
 /// Parses `body` and returns its strings in document order.
-pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<Vec<JsonString<'a>>, JsonError> {
+pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<JsonStrings<'a>, JsonError> {
+    if body.len() > MAX_BODY {
+        return Err(JsonError {
+            offset: 0,
+            reason: "document larger than 4 GiB",
+        });
+    }
+    // Room for every string at once, not one doubling after another of a list of millions: a string has two
+    // quotes (escaped quotes count too, which only overestimates). One pass at memory speed; a body of one
+    // base64 image reserves next to nothing.
+    let quotes = memchr::memchr_iter(b'"', body).count();
     let mut p = Parser {
         b: body,
         i: 0,
-        // A string every ~24 bytes is what AWS API output holds: room for that many, not one doubling after
-        // another of a vector of tens of thousands. Capped: a 32 MiB body of one base64 image would reserve
-        // ~100 MB of entries for nothing.
-        strings: Vec::with_capacity((body.len() / 24).min(1 << 16)),
+        strings: Vec::with_capacity(quotes / 2),
+        decoded: Vec::new(),
         path: Vec::new(),
         rules,
         spare: Vec::new(),
@@ -93,10 +195,26 @@ pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<Vec<JsonString<'a>>
     if p.i != body.len() {
         return Err(p.err("trailing data after the JSON document"));
     }
-    Ok(p.strings)
+    Ok(JsonStrings {
+        body,
+        list: p.strings,
+        // SAFETY: the decoded texts are each valid UTF-8 (`Parser::string` checks every escaped string), and so
+        // is their concatenation.
+        decoded: unsafe { String::from_utf8_unchecked(p.decoded) },
+    })
 }
 
 impl<'a> Parser<'a, '_> {
+    /// The decoded bytes of string `i`.
+    fn text(&self, i: usize) -> &[u8] {
+        let e = &self.strings[i];
+        if e.decoded_at == PLAIN {
+            &self.b[e.raw_start as usize + 1..e.raw_end as usize - 1]
+        } else {
+            &self.decoded[e.decoded_at as usize..][..e.decoded_len as usize]
+        }
+    }
+
     fn err(&self, reason: &'static str) -> JsonError {
         JsonError { offset: self.i, reason }
     }
@@ -158,7 +276,7 @@ impl<'a> Parser<'a, '_> {
         }
         let ok = match &self.path[si] {
             _ if pat[pi] == "*" => true,
-            Seg::Key(k) => self.strings[*k].text == pat[pi],
+            Seg::Key(k) => self.text(*k) == pat[pi].as_bytes(),
             Seg::Index => false,
         };
         ok && self.match_path(pat, pi + 1, si + 1)
@@ -213,21 +331,20 @@ impl<'a> Parser<'a, '_> {
         // Whether a `data` member is a base64 payload, decided before any string is marked.
         let ty = members
             .iter()
-            .find(|(k, f, e)| self.strings[*k].text == "type" && e - f == 1 && !self.strings[*f].is_key)
-            .map(|(_, f, _)| self.strings[*f].text.as_ref());
-        let own = own_key.map(|k| self.strings[k].text.as_ref());
-        let data_is_payload = matches!(ty, Some("base64") | Some("redacted_thinking"))
-            || matches!(own, Some("inline_data" | "inlineData" | "input_audio" | "audio"));
+            .find(|(k, f, e)| self.text(*k) == b"type" && e - f == 1 && !self.strings[*f].is_key)
+            .map(|(_, f, _)| self.text(*f));
+        let own = own_key.map(|k| self.text(k));
+        let data_is_payload = matches!(ty, Some(b"base64") | Some(b"redacted_thinking"))
+            || matches!(own, Some(b"inline_data" | b"inlineData" | b"input_audio" | b"audio"));
         let depth0 = self.path.is_empty();
         for &(k, first, end) in members {
-            let key = self.strings[k].text.as_ref();
-            let skip = match key {
+            let skip = match self.text(k) {
                 // Thinking-block signatures, OpenAI encrypted reasoning: opaque, and signed.
-                "signature" | "thoughtSignature" | "thought_signature" | "encrypted_content" => true,
+                b"signature" | b"thoughtSignature" | b"thought_signature" | b"encrypted_content" => true,
                 // Base64 payloads: Anthropic image/document sources, OpenAI audio and files, Gemini inline data.
-                "data" => data_is_payload,
-                "file_data" => true,
-                "model" => depth0,
+                b"data" => data_is_payload,
+                b"file_data" => true,
+                b"model" => depth0,
                 _ => false,
             };
             if skip {
@@ -311,13 +428,10 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    fn string(
-        &mut self,
-        is_key: bool,
-        key: Option<usize>,
-        parent_key: Option<usize>,
-    ) -> Result<JsonString<'a>, JsonError> {
+    fn string(&mut self, is_key: bool, key: Option<usize>, parent_key: Option<usize>) -> Result<Entry, JsonError> {
         let start = self.i;
+        let key = key.map_or(NO_KEY, |k| k as u32);
+        let parent_key = parent_key.map_or(NO_KEY, |k| k as u32);
         self.i += 1;
         let b = self.b;
         let body_start = self.i;
@@ -328,21 +442,18 @@ impl<'a> Parser<'a, '_> {
         match b.get(p) {
             None => return Err(self.err("unterminated string")),
             Some(b'"') => {
-                let raw = &b[body_start..p];
-                let text = if ascii {
-                    // SAFETY: ASCII bytes are valid UTF-8.
-                    unsafe { std::str::from_utf8_unchecked(raw) }
-                } else {
-                    utf8(raw).ok_or_else(|| self.err("string is not valid UTF-8"))?
-                };
+                if !ascii && utf8(&b[body_start..p]).is_none() {
+                    return Err(self.err("string is not valid UTF-8"));
+                }
                 self.i = p + 1;
-                return Ok(JsonString {
-                    raw_start: start,
-                    raw_end: p + 1,
-                    text: Cow::Borrowed(text),
-                    is_key,
+                return Ok(Entry {
+                    raw_start: start as u32,
+                    raw_end: (p + 1) as u32,
+                    decoded_at: PLAIN,
+                    decoded_len: 0,
                     key,
                     parent_key,
+                    is_key,
                     skip: false,
                 });
             }
@@ -352,8 +463,9 @@ impl<'a> Parser<'a, '_> {
                 return Err(self.err("control character in string"));
             }
         }
-        // Slow path: decode escapes.
-        let mut out: Vec<u8> = Vec::new();
+        // Slow path: decode escapes, after the texts decoded before.
+        let at = self.decoded.len();
+        let out = &mut self.decoded;
         let mut i = body_start;
         loop {
             let Some(&c) = b.get(i) else {
@@ -405,7 +517,7 @@ impl<'a> Parser<'a, '_> {
                                 self.i = i;
                                 return Err(self.err("unpaired surrogate in \\u escape"));
                             };
-                            push_char(&mut out, ch);
+                            push_char(out, ch);
                         }
                         _ => {
                             self.i = i;
@@ -439,15 +551,14 @@ impl<'a> Parser<'a, '_> {
                 reason: "string is not valid UTF-8",
             });
         }
-        // SAFETY: `out` is valid UTF-8 when the raw string is (above).
-        let text = unsafe { String::from_utf8_unchecked(out) };
-        Ok(JsonString {
-            raw_start: start,
-            raw_end: i + 1,
-            text: Cow::Owned(text),
-            is_key,
+        Ok(Entry {
+            raw_start: start as u32,
+            raw_end: (i + 1) as u32,
+            decoded_at: at as u32,
+            decoded_len: (self.decoded.len() - at) as u32,
             key,
             parent_key,
+            is_key,
             skip: false,
         })
     }
@@ -663,7 +774,7 @@ mod tests {
     fn texts(body: &str) -> Vec<(String, bool)> {
         scan(body.as_bytes(), &SkipRules::default())
             .unwrap()
-            .into_iter()
+            .iter()
             .map(|s| (s.text.to_string(), s.skip))
             .collect()
     }
@@ -731,7 +842,7 @@ mod tests {
         let body =
             r#"{"meta":{"trace":"a","other":"b"},"x":{"y":{"blob":{"k":"c"}}},"items":[{"raw":"d","cooked":"e"}]}"#;
         let s = scan(body.as_bytes(), &rules).unwrap();
-        let skipped: Vec<&str> = s.iter().filter(|s| s.skip).map(|s| s.text.as_ref()).collect();
+        let skipped: Vec<&str> = s.iter().filter(|s| s.skip).map(|s| s.text).collect();
         assert_eq!(skipped, ["a", "k", "c", "d"]);
     }
 
@@ -808,7 +919,7 @@ mod run_tests {
             for e in [esc.clone(), esc.to_uppercase().replace("\\U", "\\u")] {
                 let body = format!("\"a{e}b\"");
                 let read = scan(body.as_bytes(), &SkipRules::default()).unwrap();
-                assert_eq!(read[0].text, format!("a{ch}b"), "{e}");
+                assert_eq!(read.get(0).text, format!("a{ch}b"), "{e}");
             }
         }
         for c in 0..=255u8 {
@@ -863,7 +974,7 @@ mod run_tests {
                     let quoted = format!("\"{}\"", String::from_utf8(out).unwrap());
                     assert_eq!(serde_json::from_str::<String>(&quoted).unwrap(), text);
                     let read = scan(quoted.as_bytes(), &SkipRules::default()).unwrap();
-                    assert_eq!(read[0].text, text);
+                    assert_eq!(read.get(0).text, text);
                     assert_eq!(
                         plain_run(text.as_bytes()),
                         text.find(['"', '\\'])

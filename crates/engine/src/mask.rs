@@ -74,14 +74,78 @@ impl std::fmt::Debug for Masker {
     }
 }
 
-/// A piece of the body that may be rewritten: the whole text, or one JSON string.
-struct Segment<'a> {
-    raw_start: usize,
-    raw_end: usize,
-    text: Cow<'a, str>,
-    form: Form,
-    /// Range into `Plan::hits`.
-    hits: std::ops::Range<usize>,
+/// The pieces of a body that may be rewritten, which [`Masker::plan`] searches: the whole text, or the JSON
+/// strings to mask. Read in place (a request of AWS API output has a million strings: no copy of each).
+trait Segments<'a> {
+    fn len(&self) -> usize;
+    /// The text of segment `i`.
+    fn text(&self, i: usize) -> &str;
+    /// The same when it is the body's own bytes (the values found in it are then borrowed, not copied).
+    fn in_body(&self, i: usize) -> Option<&'a str>;
+    fn ctx(&self, i: usize) -> KeyContext<'_>;
+    fn form(&self, i: usize) -> Form;
+    /// Span in the body (a JSON string's with its quotes).
+    fn raw(&self, i: usize) -> (usize, usize);
+}
+
+/// A text body: one segment.
+struct TextBody<'a>(&'a str);
+
+impl<'a> Segments<'a> for TextBody<'a> {
+    fn len(&self) -> usize {
+        1
+    }
+    fn text(&self, _: usize) -> &str {
+        self.0
+    }
+    fn in_body(&self, _: usize) -> Option<&'a str> {
+        Some(self.0)
+    }
+    fn ctx(&self, _: usize) -> KeyContext<'_> {
+        KeyContext::default()
+    }
+    fn form(&self, _: usize) -> Form {
+        Form::Text
+    }
+    fn raw(&self, _: usize) -> (usize, usize) {
+        (0, self.0.len())
+    }
+}
+
+/// The strings of a JSON body to search (`list`: their indices): every string but the skipped ones, and those
+/// of them that hold placeholder-shaped text ([`Form::SkippedJson`]).
+struct JsonBody<'a, 's> {
+    strings: &'s json::JsonStrings<'a>,
+    list: Vec<u32>,
+}
+
+impl<'a> Segments<'a> for JsonBody<'a, '_> {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+    fn text(&self, i: usize) -> &str {
+        self.strings.text(self.list[i] as usize)
+    }
+    fn in_body(&self, i: usize) -> Option<&'a str> {
+        self.strings.body_text(self.list[i] as usize)
+    }
+    fn ctx(&self, i: usize) -> KeyContext<'_> {
+        let s = self.strings.get(self.list[i] as usize);
+        KeyContext {
+            key: s.key.map(|k| self.strings.text(k)),
+            parent: s.parent_key.map(|k| self.strings.text(k)),
+        }
+    }
+    fn form(&self, i: usize) -> Form {
+        match self.strings.get(self.list[i] as usize).skip {
+            true => Form::SkippedJson,
+            false => Form::Json,
+        }
+    }
+    fn raw(&self, i: usize) -> (usize, usize) {
+        let s = self.strings.get(self.list[i] as usize);
+        (s.raw_start, s.raw_end)
+    }
 }
 
 /// The longest segment [`Masker::plan`] looks for among those before it (a hash of the text beats searching it
@@ -160,14 +224,21 @@ struct EntryTable<'a> {
 }
 
 impl<'a> EntryTable<'a> {
-    /// The entry of `text[start..end]` under `kind`, added when new (borrowing from `text` when it is borrowed,
-    /// hence the `&Cow`).
-    #[allow(clippy::ptr_arg)]
-    fn add(&mut self, detector: &'a Detector, kind: KindId, text: &Cow<'a, str>, start: usize, end: usize) -> usize {
+    /// The entry of `text[start..end]` under `kind`, added when new (borrowing from the body when `text` is its
+    /// own bytes, `in_body`).
+    fn add(
+        &mut self,
+        detector: &'a Detector,
+        kind: KindId,
+        in_body: Option<&'a str>,
+        text: &str,
+        start: usize,
+        end: usize,
+    ) -> usize {
         let original = &text[start..end];
-        let value = || match text {
-            Cow::Borrowed(t) => Cow::Borrowed(&t[start..end]),
-            Cow::Owned(t) => Cow::Owned(t[start..end].to_string()),
+        let value = || match in_body {
+            Some(t) => Cow::Borrowed(&t[start..end]),
+            None => Cow::Owned(original.to_string()),
         };
         match self.index.get(original) {
             Some(&(k, i)) if k == kind => return i,
@@ -237,14 +308,7 @@ impl Masker {
 
     /// Plans the masking of a text body.
     pub fn plan_text<'a>(&'a self, text: &'a str) -> Plan<'a> {
-        let seg = Segment {
-            raw_start: 0,
-            raw_end: text.len(),
-            text: Cow::Borrowed(text),
-            form: Form::Text,
-            hits: 0..0,
-        };
-        self.plan(text.as_bytes(), vec![(seg, KeyContext::default())], &[0])
+        self.plan(text.as_bytes(), &TextBody(text), &[0])
     }
 
     /// Plans the masking of a JSON body: every string value and key, except the skipped ones.
@@ -260,75 +324,64 @@ impl Masker {
 
     fn plan_json_with<'a>(&'a self, body: &'a [u8], share: bool) -> Result<Plan<'a>, MaskError> {
         let strings = json::scan(body, &self.skip).map_err(MaskError::InvalidJson)?;
-        let mut segs: Vec<(Segment<'_>, KeyContext<'_>)> = Vec::with_capacity(strings.len());
+        let mut list = Vec::with_capacity(strings.len());
         let mut skipped = Vec::new();
         let mut literals = Vec::new();
         // Short strings repeat by the thousand in AWS API output (every key, `running`, `m5.large`, the account
         // id of every instance): each is searched once. A string's class is the first segment with its text and
         // the classes of its key and parent key (keys come before their values), or none.
-        const NONE: usize = usize::MAX;
+        const NONE: u32 = u32::MAX;
         let mut same_as = Vec::with_capacity(strings.len());
         let mut class = vec![NONE; strings.len()];
         // `(hash, first segment, key class, parent class)`; the hash of the text, mixed with the classes.
-        let mut seen: hashbrown::HashTable<(u64, usize, usize, usize)> = hashbrown::HashTable::new();
+        let mut seen: hashbrown::HashTable<(u64, u32, u32, u32)> = hashbrown::HashTable::new();
         let hasher = foldhash::fast::RandomState::default();
         for (i, s) in strings.iter().enumerate() {
             // (No key is `NONE - 1`; a key without a class, a long one, makes its values unique.)
             let key_class = |k: Option<usize>| k.map_or(NONE - 1, |k| class[k]);
             let (key, parent) = (key_class(s.key), key_class(s.parent_key));
+            let next = list.len() as u32;
             if share && !s.skip && s.text.len() <= REPEATED && key != NONE && parent != NONE {
                 let hash = (std::hash::BuildHasher::hash_one(&hasher, s.text.as_bytes())
                     ^ (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
                 .wrapping_add((parent as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
                 .rotate_left(26);
-                let same = |&(h, first, k, p): &(u64, usize, usize, usize)| {
-                    h == hash && k == key && p == parent && *segs[first].0.text == *s.text
+                let same = |&(h, first, k, p): &(u64, u32, u32, u32)| {
+                    h == hash && k == key && p == parent && strings.text(list[first as usize] as usize) == s.text
                 };
                 let first = match seen.find(hash, same) {
                     Some(&(_, first, _, _)) => first,
                     None => {
-                        seen.insert_unique(hash, (hash, segs.len(), key, parent), |e| e.0);
-                        segs.len()
+                        seen.insert_unique(hash, (hash, next, key, parent), |e| e.0);
+                        next
                     }
                 };
                 class[i] = first;
                 same_as.push(first);
             } else if !s.skip {
-                same_as.push(segs.len());
+                same_as.push(next);
             }
             if s.skip {
                 literals.clear();
                 self.detector.literals(s.text.as_bytes(), &mut literals);
                 if literals.is_empty() {
                     skipped.push((s.raw_start, s.raw_end));
-                } else {
-                    let seg = Segment {
-                        raw_start: s.raw_start,
-                        raw_end: s.raw_end,
-                        text: s.text.clone(),
-                        form: Form::SkippedJson,
-                        hits: 0..0,
-                    };
-                    same_as.push(segs.len());
-                    segs.push((seg, KeyContext::default()));
+                    continue;
                 }
-                continue;
+                same_as.push(next);
             }
-            let ctx = KeyContext {
-                key: s.key.map(|k| strings[k].text.as_ref()),
-                parent: s.parent_key.map(|k| strings[k].text.as_ref()),
-            };
-            let seg = Segment {
-                raw_start: s.raw_start,
-                raw_end: s.raw_end,
-                text: s.text.clone(),
-                form: Form::Json,
-                hits: 0..0,
-            };
-            segs.push((seg, ctx));
+            list.push(i as u32);
         }
         drop(seen);
-        let mut plan = self.plan(body, segs, &same_as);
+        drop(class);
+        let mut plan = self.plan(
+            body,
+            &JsonBody {
+                strings: &strings,
+                list,
+            },
+            &same_as,
+        );
         plan.skipped = skipped;
         plan.json = true;
         Ok(plan)
@@ -336,7 +389,8 @@ impl Masker {
 
     /// `same_as`: per segment, the first segment of the same text and key context (itself when it is the first):
     /// what is found in one is found in the other, and so is what propagation adds.
-    fn plan<'a>(&'a self, body: &'a [u8], mut segs: Vec<(Segment<'a>, KeyContext<'_>)>, same_as: &[usize]) -> Plan<'a> {
+    fn plan<'a>(&'a self, body: &'a [u8], segs: &impl Segments<'a>, same_as: &[u32]) -> Plan<'a> {
+        debug_assert_eq!(same_as.len(), segs.len());
         let mut hits = Vec::new();
         let mut table = EntryTable::default();
         // The values found in every segment, one list: segment `si` has `found_all[per_seg[si]]` (a segment of
@@ -345,24 +399,27 @@ impl Masker {
         let mut found_all: Vec<Finding> = Vec::new();
         let mut entry_of: Vec<usize> = Vec::new();
         let mut per_seg: Vec<std::ops::Range<usize>> = Vec::with_capacity(segs.len());
-        for (si, (seg, ctx)) in segs.iter().enumerate() {
-            if same_as[si] != si {
-                per_seg.push(per_seg[same_as[si]].clone());
+        for (si, &same) in same_as.iter().enumerate() {
+            let same = same as usize;
+            if same != si {
+                per_seg.push(per_seg[same].clone());
                 continue;
             }
             let first = found_all.len();
-            if seg.form == Form::SkippedJson {
-                self.detector.literals(seg.text.as_bytes(), &mut found_all);
+            let text = segs.text(si);
+            if segs.form(si) == Form::SkippedJson {
+                self.detector.literals(text.as_bytes(), &mut found_all);
             } else {
-                self.detector.find(seg.text.as_bytes(), *ctx, &mut found_all);
+                self.detector.find(text.as_bytes(), segs.ctx(si), &mut found_all);
             }
             // At most one new entry per finding: room for them at once, not rehash after rehash.
             let n = found_all.len() - first;
             table.index.reserve(n);
             table.entries.reserve(n);
             table.kind_ids.reserve(n);
+            let in_body = segs.in_body(si);
             for f in &found_all[first..] {
-                entry_of.push(table.add(&self.detector, f.kind, &seg.text, f.start, f.end));
+                entry_of.push(table.add(&self.detector, f.kind, in_body, text, f.start, f.end));
             }
             per_seg.push(first..found_all.len());
         }
@@ -390,22 +447,24 @@ impl Masker {
             let mut matches = Vec::new();
             let mut found: Vec<(usize, usize)> = Vec::new();
             let mut extra = Vec::new();
-            for (si, (seg, _)) in segs.iter().enumerate() {
-                if same_as[si] != si {
-                    per_seg[si] = per_seg[same_as[si]].clone();
+            for (si, &same) in same_as.iter().enumerate() {
+                let same = same as usize;
+                if same != si {
+                    per_seg[si] = per_seg[same].clone();
                     continue;
                 }
-                if seg.form == Form::SkippedJson || seg.text.len() < shortest {
+                let seg_text = segs.text(si);
+                if segs.form(si) == Form::SkippedJson || seg_text.len() < shortest {
                     continue; // (a skipped value: only its placeholder-shaped text is masked)
                 }
                 let fs = &found_all[per_seg[si].clone()];
                 // A string that is a value found, whole (an id in AWS API output), holds no other.
                 if let [f] = fs {
-                    if f.start == 0 && f.end == seg.text.len() {
+                    if f.start == 0 && f.end == seg_text.len() {
                         continue;
                     }
                 }
-                let text = seg.text.as_bytes();
+                let text = seg_text.as_bytes();
                 extra.clear();
                 // The values found here by start, to tell in one sweep whether a match lies inside one: the
                 // matches come by start too.
@@ -447,7 +506,7 @@ impl Masker {
                             break;
                         }
                     }
-                    if seg.text.is_char_boundary(s) && seg.text.is_char_boundary(e) {
+                    if seg_text.is_char_boundary(s) && seg_text.is_char_boundary(e) {
                         extra.push(Finding {
                             start: s,
                             end: e,
@@ -477,28 +536,25 @@ impl Masker {
             }
             kept = Some((index.detach(), spread));
         }
-        for ((seg, _), range) in segs.iter_mut().zip(&per_seg) {
+        let mut segments = Vec::new();
+        for (si, range) in per_seg.into_iter().enumerate() {
+            if range.is_empty() {
+                continue;
+            }
             let first = hits.len();
-            for (f, &e) in found_all[range.clone()].iter().zip(&entry_of[range.clone()]) {
+            let (text, in_body) = (segs.text(si), segs.in_body(si));
+            for (f, &e) in found_all[range.clone()].iter().zip(&entry_of[range]) {
                 let e = match e {
-                    usize::MAX => table.add(&self.detector, f.kind, &seg.text, f.start, f.end),
+                    usize::MAX => table.add(&self.detector, f.kind, in_body, text, f.start, f.end),
                     e => e,
                 };
                 hits.push((f.start, f.end, e));
             }
-            seg.hits = first..hits.len();
+            let (raw_start, raw_end) = segs.raw(si);
+            // The decoded text of a JSON string with escapes, to write it back.
+            let owned = in_body.is_none().then(|| text.to_string());
+            segments.push((raw_start, raw_end, owned, segs.form(si), first..hits.len()));
         }
-        let segments = segs
-            .into_iter()
-            .filter(|(s, _)| !s.hits.is_empty())
-            .map(|(s, _)| {
-                let owned = match s.text {
-                    Cow::Owned(t) => Some(t),
-                    Cow::Borrowed(_) => None,
-                };
-                (s.raw_start, s.raw_end, owned, s.form, s.hits)
-            })
-            .collect();
         // The reach of the entries propagation added (those before were decided above).
         let known = reach.len();
         reach.extend(
