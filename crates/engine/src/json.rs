@@ -117,8 +117,38 @@ impl<'a> JsonStrings<'a> {
             .then(|| unsafe { std::str::from_utf8_unchecked(&body[e.raw_start as usize + 1..e.raw_end as usize - 1]) })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = JsonString<'_>> {
-        (0..self.list.len()).map(|i| self.get(i))
+    pub fn iter(&self) -> Iter<'_, 'a> {
+        Iter { strings: self, at: 0 }
+    }
+}
+
+/// The strings of a [`JsonStrings`], in order.
+pub struct Iter<'s, 'a> {
+    strings: &'s JsonStrings<'a>,
+    at: usize,
+}
+
+impl<'s> Iterator for Iter<'s, '_> {
+    type Item = JsonString<'s>;
+
+    fn next(&mut self) -> Option<JsonString<'s>> {
+        let s = (self.at < self.strings.len()).then(|| self.strings.get(self.at))?;
+        self.at += 1;
+        Some(s)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.strings.len() - self.at;
+        (n, Some(n))
+    }
+}
+
+impl<'s, 'a> IntoIterator for &'s JsonStrings<'a> {
+    type Item = JsonString<'s>;
+    type IntoIter = Iter<'s, 'a>;
+
+    fn into_iter(self) -> Iter<'s, 'a> {
+        self.iter()
     }
 }
 
