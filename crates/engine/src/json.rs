@@ -131,6 +131,7 @@ pub struct Iter<'s, 'a> {
 impl<'s> Iterator for Iter<'s, '_> {
     type Item = JsonString<'s>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<JsonString<'s>> {
         let s = (self.at < self.strings.len()).then(|| self.strings.get(self.at))?;
         self.at += 1;

@@ -106,6 +106,11 @@ pub fn mask(args: MaskArgs) -> Result<(), CliError> {
     if args.json {
         let mut stdin = io::stdin().lock();
         let mut body = Vec::new();
+        // From a file, room for all of it at once: reading into a buffer that doubles copies the body again and
+        // again, and leaves up to twice its size allocated while it is masked. (A hint: the file may grow.)
+        if let Some(m) = stdin_metadata().filter(|m| m.is_file()) {
+            body.reserve_exact(usize::try_from(m.len()).unwrap_or(0).saturating_add(1));
+        }
         stdin.read_to_end(&mut body).map_err(io_err("stdin"))?;
         let plan = masker
             .plan_json(&body)
@@ -326,9 +331,13 @@ impl Turns {
 
 /// What stdin is (`None` when it cannot be told).
 fn stdin_type() -> Option<std::fs::FileType> {
+    Some(stdin_metadata()?.file_type())
+}
+
+fn stdin_metadata() -> Option<std::fs::Metadata> {
     use std::os::fd::AsFd;
     let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
-    Some(std::fs::File::from(fd).metadata().ok()?.file_type())
+    std::fs::File::from(fd).metadata().ok()
 }
 
 /// Asks for a 1 MiB buffer on the pipe stdin is (Linux's default limit for a user; 64 KiB otherwise), so that the
