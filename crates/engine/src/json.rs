@@ -24,10 +24,8 @@ pub struct JsonString<'s> {
     /// Span of the raw string including its quotes.
     pub raw_start: usize,
     pub raw_end: usize,
-    /// The decoded text.
+    /// The decoded text ([`JsonStrings::body_text`] tells whether it is the raw bytes).
     pub text: &'s str,
-    /// Whether the raw string holds escapes (its text is not its raw bytes).
-    pub escaped: bool,
     pub is_key: bool,
     /// For a value: index (in the list of strings) of its object key; `None` in arrays and at the top level.
     pub key: Option<usize>,
@@ -64,6 +62,18 @@ struct Entry {
 const PLAIN: u32 = u32::MAX;
 const NO_KEY: u32 = u32::MAX;
 
+impl Entry {
+    /// The decoded bytes of this string of `body`, whose escaped strings' texts are in `decoded`.
+    #[inline(always)]
+    fn text<'x>(&self, body: &'x [u8], decoded: &'x [u8]) -> &'x [u8] {
+        if self.decoded_at == PLAIN {
+            &body[self.raw_start as usize + 1..self.raw_end as usize - 1]
+        } else {
+            &decoded[self.decoded_at as usize..][..self.decoded_len as usize]
+        }
+    }
+}
+
 /// The largest body [`scan`] reads: offsets are kept in 32 bits.
 pub const MAX_BODY: usize = u32::MAX as usize - 1;
 
@@ -85,7 +95,6 @@ impl<'a> JsonStrings<'a> {
             raw_start: e.raw_start as usize,
             raw_end: e.raw_end as usize,
             text: self.text(i),
-            escaped: e.decoded_at != PLAIN,
             is_key: e.is_key,
             key: key(e.key),
             parent_key: key(e.parent_key),
@@ -96,15 +105,10 @@ impl<'a> JsonStrings<'a> {
     /// The text of string `i`.
     #[inline(always)]
     pub fn text(&self, i: usize) -> &str {
-        let e = &self.list[i];
-        if e.decoded_at == PLAIN {
-            let raw = &self.body[e.raw_start as usize + 1..e.raw_end as usize - 1];
-            // SAFETY: `scan` checked that the raw string of a string without escapes is valid UTF-8, and `body`
-            // is borrowed unchanged since.
-            unsafe { std::str::from_utf8_unchecked(raw) }
-        } else {
-            &self.decoded[e.decoded_at as usize..][..e.decoded_len as usize]
-        }
+        let t = self.list[i].text(self.body, self.decoded.as_bytes());
+        // SAFETY: `scan` checked that every raw string is valid UTF-8 (`body` is borrowed unchanged since), and
+        // `decoded` is a `String`; the spans end at string ends, and a decoded text is whole characters.
+        unsafe { std::str::from_utf8_unchecked(t) }
     }
 
     /// The text of string `i` when it is the body's own bytes (no escapes).
@@ -113,8 +117,7 @@ impl<'a> JsonStrings<'a> {
         let e = &self.list[i];
         let body: &'a [u8] = self.body;
         // SAFETY: as in `text`.
-        (e.decoded_at == PLAIN)
-            .then(|| unsafe { std::str::from_utf8_unchecked(&body[e.raw_start as usize + 1..e.raw_end as usize - 1]) })
+        (e.decoded_at == PLAIN).then(|| unsafe { std::str::from_utf8_unchecked(e.text(body, &[])) })
     }
 
     pub fn iter(&self) -> Iter<'_, 'a> {
@@ -238,12 +241,7 @@ pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<JsonStrings<'a>, Js
 impl<'a> Parser<'a, '_> {
     /// The decoded bytes of string `i`.
     fn text(&self, i: usize) -> &[u8] {
-        let e = &self.strings[i];
-        if e.decoded_at == PLAIN {
-            &self.b[e.raw_start as usize + 1..e.raw_end as usize - 1]
-        } else {
-            &self.decoded[e.decoded_at as usize..][..e.decoded_len as usize]
-        }
+        self.strings[i].text(self.b, &self.decoded)
     }
 
     fn err(&self, reason: &'static str) -> JsonError {
