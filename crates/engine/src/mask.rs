@@ -120,15 +120,19 @@ struct JsonBody<'a, 's> {
 }
 
 impl<'a> Segments<'a> for JsonBody<'a, '_> {
+    #[inline]
     fn len(&self) -> usize {
         self.list.len()
     }
+    #[inline]
     fn text(&self, i: usize) -> &str {
         self.strings.text(self.list[i] as usize)
     }
+    #[inline]
     fn in_body(&self, i: usize) -> Option<&'a str> {
         self.strings.body_text(self.list[i] as usize)
     }
+    #[inline]
     fn ctx(&self, i: usize) -> KeyContext<'_> {
         let s = self.strings.get(self.list[i] as usize);
         KeyContext {
@@ -136,12 +140,14 @@ impl<'a> Segments<'a> for JsonBody<'a, '_> {
             parent: s.parent_key.map(|k| self.strings.text(k)),
         }
     }
+    #[inline]
     fn form(&self, i: usize) -> Form {
         match self.strings.get(self.list[i] as usize).skip {
             true => Form::SkippedJson,
             false => Form::Json,
         }
     }
+    #[inline]
     fn raw(&self, i: usize) -> (usize, usize) {
         let s = self.strings.get(self.list[i] as usize);
         (s.raw_start, s.raw_end)
