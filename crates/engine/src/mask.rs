@@ -5,6 +5,7 @@
 
 use foldhash::HashMap;
 use std::borrow::Cow;
+use std::hash::BuildHasher;
 
 use crate::detect::{ConfigError, CustomPattern, Detector, DetectorConfig, Finding, KeyContext};
 use crate::json::{self, JsonError, SkipRules};
@@ -221,15 +222,26 @@ impl Reach {
 
 #[derive(Default)]
 struct EntryTable<'a> {
-    /// Original → its first entry's kind and index (looked up without allocating); the entries of the same
-    /// text under other kinds in `more`.
-    index: HashMap<Cow<'a, str>, (KindId, usize)>,
-    more: HashMap<(KindId, Cow<'a, str>), usize>,
+    /// The first entry of each original, by its text (the entries hold each original once: a decoded one is
+    /// copied once, not once more for a key).
+    index: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+    /// `(kind, first entry of the text)` → the entry of the same text under another kind.
+    more: HashMap<(KindId, usize), usize>,
     entries: Vec<PlanEntry<'a>>,
     kind_ids: Vec<KindId>,
 }
 
 impl<'a> EntryTable<'a> {
+    /// Room for `n` more entries.
+    fn reserve(&mut self, n: usize) {
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index
+            .reserve(n, |&i| hasher.hash_one(entries[i].original.as_bytes()));
+        self.entries.reserve(n);
+        self.kind_ids.reserve(n);
+    }
+
     /// The entry of `text[start..end]` under `kind`, added when new (borrowing from the body when `text` is its
     /// own bytes, `in_body`).
     fn add(
@@ -242,31 +254,33 @@ impl<'a> EntryTable<'a> {
         end: usize,
     ) -> usize {
         let original = &text[start..end];
-        let value = || match in_body {
-            Some(t) => Cow::Borrowed(&t[start..end]),
-            None => Cow::Owned(original.to_string()),
-        };
-        match self.index.get(original) {
-            Some(&(k, i)) if k == kind => return i,
-            Some(_) => {
-                let key = (kind, value());
-                if let Some(&i) = self.more.get(&key) {
-                    return i;
+        let hash = self.hasher.hash_one(original.as_bytes());
+        let next = self.entries.len();
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        match self.index.find(hash, |&i| entries[i].original == original) {
+            Some(&first) if self.kind_ids[first] == kind => return first,
+            Some(&first) => match self.more.entry((kind, first)) {
+                std::collections::hash_map::Entry::Occupied(e) => return *e.get(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(next);
                 }
-                self.more.insert(key, self.entries.len());
-            }
+            },
             None => {
-                self.index.insert(value(), (kind, self.entries.len()));
+                self.index
+                    .insert_unique(hash, next, |&i| hasher.hash_one(entries[i].original.as_bytes()));
             }
         }
         let k = detector.kind(kind);
         self.entries.push(PlanEntry {
             kind: &k.name,
             prefix: &k.prefix,
-            original: value(),
+            original: match in_body {
+                Some(t) => Cow::Borrowed(&t[start..end]),
+                None => Cow::Owned(original.to_string()),
+            },
         });
         self.kind_ids.push(kind);
-        self.entries.len() - 1
+        next
     }
 }
 
@@ -348,10 +362,9 @@ impl Masker {
             let (key, parent) = (key_class(s.key), key_class(s.parent_key));
             let next = list.len() as u32;
             if share && !s.skip && s.text.len() <= REPEATED && key != NONE && parent != NONE {
-                let hash = (std::hash::BuildHasher::hash_one(&hasher, s.text.as_bytes())
-                    ^ (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                .wrapping_add((parent as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
-                .rotate_left(26);
+                let hash = (hasher.hash_one(s.text.as_bytes()) ^ (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .wrapping_add((parent as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+                    .rotate_left(26);
                 let same = |&(h, first, k, p): &(u64, u32, u32, u32)| {
                     h == hash && k == key && p == parent && strings.text(list[first as usize] as usize) == s.text
                 };
@@ -420,9 +433,7 @@ impl Masker {
             }
             // At most one new entry per finding: room for them at once, not rehash after rehash.
             let n = found_all.len() - first;
-            table.index.reserve(n);
-            table.entries.reserve(n);
-            table.kind_ids.reserve(n);
+            table.reserve(n);
             let in_body = segs.in_body(si);
             for f in &found_all[first..] {
                 entry_of.push(table.add(&self.detector, f.kind, in_body, text, f.start, f.end));
