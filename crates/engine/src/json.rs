@@ -336,9 +336,15 @@ impl<'a> Parser<'a, '_> {
             self.i += 1;
             self.ws();
             let first = self.strings.len();
-            self.path.push(Seg::Key(kidx));
+            // The path is only read by configured skip paths.
+            let track = !self.rules.paths.is_empty();
+            if track {
+                self.path.push(Seg::Key(kidx));
+            }
             self.value(Some(kidx), own_key, depth + 1)?;
-            self.path.pop();
+            if track {
+                self.path.pop();
+            }
             members.push((kidx, first, self.strings.len()));
             self.ws();
             match self.peek() {
@@ -350,13 +356,13 @@ impl<'a> Parser<'a, '_> {
                 _ => return Err(self.err("expected ',' or '}'")),
             }
         }
-        self.object_rules(own_key, &members);
+        self.object_rules(own_key, &members, depth == 0);
         self.spare.push(members);
         Ok(())
     }
 
     /// The built-in skip rules, decided once the whole object is known (a `type` may follow `data`).
-    fn object_rules(&mut self, own_key: Option<usize>, members: &[(usize, usize, usize)]) {
+    fn object_rules(&mut self, own_key: Option<usize>, members: &[(usize, usize, usize)], top: bool) {
         // Whether a `data` member is a base64 payload, decided before any string is marked.
         let ty = members
             .iter()
@@ -365,7 +371,7 @@ impl<'a> Parser<'a, '_> {
         let own = own_key.map(|k| self.text(k));
         let data_is_payload = matches!(ty, Some(b"base64") | Some(b"redacted_thinking"))
             || matches!(own, Some(b"inline_data" | b"inlineData" | b"input_audio" | b"audio"));
-        let depth0 = self.path.is_empty();
+
         for &(k, first, end) in members {
             let skip = match self.text(k) {
                 // Thinking-block signatures, OpenAI encrypted reasoning: opaque, and signed.
@@ -373,7 +379,7 @@ impl<'a> Parser<'a, '_> {
                 // Base64 payloads: Anthropic image/document sources, OpenAI audio and files, Gemini inline data.
                 b"data" => data_is_payload,
                 b"file_data" => true,
-                b"model" => depth0,
+                b"model" => top,
                 _ => false,
             };
             if skip {
@@ -393,9 +399,14 @@ impl<'a> Parser<'a, '_> {
         }
         loop {
             self.ws();
-            self.path.push(Seg::Index);
+            let track = !self.rules.paths.is_empty();
+            if track {
+                self.path.push(Seg::Index);
+            }
             self.value(key, parent_key, depth + 1)?;
-            self.path.pop();
+            if track {
+                self.path.pop();
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
@@ -859,9 +870,11 @@ mod tests {
             {"type":"image","source":{"data":"QUJD","media_type":"image/png","type":"base64"}},
             {"type":"document","source":{"type":"text","data":"plain i-1234567890abcdef0"}},
             {"type":"thinking","thinking":"t","signature":"sig"},
-            {"type":"redacted_thinking","data":"opaque"}]}],
+            {"type":"redacted_thinking","data":"opaque"},
+            {"type":"tool_use","input":{"model":"nested"}}]}],
             "contents":[{"parts":[{"inline_data":{"mime_type":"image/png","data":"QkFT"}}]}]}"#;
         let skipped: Vec<String> = texts(body).into_iter().filter(|(_, s)| *s).map(|(t, _)| t).collect();
+        // (`model` only at the top level: a tool's input may name one with an identifier in it.)
         assert_eq!(skipped, ["m", "QUJD", "sig", "opaque", "QkFT"]);
     }
 

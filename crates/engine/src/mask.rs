@@ -668,12 +668,8 @@ impl<'a> Plan<'a> {
             out.extend_from_slice(&self.body[last..*raw_start]);
             let text: &[u8] = match owned {
                 Some(t) => t.as_bytes(),
-                // A JSON string's text, validated as UTF-8 when planned.
-                None if is_json => {
-                    let inner = &self.body[raw_start + 1..raw_end - 1];
-                    std::str::from_utf8(inner).map_err(|_| MaskError::BadPlaceholders)?;
-                    inner
-                }
+                // A JSON string without escapes: its raw bytes (checked to be UTF-8 when planned; written as bytes).
+                None if is_json => &self.body[raw_start + 1..raw_end - 1],
                 // A text body came as a `&str`.
                 None => &self.body[*raw_start..*raw_end],
             };
