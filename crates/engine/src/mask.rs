@@ -553,7 +553,9 @@ impl Masker {
             }
             kept = Some((index.detach(), spread));
         }
-        let mut segments = Vec::new();
+        // Exact room (a segment of a shared class repeats its findings: there are more hits than findings).
+        hits.reserve_exact(per_seg.iter().map(|r| r.len()).sum());
+        let mut segments = Vec::with_capacity(per_seg.iter().filter(|r| !r.is_empty()).count());
         for (si, range) in per_seg.into_iter().enumerate() {
             if range.is_empty() {
                 continue;
