@@ -240,6 +240,7 @@ pub fn scan<'a>(body: &'a [u8], rules: &SkipRules) -> Result<JsonStrings<'a>, Js
 
 impl<'a> Parser<'a, '_> {
     /// The decoded bytes of string `i`.
+    #[inline]
     fn text(&self, i: usize) -> &[u8] {
         self.strings[i].text(self.b, &self.decoded)
     }
@@ -363,30 +364,47 @@ impl<'a> Parser<'a, '_> {
 
     /// The built-in skip rules, decided once the whole object is known (a `type` may follow `data`).
     fn object_rules(&mut self, own_key: Option<usize>, members: &[(usize, usize, usize)], top: bool) {
-        // Whether a `data` member is a base64 payload, decided before any string is marked.
-        let ty = members
-            .iter()
-            .find(|(k, f, e)| self.text(*k) == b"type" && e - f == 1 && !self.strings[*f].is_key)
-            .map(|(_, f, _)| self.text(*f));
-        let own = own_key.map(|k| self.text(k));
-        let data_is_payload = matches!(ty, Some(b"base64") | Some(b"redacted_thinking"))
-            || matches!(own, Some(b"inline_data" | b"inlineData" | b"input_audio" | b"audio"));
-
+        // `data` members wait for the other members to tell whether they are a base64 payload (only objects
+        // that have one are read twice; AWS API output is thousands of small objects without).
+        let mut data = Vec::new();
         for &(k, first, end) in members {
             let skip = match self.text(k) {
                 // Thinking-block signatures, OpenAI encrypted reasoning: opaque, and signed.
                 b"signature" | b"thoughtSignature" | b"thought_signature" | b"encrypted_content" => true,
                 // Base64 payloads: Anthropic image/document sources, OpenAI audio and files, Gemini inline data.
-                b"data" => data_is_payload,
+                b"data" => {
+                    data.push((first, end));
+                    false
+                }
                 b"file_data" => true,
                 b"model" => top,
                 _ => false,
             };
             if skip {
-                for s in &mut self.strings[first..end] {
-                    s.skip = true;
-                }
+                self.mark_skipped(first, end);
             }
+        }
+        if !data.is_empty() && self.data_is_payload(own_key, members) {
+            for (first, end) in data {
+                self.mark_skipped(first, end);
+            }
+        }
+    }
+
+    /// Whether the `data` member of an object with these members is a base64 payload.
+    fn data_is_payload(&self, own_key: Option<usize>, members: &[(usize, usize, usize)]) -> bool {
+        let ty = members
+            .iter()
+            .find(|(k, f, e)| self.text(*k) == b"type" && e - f == 1 && !self.strings[*f].is_key)
+            .map(|(_, f, _)| self.text(*f));
+        let own = own_key.map(|k| self.text(k));
+        matches!(ty, Some(b"base64") | Some(b"redacted_thinking"))
+            || matches!(own, Some(b"inline_data" | b"inlineData" | b"input_audio" | b"audio"))
+    }
+
+    fn mark_skipped(&mut self, first: usize, end: usize) {
+        for s in &mut self.strings[first..end] {
+            s.skip = true;
         }
     }
 
