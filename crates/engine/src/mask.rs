@@ -121,19 +121,19 @@ struct JsonBody<'a, 's> {
 }
 
 impl<'a> Segments<'a> for JsonBody<'a, '_> {
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.list.len()
     }
-    #[inline]
+    #[inline(always)]
     fn text(&self, i: usize) -> &str {
         self.strings.text(self.list[i] as usize)
     }
-    #[inline]
+    #[inline(always)]
     fn in_body(&self, i: usize) -> Option<&'a str> {
         self.strings.body_text(self.list[i] as usize)
     }
-    #[inline]
+    #[inline(always)]
     fn ctx(&self, i: usize) -> KeyContext<'_> {
         let s = self.strings.get(self.list[i] as usize);
         KeyContext {
@@ -141,14 +141,14 @@ impl<'a> Segments<'a> for JsonBody<'a, '_> {
             parent: s.parent_key.map(|k| self.strings.text(k)),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn form(&self, i: usize) -> Form {
         match self.strings.get(self.list[i] as usize).skip {
             true => Form::SkippedJson,
             false => Form::Json,
         }
     }
-    #[inline]
+    #[inline(always)]
     fn raw(&self, i: usize) -> (usize, usize) {
         let s = self.strings.get(self.list[i] as usize);
         (s.raw_start, s.raw_end)
