@@ -726,7 +726,10 @@ impl<'a> Plan<'a> {
             }
         }
         if let Some(map) = map {
-            map.reserve(self.entries.len());
+            let bytes = (placeholders.iter().map(String::len))
+                .chain(self.entries.iter().map(|e| e.original.len()))
+                .sum();
+            map.reserve(self.entries.len(), bytes);
             for (p, e) in placeholders.iter().zip(self.entries) {
                 map.insert(p, &e.original);
             }

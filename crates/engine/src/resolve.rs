@@ -27,11 +27,12 @@ impl RequestMap {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Room for `n` more pairs.
-    pub fn reserve(&mut self, n: usize) {
+    /// Room for `n` more pairs of `bytes` bytes in all (placeholders and originals).
+    pub fn reserve(&mut self, n: usize, bytes: usize) {
         let hasher = &self.hasher;
         let text = &self.text;
         self.pairs.reserve(n, |&(a, b, _)| hasher.hash_one(&text[a..b]));
+        self.text.reserve(bytes);
     }
     /// Maps `placeholder` to `original` (in place of what it was mapped to).
     pub fn insert(&mut self, placeholder: &str, original: &str) {
@@ -70,7 +71,7 @@ impl RequestMap {
             *self = other;
             return;
         }
-        self.reserve(other.len());
+        self.reserve(other.len(), other.text.len());
         for (p, o) in other.iter() {
             self.insert(p, o);
         }
