@@ -155,6 +155,30 @@ impl<'a> Segments<'a> for JsonBody<'a, '_> {
     }
 }
 
+/// A range of a plan's findings (or an entry's position, [`small`]) in 32 bits, for the per-segment lists of a
+/// body with a million strings: a JSON body is under 4 GiB ([`json::MAX_BODY`]) and a finding is several bytes,
+/// and a text is one segment.
+#[derive(Clone, Copy)]
+struct Span(u32, u32);
+
+impl Span {
+    fn of(r: std::ops::Range<usize>) -> Span {
+        Span(small(r.start), small(r.end))
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.0 as usize..self.1 as usize
+    }
+}
+
+/// `n` in 32 bits: a count of findings or entries, below 2^32 for any body (see [`Span`]). Entry positions
+/// keep `u32::MAX` free as a marker.
+fn small(n: usize) -> u32 {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n != u32::MAX)
+        .expect("fewer than 2^32 - 1 findings in one body")
+}
+
 /// The longest segment [`Masker::plan`] looks for among those before it (a hash of the text beats searching it
 /// again only for short ones).
 const REPEATED: usize = 64;
@@ -416,12 +440,12 @@ impl Masker {
         // the same class shares its range), and `entry_of` holds their entries (`usize::MAX` when propagation
         // changed the segment's list, and they are looked up again).
         let mut found_all: Vec<Finding> = Vec::new();
-        let mut entry_of: Vec<usize> = Vec::new();
-        let mut per_seg: Vec<std::ops::Range<usize>> = Vec::with_capacity(segs.len());
+        let mut entry_of: Vec<u32> = Vec::new();
+        let mut per_seg: Vec<Span> = Vec::with_capacity(segs.len());
         for (si, &same) in same_as.iter().enumerate() {
             let same = same as usize;
             if same != si {
-                per_seg.push(per_seg[same].clone());
+                per_seg.push(per_seg[same]);
                 continue;
             }
             let first = found_all.len();
@@ -436,9 +460,9 @@ impl Masker {
             table.reserve(n);
             let in_body = segs.in_body(si);
             for f in &found_all[first..] {
-                entry_of.push(table.add(&self.detector, f.kind, in_body, text, f.start, f.end));
+                entry_of.push(small(table.add(&self.detector, f.kind, in_body, text, f.start, f.end)));
             }
-            per_seg.push(first..found_all.len());
+            per_seg.push(Span::of(first..found_all.len()));
         }
         // A value found once is masked everywhere in the request: the same account id without its keyword,
         // a bucket name repeated in another message. See `Reach` for which values and where.
@@ -467,14 +491,14 @@ impl Masker {
             for (si, &same) in same_as.iter().enumerate() {
                 let same = same as usize;
                 if same != si {
-                    per_seg[si] = per_seg[same].clone();
+                    per_seg[si] = per_seg[same];
                     continue;
                 }
                 let seg_text = segs.text(si);
                 if segs.form(si) == Form::SkippedJson || seg_text.len() < shortest {
                     continue; // (a skipped value: only its placeholder-shaped text is masked)
                 }
-                let fs = &found_all[per_seg[si].clone()];
+                let fs = &found_all[per_seg[si].range()];
                 // A string that is a value found, whole (an id in AWS API output), holds no other.
                 if let [f] = fs {
                     if f.start == 0 && f.end == seg_text.len() {
@@ -547,16 +571,17 @@ impl Masker {
                     // The segment's new list, at the end, its entries to be looked up.
                     let start = found_all.len();
                     found_all.extend_from_slice(&extra);
-                    entry_of.resize(found_all.len(), usize::MAX);
-                    per_seg[si] = start..found_all.len();
+                    entry_of.resize(found_all.len(), u32::MAX);
+                    per_seg[si] = Span::of(start..found_all.len());
                 }
             }
             kept = Some((index.detach(), spread));
         }
         // Exact room (a segment of a shared class repeats its findings: there are more hits than findings).
-        hits.reserve_exact(per_seg.iter().map(|r| r.len()).sum());
-        let mut segments = Vec::with_capacity(per_seg.iter().filter(|r| !r.is_empty()).count());
-        for (si, range) in per_seg.into_iter().enumerate() {
+        hits.reserve_exact(per_seg.iter().map(|r| r.range().len()).sum());
+        let mut segments = Vec::with_capacity(per_seg.iter().filter(|r| !r.range().is_empty()).count());
+        for (si, span) in per_seg.into_iter().enumerate() {
+            let range = span.range();
             if range.is_empty() {
                 continue;
             }
@@ -564,8 +589,8 @@ impl Masker {
             let (text, in_body) = (segs.text(si), segs.in_body(si));
             for (f, &e) in found_all[range.clone()].iter().zip(&entry_of[range]) {
                 let e = match e {
-                    usize::MAX => table.add(&self.detector, f.kind, in_body, text, f.start, f.end),
-                    e => e,
+                    u32::MAX => table.add(&self.detector, f.kind, in_body, text, f.start, f.end),
+                    e => e as usize,
                 };
                 hits.push((f.start, f.end, e));
             }
