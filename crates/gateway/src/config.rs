@@ -68,7 +68,7 @@ pub struct GatewaySection {
     /// gateway over the network. Needs a restart to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsListener>,
-    /// Largest request body accepted, in bytes, before and after decompression (413 above).
+    /// Largest request body accepted, in bytes, before and after decompression (413 above). Below 4 GiB.
     #[serde(default = "default_body_limit")]
     pub max_request_body: u64,
     /// Largest buffered (non-streamed) response body, in bytes.
@@ -698,6 +698,11 @@ impl Config {
         if self.gateway.max_request_body == 0 {
             return err("gateway.max_request_body".into(), "must be greater than 0");
         }
+        // The engine keeps a JSON body's offsets in 32 bits (`json::MAX_BODY`): a larger limit would admit bodies
+        // it refuses anyway.
+        if self.gateway.max_request_body > crate::engine::json::MAX_BODY as u64 {
+            return err("gateway.max_request_body".into(), "must be below 4 GiB");
+        }
         for (k, d) in [
             ("gateway.connect_timeout", self.gateway.connect_timeout),
             ("gateway.first_byte_timeout", self.gateway.first_byte_timeout),
@@ -1051,6 +1056,8 @@ env = "ANTHROPIC_API_KEY"              # or: file = "/run/secrets/anthropic"
         assert!(e.0.contains("masking") && e.0.contains("nope"), "{e}");
         let e = Config::from_toml("[rate_limit]\nlimit_by = \"header\"\nminute = 3\n").unwrap_err();
         assert!(e.0.contains("rate_limit.header_name"), "{e}");
+        let e = Config::from_toml("[gateway]\nmax_request_body = 5000000000\n").unwrap_err();
+        assert!(e.0.starts_with("gateway.max_request_body:"), "{e}");
     }
 
     #[test]

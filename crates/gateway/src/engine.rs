@@ -10,6 +10,10 @@ pub mod unmask {
     pub use maskgate_engine::unmask::{unmask_json, unmask_text, UnmaskError};
 }
 
+pub mod json {
+    pub use maskgate_engine::json::MAX_BODY;
+}
+
 pub mod stream {
     pub use maskgate_engine::stream::{StreamError, StreamFormat, StreamUnmasker};
 }
