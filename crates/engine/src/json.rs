@@ -111,6 +111,19 @@ impl<'a> JsonStrings<'a> {
         unsafe { std::str::from_utf8_unchecked(t) }
     }
 
+    /// Span of string `i` in the body, with its quotes (`get(i)` without reading the text).
+    #[inline(always)]
+    pub fn raw(&self, i: usize) -> (usize, usize) {
+        let e = &self.list[i];
+        (e.raw_start as usize, e.raw_end as usize)
+    }
+
+    /// Whether a skip rule matched string `i`.
+    #[inline(always)]
+    pub fn skipped(&self, i: usize) -> bool {
+        self.list[i].skip
+    }
+
     /// The text of string `i` when it is the body's own bytes (no escapes).
     #[inline]
     pub fn body_text(&self, i: usize) -> Option<&'a str> {
@@ -287,6 +300,24 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
+    /// A member's or an item's value, at `seg` of the path (kept only when skip paths are configured: nothing
+    /// else reads it).
+    fn nested(
+        &mut self,
+        seg: Seg,
+        key: Option<usize>,
+        parent_key: Option<usize>,
+        depth: usize,
+    ) -> Result<(), JsonError> {
+        if self.rules.paths.is_empty() {
+            return self.value(key, parent_key, depth);
+        }
+        self.path.push(seg);
+        let r = self.value(key, parent_key, depth);
+        self.path.pop();
+        r
+    }
+
     fn path_skipped(&self) -> bool {
         if self.rules.paths.is_empty() {
             return false;
@@ -337,15 +368,7 @@ impl<'a> Parser<'a, '_> {
             self.i += 1;
             self.ws();
             let first = self.strings.len();
-            // The path is only read by configured skip paths.
-            let track = !self.rules.paths.is_empty();
-            if track {
-                self.path.push(Seg::Key(kidx));
-            }
-            self.value(Some(kidx), own_key, depth + 1)?;
-            if track {
-                self.path.pop();
-            }
+            self.nested(Seg::Key(kidx), Some(kidx), own_key, depth + 1)?;
             members.push((kidx, first, self.strings.len()));
             self.ws();
             match self.peek() {
@@ -417,14 +440,7 @@ impl<'a> Parser<'a, '_> {
         }
         loop {
             self.ws();
-            let track = !self.rules.paths.is_empty();
-            if track {
-                self.path.push(Seg::Index);
-            }
-            self.value(key, parent_key, depth + 1)?;
-            if track {
-                self.path.pop();
-            }
+            self.nested(Seg::Index, key, parent_key, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,

@@ -143,15 +143,14 @@ impl<'a> Segments<'a> for JsonBody<'a, '_> {
     }
     #[inline(always)]
     fn form(&self, i: usize) -> Form {
-        match self.strings.get(self.list[i] as usize).skip {
+        match self.strings.skipped(self.list[i] as usize) {
             true => Form::SkippedJson,
             false => Form::Json,
         }
     }
     #[inline(always)]
     fn raw(&self, i: usize) -> (usize, usize) {
-        let s = self.strings.get(self.list[i] as usize);
-        (s.raw_start, s.raw_end)
+        self.strings.raw(self.list[i] as usize)
     }
 }
 
@@ -437,7 +436,7 @@ impl Masker {
         let mut hits = Vec::new();
         let mut table = EntryTable::default();
         // The values found in every segment, one list: segment `si` has `found_all[per_seg[si]]` (a segment of
-        // the same class shares its range), and `entry_of` holds their entries (`usize::MAX` when propagation
+        // the same class shares its range), and `entry_of` holds their entries (`u32::MAX` when propagation
         // changed the segment's list, and they are looked up again).
         let mut found_all: Vec<Finding> = Vec::new();
         let mut entry_of: Vec<u32> = Vec::new();
