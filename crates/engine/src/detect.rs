@@ -2154,7 +2154,13 @@ impl Detector {
                 }
                 Some((kind, ms, me))
             }
-            Post::Credential(kind) => Some((kind, ms, me)),
+            Post::Credential(kind) => {
+                // The match takes the word bytes glued after it (`ABSK…AAAA_name`): its pattern stops at the
+                // first byte outside its alphabet, and a `_…` left behind would stay glued to the placeholder,
+                // which then neither reads as one nor comes back. Found by the `detect` fuzzer.
+                let end = me + hay[me..].iter().take_while(|&&c| is_word(c)).count();
+                Some((kind, ms, end))
+            }
             Post::FixedDigit(kind) => {
                 // (Elastic Beanstalk names its resources after the environment: `awseb-e-…-stack`.)
                 let beanstalk = kind == kid!("beanstalk_env") && hay[..ms].ends_with(b"awseb-");
@@ -3283,6 +3289,9 @@ mod tests {
             (format!("ABSK{}", "A".repeat(300)), "bedrock_api_key"),
             (format!("ABSK{}FA==", "Ab1+/".repeat(60)), "bedrock_api_key"),
             (format!("AROAABCDEFGHIJKLMNOP:{}", "a".repeat(70)), "iam_unique_id"),
+            (format!("ABSK{}_na_meAAAA", "A".repeat(120)), "bedrock_api_key"),
+            (format!("ABSK{}==_x1", "Ab1+/".repeat(30)), "bedrock_api_key"),
+            (format!("IQoJb3JpZ2luX2Vj{}_tail", "A".repeat(40)), "session_token"),
         ] {
             let text = format!("key {token} end");
             let mut out = Vec::new();

@@ -390,6 +390,21 @@ fn lesson_private_ips_real_secrets_asia_keys_session_tokens() {
     assert_eq!(kinds, ["private_ip", "access_key", "secret_key", "session_token"]);
 }
 
+/// A credential's pattern stops at the first byte outside its alphabet; the word bytes glued after it go into the
+/// placeholder's span, else they would stay glued to it (`AWS_BEDROCK_KEY_001_na_me`), which then would not read
+/// as a placeholder and the original would not come back. Found by the `detect` fuzzer.
+#[test]
+fn credentials_glued_to_word_bytes_round_trip() {
+    let key = format!("ABSK{}", "A".repeat(120));
+    let token = format!("IQoJb3JpZ2luX2Vj{}", "B".repeat(40));
+    let text = format!("k={key}_na_meAAAA then {token}_tail and {key}==_x.");
+    let out = mask_round_trip(&text);
+    assert_eq!(
+        out,
+        "k=AWS_BEDROCK_KEY_001 then AWS_SESSION_TOKEN_001 and AWS_BEDROCK_KEY_002."
+    );
+}
+
 #[test]
 fn lesson_json_escapes_stay_valid() {
     let body =
