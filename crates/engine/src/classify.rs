@@ -2,10 +2,10 @@
 //!
 //! The detector's per-token questions ("does this token hold a digit?", "where is its last `:`?", "is there a
 //! `-` followed by eight alphanumerics?") become a few bit operations on these masks instead of loops over the
-//! token's bytes. One 64-byte block is classified at a time, with AVX2 when the CPU has it (checked once at run
-//! time) and with a scalar loop otherwise; both give identical masks (tested).
+//! token's bytes. One 64-byte block is classified at a time, with AVX-512 or AVX2 when the CPU has it (checked
+//! once at run time) and with a scalar loop otherwise; all give identical masks (tested).
 //!
-//! The classes are defined by the scalar predicates below ([`Block::scalar`]); the AVX2 code computes the same
+//! The classes are defined by the scalar predicates below ([`Block::scalar`]); the vector code computes the same
 //! sets with range compares and nibble-table lookups (`vpshufb`).
 
 use crate::skip;
@@ -245,38 +245,72 @@ impl Block {
     }
 }
 
-/// Classifies 64-byte blocks of a text, with AVX2 when the CPU has it.
-pub(crate) struct Classifier {
-    /// AVX2, BMI1/2, LZCNT and POPCNT (every x86-64 CPU since 2013 or so).
+/// The vector code a [`Classifier`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    /// The scalar loop of [`Block::scalar`].
+    Portable,
+    /// AVX2, BMI1/2, LZCNT and POPCNT (every x86-64 CPU since 2013 or so): one block in two 32-byte halves.
     #[cfg(target_arch = "x86_64")]
-    avx2: bool,
+    Avx2,
+    /// And AVX-512 F/BW/VBMI2 (Ice Lake and later, Zen 4 and later): one block in one register, each class
+    /// compared straight into a mask register.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The best [`Level`] of this CPU.
+fn best_level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::is_x86_feature_detected as has;
+        if has!("avx2") && has!("bmi1") && has!("bmi2") && has!("lzcnt") && has!("popcnt") {
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi2") {
+                return Level::Avx512;
+            }
+            return Level::Avx2;
+        }
+    }
+    Level::Portable
+}
+
+/// Classifies 64-byte blocks of a text, with the best vector code the CPU has ([`Level`], checked once at run
+/// time).
+pub(crate) struct Classifier {
+    level: Level,
 }
 
 impl Classifier {
     pub(crate) fn new() -> Classifier {
+        static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
         Classifier {
-            #[cfg(target_arch = "x86_64")]
-            avx2: std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("bmi1")
-                && std::is_x86_feature_detected!("bmi2")
-                && std::is_x86_feature_detected!("lzcnt")
-                && std::is_x86_feature_detected!("popcnt"),
+            level: *LEVEL.get_or_init(best_level),
         }
     }
 
-    /// The portable code only (to test it on machines with AVX2).
+    /// One classifier per level this CPU has, the portable one first (to test each against the others).
     #[cfg(test)]
-    pub(crate) fn portable() -> Classifier {
-        Classifier {
-            #[cfg(target_arch = "x86_64")]
-            avx2: false,
-        }
+    pub(crate) fn every() -> Vec<Classifier> {
+        let best = Classifier::new().level;
+        let mut all = vec![Level::Portable];
+        #[cfg(target_arch = "x86_64")]
+        all.extend([Level::Avx2, Level::Avx512]);
+        all.into_iter()
+            .filter(|&l| l <= best)
+            .map(|level| Classifier { level })
+            .collect()
+    }
+
+    /// The level in use.
+    #[cfg(test)]
+    pub(crate) fn level(&self) -> Level {
+        self.level
     }
 
     /// Whether the CPU has AVX2, BMI1/2, LZCNT and POPCNT.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn fast(&self) -> bool {
-        self.avx2
+        self.level >= Level::Avx2
     }
 
     /// Classifies `count` consecutive blocks of `text` starting at `start` (bytes outside `text` read as 0),
@@ -303,20 +337,22 @@ impl Classifier {
         if hi > lo {
             let first = (start + 64 * lo as isize) as usize;
             let inside = &text[first..first + 64 * (hi - lo - 1) + READ];
-            #[cfg(target_arch = "x86_64")]
-            if self.avx2 {
-                for k in 0..hi - lo {
-                    // SAFETY: AVX2 is available; block `k` reads `inside[64 * k..][..READ]`, in bounds.
-                    store(lo + k, unsafe { avx2::classify(inside.as_ptr().add(64 * k)) });
+            match self.level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX-512 F/BW; block `k` reads `inside[64 * k..][..READ]`, in bounds.
+                Level::Avx512 => unsafe { avx512::each(inside, hi - lo, |k, m| store(lo + k, m)) },
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 => {
+                    for k in 0..hi - lo {
+                        // SAFETY: AVX2 is available; block `k` reads `inside[64 * k..][..READ]`, in bounds.
+                        store(lo + k, unsafe { avx2::classify(inside.as_ptr().add(64 * k)) });
+                    }
                 }
-            } else {
-                for k in 0..hi - lo {
-                    store(lo + k, Block::scalar(&inside[64 * k..]));
+                Level::Portable => {
+                    for k in 0..hi - lo {
+                        store(lo + k, Block::scalar(&inside[64 * k..]));
+                    }
                 }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            for k in 0..hi - lo {
-                store(lo + k, Block::scalar(&inside[64 * k..]));
             }
         }
         for b in hi..count {
@@ -329,13 +365,8 @@ impl Classifier {
     pub(crate) fn block(&self, text: &[u8], start: isize) -> Block {
         if start >= 0 && (start as usize) + READ <= text.len() {
             let s = start as usize;
-            #[cfg(target_arch = "x86_64")]
-            if self.avx2 {
-                // SAFETY: the CPU supports AVX2 (checked in `new`), and `text[s..s + READ]` is in bounds, which
-                // is all `avx2::classify` reads.
-                return unsafe { avx2::classify(text.as_ptr().add(s)) };
-            }
-            return Block::scalar(&text[s..s + READ]);
+            // SAFETY: `text[s..s + READ]` is in bounds, which is all a classification reads.
+            return unsafe { self.at(text.as_ptr().add(s)) };
         }
         // Near an edge: the bytes of `text` it reads, in a zero-padded buffer. (Every block of a short JSON
         // string is near an edge: a request of AWS API output has tens of thousands of them.)
@@ -348,12 +379,24 @@ impl Classifier {
         let mut buf = [0u8; 128];
         let at = (lo - start) as usize;
         buf[at..at + (hi - lo) as usize].copy_from_slice(&text[lo as usize..hi as usize]);
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: AVX2 is available; `buf` holds 128 >= READ bytes.
-            return unsafe { avx2::classify(buf.as_ptr()) };
+        // SAFETY: `buf` holds 128 >= READ bytes.
+        unsafe { self.at(buf.as_ptr()) }
+    }
+
+    /// Classifies the block at `p`.
+    ///
+    /// # Safety
+    /// `p..p + READ` is readable.
+    #[inline]
+    unsafe fn at(&self, p: *const u8) -> Block {
+        match self.level {
+            // SAFETY (both): the CPU has the level's features (checked in `new`); the caller vouches for `p`.
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { avx512::classify(p) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => unsafe { avx2::classify(p) },
+            Level::Portable => Block::scalar(unsafe { std::slice::from_raw_parts(p, READ) }),
         }
-        Block::scalar(&buf)
     }
 }
 
@@ -484,6 +527,106 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! Every function here is compiled with AVX-512 F/BW enabled and must only be called when the CPU has it.
+    use super::{Block, K_TABLES, READ, TRI, W_TABLES};
+    use std::arch::x86_64::*;
+
+    macro_rules! splat {
+        ($b:expr) => {
+            _mm512_set1_epi8($b as i8)
+        };
+    }
+
+    /// The bytes at which `lo_table[lo] & hi_table[hi]` is non-zero.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn lookup(lo: __m512i, hi: __m512i, t: &([u8; 16], [u8; 16])) -> __m512i {
+        // SAFETY: the tables are 16 bytes each.
+        let (tl, th) = unsafe {
+            (
+                _mm512_broadcast_i32x4(_mm_loadu_si128(t.0.as_ptr() as *const __m128i)),
+                _mm512_broadcast_i32x4(_mm_loadu_si128(t.1.as_ptr() as *const __m128i)),
+            )
+        };
+        _mm512_and_si512(_mm512_shuffle_epi8(tl, lo), _mm512_shuffle_epi8(th, hi))
+    }
+
+    /// `(lo nibbles, hi nibbles)` of every byte.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn nibbles(v: __m512i) -> (__m512i, __m512i) {
+        let f = splat!(0x0f);
+        (_mm512_and_si512(v, f), _mm512_and_si512(_mm512_srli_epi16::<4>(v), f))
+    }
+
+    /// Bytes within `lo..=hi` (unsigned).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn range(v: __m512i, lo: u8, hi: u8) -> u64 {
+        _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, splat!(lo)), splat!(hi - lo + 1))
+    }
+
+    /// Classifies the 64 bytes at `p`.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and BW, and `p..p + READ` is readable.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    pub(super) unsafe fn classify(p: *const u8) -> Block {
+        // SAFETY: the caller vouches for `p..p + 66`.
+        let (v, v1, v2) = unsafe {
+            (
+                _mm512_loadu_si512(p as *const _),
+                _mm512_loadu_si512(p.add(1) as *const _),
+                _mm512_loadu_si512(p.add(2) as *const _),
+            )
+        };
+        let (lo, hi) = nibbles(v);
+        let (lo1, hi1) = nibbles(v1);
+        let (lo2, hi2) = nibbles(v2);
+        let eq = |c: u8| _mm512_cmpeq_epi8_mask(v, splat!(c));
+        let tri = _mm512_and_si512(
+            lookup(lo, hi, &TRI[0]),
+            _mm512_and_si512(lookup(lo1, hi1, &TRI[1]), lookup(lo2, hi2, &TRI[2])),
+        );
+        let al = range(_mm512_or_si512(v, splat!(0x20)), b'a', b'z');
+        let nonzero = |c: __m512i| _mm512_test_epi8_mask(c, c);
+        Block {
+            w: nonzero(lookup(lo, hi, &W_TABLES)),
+            k: nonzero(lookup(lo, hi, &K_TABLES)),
+            d: range(v, b'0', b'9'),
+            al,
+            u: range(v, b'A', b'Z'),
+            dash: eq(b'-'),
+            dot: eq(b'.'),
+            colon: eq(b':'),
+            eq: eq(b'='),
+            us: eq(b'_'),
+            gt: eq(b'>') | ((eq(b'"') | eq(b'\'')) & _mm512_cmpeq_epi8_mask(v1, splat!(b':'))),
+            bs: eq(b'\\'),
+            tri: _mm512_test_epi8_mask(tri, splat!(0x3f)),
+            tri6: _mm512_test_epi8_mask(tri, splat!(0x40)),
+        }
+    }
+
+    /// Classifies the `count` consecutive blocks at the start of `inside` (which holds `64 * (count - 1) + READ`
+    /// bytes at least), handing each to `store` with its index: the loop compiled with AVX-512, so that
+    /// [`classify`] is inlined into it.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn each(inside: &[u8], count: usize, mut store: impl FnMut(usize, Block)) {
+        assert!(count == 0 || inside.len() >= 64 * (count - 1) + READ);
+        for k in 0..count {
+            // SAFETY: block `k` reads `inside[64 * k..][..READ]`, in bounds (asserted).
+            store(k, unsafe { classify(inside.as_ptr().add(64 * k)) });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,10 +680,10 @@ mod tests {
         }
     }
 
+    /// Every level classifies every block of `bytes` (and the blocks around it) as the scalar definition does,
+    /// one at a time and in runs.
     fn check(bytes: &[u8]) {
-        let c = Classifier::new();
-        for start in -70..bytes.len() as isize + 2 {
-            let got = c.block(bytes, start);
+        let want = |start: isize| {
             let mut buf = vec![0u8; READ];
             for (i, slot) in buf.iter_mut().enumerate() {
                 let p = start + i as isize;
@@ -548,8 +691,33 @@ mod tests {
                     *slot = bytes[p as usize];
                 }
             }
-            assert_eq!(got, Block::scalar(&buf), "start {start}");
+            Block::scalar(&buf)
+        };
+        for c in Classifier::every() {
+            let level = c.level();
+            for start in -70..bytes.len() as isize + 2 {
+                assert_eq!(c.block(bytes, start), want(start), "{level:?}, start {start}");
+            }
+            for start in [-130, -64, -1, 0, 1, 63] {
+                let count = (bytes.len() + 200) / 64;
+                let mut seen = 0;
+                c.fill(bytes, start, count, |b, got| {
+                    assert_eq!(b, seen);
+                    seen += 1;
+                    let at = start + 64 * b as isize;
+                    assert_eq!(got, want(at), "{level:?}, fill from {start}, block {b}");
+                });
+                assert_eq!(seen, count);
+            }
         }
+    }
+
+    /// The levels a CPU has are tested here; say which (`--nocapture`), as a machine without AVX-512 tests less.
+    #[test]
+    fn levels_tested() {
+        let levels: Vec<Level> = Classifier::every().iter().map(Classifier::level).collect();
+        eprintln!("classifier levels tested on this CPU: {levels:?}");
+        assert_eq!(levels[0], Level::Portable);
     }
 
     #[test]

@@ -3196,14 +3196,17 @@ mod tests {
                 .collect()
         };
         assert_eq!(show(&got), show(&want), "in {:?}", String::from_utf8_lossy(text));
-        let mut portable = Vec::new();
-        d.scan_with(&Classifier::portable(), text, &mut portable);
-        assert_eq!(
-            show(&portable),
-            show(&want),
-            "portable, in {:?}",
-            String::from_utf8_lossy(text)
-        );
+        for cls in Classifier::every() {
+            let mut each = Vec::new();
+            d.scan_with(&cls, text, &mut each);
+            assert_eq!(
+                show(&each),
+                show(&want),
+                "{:?}, in {:?}",
+                cls.level(),
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]
