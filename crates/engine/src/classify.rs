@@ -302,7 +302,6 @@ impl Classifier {
     }
 
     /// The level in use.
-    #[cfg(test)]
     pub(crate) fn level(&self) -> Level {
         self.level
     }

@@ -1763,8 +1763,8 @@ impl Detector {
     }
 
     fn scan_with(&self, cls: &Classifier, text: &[u8], out: &mut Vec<Finding>) {
-        if text.len() <= 8 * 64 {
-            self.scan::<12>(cls, text, out);
+        if text.len() <= 12 * 64 {
+            self.scan::<16>(cls, text, out);
         } else {
             self.scan::<SEGMENT_BLOCKS>(cls, text, out);
         }

@@ -4,7 +4,7 @@
 //! Three levels:
 //! 1. [`crate::classify`] turns each 64-byte block into bit masks of byte classes.
 //! 2. [`anchors`] and [`Detector::scan`]'s per-block pass compute, with bit-parallel operations on whole blocks
-//!    (four blocks at a time in AVX2 lanes), for every run of token bytes, at its end marker: whether it is a
+//!    (four blocks at a time in AVX2 lanes, eight in AVX-512 ones), for every run of token bytes, at its end marker: whether it is a
 //!    visited token, and which of [`Detector::token`]'s routes might act on it (a pattern, a key, a shape, a
 //!    name). Each answer is a superset: "might".
 //! 3. Tokens with a "might" get the matching test on their masks (`acts`: the pattern, key, shape and name checks);
@@ -16,11 +16,12 @@
 use super::*;
 use crate::classify::Block;
 
-/// Blocks of 64 bytes per segment: one before the span, 128 in it, one after it, and two to make groups of four.
-pub(super) const SEGMENT_BLOCKS: usize = 132;
+/// Blocks of 64 bytes per segment: one before the span, 132 in it, one after it, and two to make groups of
+/// eight.
+pub(super) const SEGMENT_BLOCKS: usize = 136;
 
-/// The class masks of the blocks of one segment, class by class (so four consecutive blocks load as one
-/// AVX2 vector). Block 0 is the block before `base`; blocks `1..=CAP - 4` cover the bytes whose runs this
+/// The class masks of the blocks of one segment, class by class (so four or eight consecutive blocks load as
+/// one vector; `CAP` is a multiple of eight). Block 0 is the block before `base`; blocks `1..=CAP - 4` cover the bytes whose runs this
 /// segment decides (the span); the next one is a look-ahead for the runs that cross its end.
 pub(super) struct Masks<const CAP: usize> {
     base: usize,
@@ -47,8 +48,11 @@ pub(super) struct Masks<const CAP: usize> {
 
 impl<const CAP: usize> Masks<CAP> {
     const SPAN: usize = (CAP - 4) * 64;
+    const GROUPS_OF_EIGHT: () = assert!(CAP.is_multiple_of(8) && CAP >= 16);
 
     fn new() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::GROUPS_OF_EIGHT;
         let z = [0u64; CAP];
         Masks {
             base: 0,
@@ -96,8 +100,8 @@ impl<const CAP: usize> Masks<CAP> {
             self.tri[b] = m.tri;
             self.tri6[b] = m.tri6;
         });
-        // The rest of the last group of four reads as separators.
-        for b in len..len.next_multiple_of(4).min(CAP) {
+        // The rest of the last group of eight reads as separators.
+        for b in len..len.next_multiple_of(8).min(CAP) {
             for a in [
                 &mut self.w,
                 &mut self.k,
@@ -311,12 +315,13 @@ win_fields!(d, al, u, dash, dot, colon, eq, us, tri, apat, akey, ashape);
 pub(super) trait Lanes: Copy + std::ops::BitAnd<Output = Self> + std::ops::BitOr<Output = Self> {
     const N: usize;
     /// `x` with every block's bits shifted up by `k` (1 to 63): bit `i` gets the bit of the byte `k` before.
-    /// `prev` is the previous value of the same mask (the block, or four blocks, before).
+    /// `prev` is the previous value of the same mask (the block, or the group of blocks, before).
     fn back(self, prev: Self, k: u32) -> Self;
     fn andnot(self, not: Self) -> Self;
     fn zero() -> Self;
     fn load(a: &[u64], at: usize) -> Self;
-    fn store(self, out: &mut [u64; 4]);
+    /// Writes the lanes to `a[at..at + N]`.
+    fn store(self, a: &mut [u64], at: usize);
 }
 
 impl Lanes for u64 {
@@ -338,8 +343,8 @@ impl Lanes for u64 {
         a[at]
     }
     #[inline(always)]
-    fn store(self, out: &mut [u64; 4]) {
-        out[0] = self;
+    fn store(self, a: &mut [u64], at: usize) {
+        a[at] = self;
     }
 }
 
@@ -406,14 +411,74 @@ mod lanes {
             Y(unsafe { _mm256_loadu_si256(four.as_ptr() as *const __m256i) })
         }
         #[inline(always)]
-        fn store(self, out: &mut [u64; 4]) {
-            // SAFETY: as above; `out` holds 32 bytes.
-            unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, self.0) }
+        fn store(self, a: &mut [u64], at: usize) {
+            let four = &mut a[at..at + 4];
+            // SAFETY: as above; `four` holds the 32 bytes written.
+            unsafe { _mm256_storeu_si256(four.as_mut_ptr() as *mut __m256i, self.0) }
+        }
+    }
+
+    /// Eight blocks' masks in the 64-bit lanes of an AVX-512 vector. The functions are only inlined into code
+    /// compiled with AVX-512 F and VBMI2 (`anchors_z`), which runs only when the CPU has them.
+    #[derive(Clone, Copy)]
+    pub(in crate::detect) struct Z(__m512i);
+
+    impl std::ops::BitAnd for Z {
+        type Output = Z;
+        #[inline(always)]
+        fn bitand(self, o: Z) -> Z {
+            // SAFETY: only reached from AVX-512 code (see above).
+            Z(unsafe { _mm512_and_si512(self.0, o.0) })
+        }
+    }
+
+    impl std::ops::BitOr for Z {
+        type Output = Z;
+        #[inline(always)]
+        fn bitor(self, o: Z) -> Z {
+            // SAFETY: as above.
+            Z(unsafe { _mm512_or_si512(self.0, o.0) })
+        }
+    }
+
+    impl Lanes for Z {
+        const N: usize = 8;
+        #[inline(always)]
+        fn back(self, prev: Z, k: u32) -> Z {
+            // SAFETY: as above.
+            unsafe {
+                // Lanes [x7 of prev, x0, …, x6]: each lane's block before; then one funnel shift per lane
+                // (`vpshldvq`: the upper half of `self:before` shifted left by `k`).
+                let before = _mm512_alignr_epi64::<7>(self.0, prev.0);
+                Z(_mm512_shldv_epi64(self.0, before, _mm512_set1_epi64(k as i64)))
+            }
+        }
+        #[inline(always)]
+        fn andnot(self, not: Z) -> Z {
+            // SAFETY: as above.
+            Z(unsafe { _mm512_andnot_si512(not.0, self.0) })
+        }
+        #[inline(always)]
+        fn zero() -> Z {
+            // SAFETY: as above.
+            Z(unsafe { _mm512_setzero_si512() })
+        }
+        #[inline(always)]
+        fn load(a: &[u64], at: usize) -> Z {
+            let eight = &a[at..at + 8];
+            // SAFETY: as above; `eight` holds the 64 bytes read.
+            Z(unsafe { _mm512_loadu_si512(eight.as_ptr() as *const _) })
+        }
+        #[inline(always)]
+        fn store(self, a: &mut [u64], at: usize) {
+            let eight = &mut a[at..at + 8];
+            // SAFETY: as above; `eight` holds the 64 bytes written.
+            unsafe { _mm512_storeu_si512(eight.as_mut_ptr() as *mut _, self.0) }
         }
     }
 }
 
-/// The classes [`anchors`] reads, for one block or four.
+/// The classes [`anchors`] reads, for one block or a group.
 #[derive(Clone, Copy)]
 struct Cls<L> {
     w: L,
@@ -430,7 +495,7 @@ struct Cls<L> {
     tri6: L,
 }
 
-/// The previous block's (or four blocks') masks, for [`Lanes::back`].
+/// The previous block's (or group's) masks, for [`Lanes::back`].
 #[derive(Clone, Copy)]
 struct Prev<L> {
     w: L,
@@ -626,6 +691,16 @@ fn has(w: u64, starts: u64, ends: u64, x: u64, carry: &mut u64) -> u64 {
     ends & !z
 }
 
+/// [`Masks::anchor_with`] in AVX-512 lanes, eight blocks at a time.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VBMI2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vbmi2")]
+unsafe fn anchors_z<const CAP: usize>(m: &mut Masks<CAP>, last: usize) {
+    m.anchor_with::<lanes::Z>(last)
+}
+
 /// Addition carries of the per-run classes, block to block.
 #[derive(Default)]
 struct Carries {
@@ -638,6 +713,39 @@ struct Carries {
 }
 
 impl<const CAP: usize> Masks<CAP> {
+    /// The last block whose runs this segment decides.
+    #[inline(always)]
+    fn last(&self) -> usize {
+        (self.len - 1).min(CAP - 4)
+    }
+
+    /// Computes the anchors of blocks `0..=last` (and the rest of the last group), and adds the run ends of
+    /// `after` to `gt`: in AVX-512 lanes when the CPU has them, else in `L`'s.
+    #[inline(always)]
+    fn anchor<L: Lanes>(&mut self, cls: &Classifier, last: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if cls.level() == crate::classify::Level::Avx512 {
+            // SAFETY: the CPU has AVX-512 F, BW and VBMI2 (the level's features, checked by `Classifier::new`).
+            return unsafe { anchors_z(self, last) };
+        }
+        let _ = cls;
+        self.anchor_with::<L>(last)
+    }
+
+    #[inline(always)]
+    fn anchor_with<L: Lanes>(&mut self, last: usize) {
+        let mut prev = Prev::<L>::zero();
+        let mut g = 0;
+        while g <= last {
+            let [pat, key, shape, after] = anchors(&self.cls::<L>(g), &mut prev);
+            pat.store(&mut self.apat, g);
+            key.store(&mut self.akey, g);
+            shape.store(&mut self.ashape, g);
+            (after | L::load(&self.gt, g)).store(&mut self.gt, g);
+            g += L::N;
+        }
+    }
+
     /// The runs of block `b` to look at, at their end markers: visited, not only `.` and `:` (trimmed to
     /// nothing), and holding an anchor or being a name candidate; and which of them are name candidates only
     /// (no anchor, no `>` after them).
@@ -731,61 +839,47 @@ impl Detector {
         while from <= n {
             let base = from / Masks::<CAP>::SPAN * Masks::<CAP>::SPAN;
             m.fill(cls, text, base);
-            let last = (m.len - 1).min(CAP - 4);
-            let mut prev = Prev::<L>::zero();
+            let last = m.last();
+            m.anchor::<L>(cls, last);
             let mut car = Carries::default();
-            let mut g = 0;
-            while g <= last {
-                let [pat, key, shape, after] = anchors(&m.cls::<L>(g), &mut prev);
-                let mut four = [0u64; 4];
-                for (a, out) in [(pat, &mut m.apat), (key, &mut m.akey), (shape, &mut m.ashape)] {
-                    a.store(&mut four);
-                    out[g..g + L::N].copy_from_slice(&four[..L::N]);
+            for b in 0..=last {
+                let (mut todo, names) = m.todo(b, &mut car);
+                // Block 0 only primes the carries.
+                if b == 0 {
+                    continue;
                 }
-                (after | L::load(&m.gt, g)).store(&mut four);
-                m.gt[g..g + L::N].copy_from_slice(&four[..L::N]);
-                for lane in 0..L::N {
-                    let b = g + lane;
-                    let (mut todo, names) = m.todo(b, &mut car);
-                    // Block 0 only primes the carries.
-                    if b == 0 || b > last {
+                let o = base + 64 * (b - 1);
+                if i >= o {
+                    todo &= if i - o >= 63 { 0 } else { !0u64 << (i - o + 1) };
+                }
+                while todo != 0 {
+                    let r = todo.trailing_zeros() as usize;
+                    todo &= todo - 1;
+                    let j = o + r;
+                    if j > n || j <= i {
                         continue;
                     }
-                    let o = base + 64 * (b - 1);
-                    if i >= o {
-                        todo &= if i - o >= 63 { 0 } else { !0u64 << (i - o + 1) };
+                    let s0 = m.run_start(text, b, r, i);
+                    if names >> r & 1 != 0 && !self.name_may_follow(text, &m, s0, &st) {
+                        continue;
                     }
-                    while todo != 0 {
-                        let r = todo.trailing_zeros() as usize;
-                        todo &= todo - 1;
-                        let j = o + r;
-                        if j > n || j <= i {
-                            continue;
-                        }
-                        let s0 = m.run_start(text, b, r, i);
-                        if names >> r & 1 != 0 && !self.name_may_follow(text, &m, s0, &st) {
-                            continue;
-                        }
-                        if names >> r & 1 == 0 && m.key_only(b, r, s0) && !self.key_only_may(text, &m, b, r, s0, j, &st)
-                        {
-                            continue;
-                        }
-                        if (s0 as isize) < m.start(0) && !visited(text, s0, j) {
-                            continue;
-                        }
-                        if let Some(pk) = self.acts(text, &m, s0, j, &st) {
-                            i = j;
-                            if let Some(next) = self.visit(text, s0, j, pk, &mut st, out) {
-                                i = next;
-                                if i >= o + 64 {
-                                    break;
-                                }
-                                todo &= if i - o >= 63 { 0 } else { !0u64 << (i - o + 1) };
+                    if names >> r & 1 == 0 && m.key_only(b, r, s0) && !self.key_only_may(text, &m, b, r, s0, j, &st) {
+                        continue;
+                    }
+                    if (s0 as isize) < m.start(0) && !visited(text, s0, j) {
+                        continue;
+                    }
+                    if let Some(pk) = self.acts(text, &m, s0, j, &st) {
+                        i = j;
+                        if let Some(next) = self.visit(text, s0, j, pk, &mut st, out) {
+                            i = next;
+                            if i >= o + 64 {
+                                break;
                             }
+                            todo &= if i - o >= 63 { 0 } else { !0u64 << (i - o + 1) };
                         }
                     }
                 }
-                g += L::N;
             }
             from = i.max(base + Masks::<CAP>::SPAN);
             if base + Masks::<CAP>::SPAN > n {
@@ -1560,9 +1654,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The masks of `text` (at most 512 bytes), and the `One`/`Two` window of `[s, e)`.
-    fn with_masks<R>(text: &[u8], s: usize, e: usize, f: impl FnOnce(&Masks<12>, usize, usize, bool) -> R) -> R {
-        let mut m = Masks::<12>::new();
+    /// The masks of `text` (at most 768 bytes), and the `One`/`Two` window of `[s, e)`.
+    fn with_masks<R>(text: &[u8], s: usize, e: usize, f: impl FnOnce(&Masks<16>, usize, usize, bool) -> R) -> R {
+        let mut m = Masks::<16>::new();
         m.fill(&Classifier::new(), text, 0);
         let k = ((s as isize - m.start(0)) / 64) as usize;
         let kl = ((e.max(s + 1) - 1) as isize - m.start(0)) as usize / 64;
