@@ -1915,6 +1915,9 @@ impl Detector {
         };
         if run_patterns {
             self.patterns(text, s, e, out);
+            if memchr::memchr(b'%', tok).is_some() {
+                self.after_escapes(text, s, e, before, out);
+            }
         }
         if bits & DIGIT != 0 && e - s > 12 {
             self.arn_fields(text, s, e, before, out);
@@ -1931,6 +1934,62 @@ impl Detector {
         }
         self.context(text, s, e, bits, st, out);
         None
+    }
+
+    /// Pattern matches that start right after a percent-escape of a separator, in URL-encoded text
+    /// (`key%3DAKIA…`, `%22arn:aws:iam::…%22`, `%2Fvpc-…`, `%2010.1.2.3`): the table's `\b` does not hold between
+    /// the escape's last hex digit and the id, so the table is searched again, anchored, from there, and the rules
+    /// see the escape's byte before the match (after `%2D`, a `-`, an id is part of a name, as after `-`). The
+    /// finding takes the escape's two hex digits (`key%AWS_ACCESS_KEY_001`): a placeholder right after them
+    /// would touch a word byte, and unmasking would not read it as one. Matches that a finding of the token
+    /// (since `before`) holds already are not searched (an encoded ARN's `%3A…` parts).
+    fn after_escapes(&self, text: &[u8], s: usize, e: usize, before: usize, out: &mut Vec<Finding>) {
+        let hay = &text[s..e];
+        for p in memchr::memchr_iter(b'%', hay) {
+            let q = p + 3;
+            if q >= hay.len() {
+                break;
+            }
+            let hex = |c: u8| (c as char).to_digit(16);
+            let (Some(a), Some(b)) = (hex(hay[p + 1]), hex(hay[p + 2])) else {
+                continue;
+            };
+            let sep = (a * 16 + b) as u8;
+            // A word byte decoded is the middle of a word; a separator at `q` lets `\b` hold already.
+            if is_word(sep) || !is_word(hay[q]) || out[before..].iter().any(|f| f.start <= s + q && s + q < f.end) {
+                continue;
+            }
+            let sub = &hay[q..];
+            let Some(m) = self.meta().search(&Input::new(sub).anchored(Anchored::Yes)) else {
+                continue;
+            };
+            let Some((kind, ps, pe)) = self.post_after(sub, sep, m.pattern().as_usize(), m.start(), m.end()) else {
+                continue;
+            };
+            if kind == kid!("placeholder_literal") {
+                continue;
+            }
+            if !self.allow.is_empty() && self.allow.contains(&sub[ps..pe]) {
+                continue;
+            }
+            let start = s + q + ps - if ps == 0 { 2 } else { 0 };
+            let mut end = s + q + pe;
+            // The leftmost match wins: findings of the token that start inside this one go, and one that went on
+            // past its end takes this one's end with it (nothing it held stays unmasked).
+            let mut k = before;
+            while k < out.len() {
+                if out[k].start >= start && out[k].start < end {
+                    end = end.max(out[k].end);
+                    out.remove(k);
+                } else {
+                    k += 1;
+                }
+            }
+            self.push(text, Finding { start, end, kind }, out);
+        }
+        if out.len() > before {
+            out[before..].sort_by_key(|f| f.start);
+        }
     }
 
     /// The account field of an ARN that the ARN rule could not match whole ([`arn_account_field`]), and a KMS key
@@ -2131,8 +2190,13 @@ impl Detector {
 
     /// Validates a raw match and decides its kind and final span (relative to the token).
     fn post(&self, hay: &[u8], pattern: usize, ms: usize, me: usize) -> Option<(KindId, usize, usize)> {
-        let m = &hay[ms..me];
         let prev = if ms > 0 { hay[ms - 1] } else { b' ' };
+        self.post_after(hay, prev, pattern, ms, me)
+    }
+
+    /// [`Detector::post`] with the byte before the match given (`prev`; a percent-escape's decoded byte).
+    fn post_after(&self, hay: &[u8], prev: u8, pattern: usize, ms: usize, me: usize) -> Option<(KindId, usize, usize)> {
+        let m = &hay[ms..me];
         let next = hay.get(me).copied().unwrap_or(b' ');
         let next2 = hay.get(me + 1).copied().unwrap_or(b' ');
         // Never a part of a larger token: `my-subnet-1a2b3c4d`, `x.i-…`.
@@ -3100,7 +3164,7 @@ mod tests {
         /// base64-like ones with a piece inside, and on tokens at the edge of one condition.
         #[test]
         fn interesting_is_its_first_version(
-            short in "(r-|ou-|da2-)?([A-Za-z0-9+/=_:.%-]|aws|AWS|aWs|amz-|s3|S3|alias/|ip-|cloudfront|internal|beanstalk|IQoJb3|ABSK|::|-us-east-1_|-[0-9a-fA-F]{7,9}|-[a-z]{8}|[A-Z0-9]{15,17}|[0-9]{1,3}\\.){0,8}",
+            short in "(r-|ou-|da2-)?([A-Za-z0-9+/=_:.%-]|aws|AWS|aWs|amz-|s3|S3|alias/|ip-|cloudfront|internal|beanstalk|IQoJb3|ABSK|%3D|%2F|%22|%2D|%41|arn:aws:|::|-us-east-1_|-[0-9a-fA-F]{7,9}|-[a-z]{8}|[A-Z0-9]{15,17}|[0-9]{1,3}\\.){0,8}",
             long in "[A-Za-z0-9+/]{40,300}",
             piece in "(aws[/_%]|s3/|ip-|alias/|CloudFront|-[0-9a-f]{8}|-[g-z]{9}|::1|[A-Z]{16}|1_)?",
             at in 0usize..300,
@@ -3260,6 +3324,7 @@ mod tests {
             "2024-06-15T10:30:4[0-9]\\.[0-9]{3}Z|v?[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}(\\.[0-9])?",
             // separators
             "[ ,;:=\"'()\\[\\]{}<>|\t\n]{1,3}|\\\\[ntrbf/]|  and | or |, and |[.!?]{1,2}|한국어|—|\u{1F600}",
+            "%(3D|2F|22|20|2D|41|3A|2C)",
         ]
     }
 

@@ -405,6 +405,29 @@ fn credentials_glued_to_word_bytes_round_trip() {
     );
 }
 
+/// URL-encoded text: an identifier right after a percent-escape of a separator (`%3D` `=`, `%2F` `/`, `%22` `"`,
+/// `%20` ` `) is masked, though the escape's last hex digit glues it to a word. The placeholder takes the
+/// escape's two digits, so that it stands alone after the `%` and comes back. An escape of a word byte (`%41`,
+/// `A`) or of a `-` (`%2D`: the id is part of a name) is no boundary.
+#[test]
+fn ids_after_percent_escapes_are_masked() {
+    let text = "q=key%3DAKIAIOSFODNN7EXAMPLE%2F20240101 r=%22arn:aws:iam::123456789012:role/x%22 \
+                p=%2Fvpc-0a1b2c3d&i=%20i-0123456789abcdef0%20 ip=%2010.1.2.3%20 \
+                keep my%2Dsubnet-1a2b3c4d %41i-0123456789abcdef1 100%25 %3DAWS_EC2_001";
+    let out = mask_round_trip(text);
+    assert_eq!(
+        out,
+        "q=key%AWS_ACCESS_KEY_001%2F20240101 r=%AWS_IAM_ROLE_001 \
+         p=%AWS_VPC_001&i=%AWS_EC2_001%20 ip=%AWS_PRIVATE_IP_001%20 \
+         keep my%2Dsubnet-1a2b3c4d %41i-0123456789abcdef1 100%25 %3DAWS_EC2_001"
+    );
+    // The same ids in an encoded ARN's parts are the ARN's (no second finding inside it).
+    let out = mask_round_trip(
+        "u=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fx and role%3Darn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fy",
+    );
+    assert_eq!(out, "u=AWS_IAM_ROLE_001 and role%AWS_IAM_ROLE_002");
+}
+
 #[test]
 fn lesson_json_escapes_stay_valid() {
     let body =
@@ -709,6 +732,10 @@ fn filler() -> impl Strategy<Value = String> {
         Just("\n".to_string()),
         Just(" — ".to_string()),
         Just(" 한국어 ".to_string()),
+        // URL-encoded separators: `=`, `"`, `/`.
+        Just(" key%3D".to_string()),
+        Just("x%22".to_string()),
+        Just("%2F".to_string()),
         word,
     ]
 }
