@@ -1915,7 +1915,7 @@ impl Detector {
         };
         if run_patterns {
             self.patterns(text, s, e, out);
-            if memchr::memchr(b'%', tok).is_some() {
+            if memchr::memchr(b'%', tok).is_some() || (matches!(tok[0], b'u' | b'x') && s > 0 && text[s - 1] == b'\\') {
                 self.after_escapes(text, s, e, before, out);
             }
         }
@@ -1936,27 +1936,46 @@ impl Detector {
         None
     }
 
-    /// Pattern matches that start right after a percent-escape of a separator, in URL-encoded text
-    /// (`key%3DAKIA…`, `%22arn:aws:iam::…%22`, `%2Fvpc-…`, `%2010.1.2.3`): the table's `\b` does not hold between
-    /// the escape's last hex digit and the id, so the table is searched again, anchored, from there, and the rules
-    /// see the escape's byte before the match (after `%2D`, a `-`, an id is part of a name, as after `-`). The
-    /// finding takes the escape's two hex digits (`key%AWS_ACCESS_KEY_001`): a placeholder right after them
-    /// would touch a word byte, and unmasking would not read it as one. Matches that a finding of the token
-    /// (since `before`) holds already are not searched (an encoded ARN's `%3A…` parts).
+    /// Pattern matches that start right after an escape of a separator: a percent-escape in URL-encoded text
+    /// (`key%3DAKIA…`, `%22arn:aws:iam::…%22`, `%2Fvpc-…`, `%2010.1.2.3`), or a `\uXXXX` escape in text that spells
+    /// out JSON's or C's (`\u0022arn:aws:…`, `\x22arn:aws:…`; the `\` before makes them a token of their own). The table's `\b` does not
+    /// hold between the escape's last hex digit and the id, so the table is searched again, anchored, from there,
+    /// and the rules see the escape's byte before the match (after `%2D`, a `-`, an id is part of a name, as after
+    /// `-`; a non-ASCII character is a separator, as in the text it stands for). The finding takes the escape's
+    /// hex digits (`key%AWS_ACCESS_KEY_001`, `\AWS_IAM_ROLE_001`): a placeholder right after them would touch a
+    /// word byte, and unmasking would not read it as one. Matches that a finding of the token (since `before`)
+    /// holds already are not searched (an encoded ARN's `%3A…` parts).
     fn after_escapes(&self, text: &[u8], s: usize, e: usize, before: usize, out: &mut Vec<Finding>) {
         let hay = &text[s..e];
-        for p in memchr::memchr_iter(b'%', hay) {
-            let q = p + 3;
-            if q >= hay.len() {
-                break;
-            }
-            let hex = |c: u8| (c as char).to_digit(16);
-            let (Some(a), Some(b)) = (hex(hay[p + 1]), hex(hay[p + 2])) else {
-                continue;
-            };
-            let sep = (a * 16 + b) as u8;
+        let hex = |c: u8| (c as char).to_digit(16);
+        // (Where the match may start, the escape's byte, the length of the escape's part after `%` or `\`.)
+        // (`\xHH`, C's and Python's, too.)
+        let digits = match hay.first() {
+            Some(b'u') => 4,
+            Some(b'x') => 2,
+            _ => 0,
+        };
+        let unicode = (digits > 0 && s > 0 && text[s - 1] == b'\\' && hay.len() > digits + 1)
+            .then(|| hay[1..=digits].iter().try_fold(0u32, |v, &c| Some(v * 16 + hex(c)?)))
+            .flatten()
+            .map(|v| {
+                (
+                    digits + 1,
+                    u8::try_from(v).ok().filter(u8::is_ascii).unwrap_or(b' '),
+                    digits + 1,
+                )
+            });
+        let percent = memchr::memchr_iter(b'%', hay).filter_map(|p| {
+            let (a, b) = (hex(*hay.get(p + 1)?)?, hex(*hay.get(p + 2)?)?);
+            Some((p + 3, (a * 16 + b) as u8, 2))
+        });
+        for (q, sep, digits) in unicode.into_iter().chain(percent) {
             // A word byte decoded is the middle of a word; a separator at `q` lets `\b` hold already.
-            if is_word(sep) || !is_word(hay[q]) || out[before..].iter().any(|f| f.start <= s + q && s + q < f.end) {
+            if q >= hay.len()
+                || is_word(sep)
+                || !is_word(hay[q])
+                || out[before..].iter().any(|f| f.start <= s + q && s + q < f.end)
+            {
                 continue;
             }
             let sub = &hay[q..];
@@ -1972,7 +1991,7 @@ impl Detector {
             if !self.allow.is_empty() && self.allow.contains(&sub[ps..pe]) {
                 continue;
             }
-            let start = s + q + ps - if ps == 0 { 2 } else { 0 };
+            let start = s + q + ps - if ps == 0 { digits } else { 0 };
             let mut end = s + q + pe;
             // The leftmost match wins: findings of the token that start inside this one go, and one that went on
             // past its end takes this one's end with it (nothing it held stays unmasked).
@@ -3324,7 +3343,7 @@ mod tests {
             "2024-06-15T10:30:4[0-9]\\.[0-9]{3}Z|v?[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}(\\.[0-9])?",
             // separators
             "[ ,;:=\"'()\\[\\]{}<>|\t\n]{1,3}|\\\\[ntrbf/]|  and | or |, and |[.!?]{1,2}|한국어|—|\u{1F600}",
-            "%(3D|2F|22|20|2D|41|3A|2C)",
+            "%(3D|2F|22|20|2D|41|3A|2C)|\\\\u00(22|3d|26|41|2d|e9)|\\\\x(22|3d|41)",
         ]
     }
 

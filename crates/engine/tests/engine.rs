@@ -410,7 +410,7 @@ fn credentials_glued_to_word_bytes_round_trip() {
 /// escape's two digits, so that it stands alone after the `%` and comes back. An escape of a word byte (`%41`,
 /// `A`) or of a `-` (`%2D`: the id is part of a name) is no boundary.
 #[test]
-fn ids_after_percent_escapes_are_masked() {
+fn ids_after_escapes_are_masked() {
     let text = "q=key%3DAKIAIOSFODNN7EXAMPLE%2F20240101 r=%22arn:aws:iam::123456789012:role/x%22 \
                 p=%2Fvpc-0a1b2c3d&i=%20i-0123456789abcdef0%20 ip=%2010.1.2.3%20 \
                 keep my%2Dsubnet-1a2b3c4d %41i-0123456789abcdef1 100%25 %3DAWS_EC2_001";
@@ -426,6 +426,23 @@ fn ids_after_percent_escapes_are_masked() {
         "u=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fx and role%3Darn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fy",
     );
     assert_eq!(out, "u=AWS_IAM_ROLE_001 and role%AWS_IAM_ROLE_002");
+    // JSON's `\uXXXX` (and C's `\xHH`) escapes spelled out in text (a JSON document pasted into a prompt): the placeholder takes
+    // the escape's `uXXXX` and stands alone after the `\`. A non-ASCII character is a separator, as in the text.
+    let text = concat!(
+        r"a \u0022arn:aws:iam::123456789012:role/x\u0022 b \u003di-0123456789abcdef0 ",
+        r"c \u0026AKIAIOSFODNN7EXAMPLE x\u00e9i-0123456789abcdef1 ",
+        r"keep \u0041i-0123456789abcdef2 \u002di-0123456789abcdef3 \u0022AWS_EC2_001 ",
+        r"and C's \x3dvpc-0a1b2c3d \x41vpc-0a1b2c3e"
+    );
+    assert_eq!(
+        mask_round_trip(text),
+        concat!(
+            r"a \AWS_IAM_ROLE_001\u0022 b \AWS_EC2_001 ",
+            r"c \AWS_ACCESS_KEY_001 x\AWS_EC2_002 ",
+            r"keep \u0041i-0123456789abcdef2 \u002di-0123456789abcdef3 \u0022AWS_EC2_001 ",
+            r"and C's \AWS_VPC_001 \x41vpc-0a1b2c3e"
+        )
+    );
 }
 
 #[test]
@@ -736,6 +753,8 @@ fn filler() -> impl Strategy<Value = String> {
         Just(" key%3D".to_string()),
         Just("x%22".to_string()),
         Just("%2F".to_string()),
+        // JSON's escapes spelled out in text.
+        Just(" \\u0022".to_string()),
         word,
     ]
 }
