@@ -1915,7 +1915,9 @@ impl Detector {
         };
         if run_patterns {
             self.patterns(text, s, e, out);
-            if memchr::memchr(b'%', tok).is_some() || (matches!(tok[0], b'u' | b'x') && s > 0 && text[s - 1] == b'\\') {
+            if memchr::memchr2(b'%', b'$', tok).is_some()
+                || (matches!(tok[0], b'u' | b'x') && s > 0 && text[s - 1] == b'\\')
+            {
                 self.after_escapes(text, s, e, before, out);
             }
         }
@@ -1965,9 +1967,12 @@ impl Detector {
                     digits + 1,
                 )
             });
-        let percent = memchr::memchr_iter(b'%', hay).filter_map(|p| {
-            let (a, b) = (hex(*hay.get(p + 1)?)?, hex(*hay.get(p + 2)?)?);
-            Some((p + 3, (a * 16 + b) as u8, 2))
+        let pair = |at: usize| Some(hex(*hay.get(at)?)? * 16 + hex(*hay.get(at + 1)?)?);
+        // (`%252F`, twice encoded, is a `/` too; so is `$252F`, the AWS console's spelling of it.)
+        let percent = memchr::memchr2_iter(b'%', b'$', hay).filter_map(|p| match pair(p + 1)? {
+            0x25 => Some((p + 5, pair(p + 3)? as u8, 4)),
+            _ if hay[p] == b'$' => None,
+            v => Some((p + 3, v as u8, 2)),
         });
         for (q, sep, digits) in unicode.into_iter().chain(percent) {
             // A word byte decoded is the middle of a word; a separator at `q` lets `\b` hold already.
@@ -2266,7 +2271,9 @@ impl Detector {
                 ok.then_some((kind, ms, me))
             }
             Post::Arn => {
-                if matches!(prev, b':' | b'-' | b'.') {
+                // (After a `:`, an ARN is a value: `Resource:arn:aws:s3:::bucket`. One inside an ARN is part of
+                // the outer match.)
+                if matches!(prev, b'-' | b'.') {
                     return None;
                 }
                 let mut end = me;

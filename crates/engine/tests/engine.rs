@@ -426,6 +426,9 @@ fn ids_after_escapes_are_masked() {
         "u=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fx and role%3Darn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fy",
     );
     assert_eq!(out, "u=AWS_IAM_ROLE_001 and role%AWS_IAM_ROLE_002");
+    // Encoded twice (`%252F`), and the AWS console's `$252F`.
+    let out = mask_round_trip("r=https%3A%2F%2Fx%3Fp%3D%252Fi-0123456789abcdef0 logs $252Fvpc-0a1b2c3d 50%2525");
+    assert_eq!(out, "r=https%3A%2F%2Fx%3Fp%3D%AWS_EC2_001 logs $AWS_VPC_001 50%2525");
     // JSON's `\uXXXX` (and C's `\xHH`) escapes spelled out in text (a JSON document pasted into a prompt): the placeholder takes
     // the escape's `uXXXX` and stands alone after the `\`. A non-ASCII character is a separator, as in the text.
     let text = concat!(
@@ -443,6 +446,14 @@ fn ids_after_escapes_are_masked() {
             r"and C's \AWS_VPC_001 \x41vpc-0a1b2c3e"
         )
     );
+}
+
+/// An ARN after a `:` is a value (`Resource:arn:aws:s3:::bucket` in a `key:value` log); the catalogue's own
+/// regex excluded it, and the bucket name went out.
+#[test]
+fn arns_after_a_colon_are_masked() {
+    let out = mask_round_trip("Resource:arn:aws:s3:::my-bucket-1 principal:arn:aws:iam::123456789012:role/x");
+    assert_eq!(out, "Resource:AWS_S3_ARN_001 principal:AWS_IAM_ROLE_001");
 }
 
 #[test]
