@@ -456,6 +456,55 @@ fn arns_after_a_colon_are_masked() {
     assert_eq!(out, "Resource:AWS_S3_ARN_001 principal:AWS_IAM_ROLE_001");
 }
 
+/// Every pattern-tier identifier is masked whatever separator, punctuation, escape or non-ASCII text is glued to
+/// it, on either side (each case on its own, so that no other line's finding carries it), and comes back.
+#[test]
+fn ids_are_masked_in_every_context() {
+    let ids = [
+        "i-0123456789abcdef0",
+        "vpc-0a1b2c3d",
+        "AKIAIOSFODNN7EXAMPLE",
+        "arn:aws:iam::123456789012:role/app",
+        "10.1.2.3",
+        "arn:aws:s3:::bkt-1a2b3c",
+        "db1.c0123456789a.us-east-1.rds.amazonaws.com",
+        "ami-0abcdef1234567890",
+        "2600:1f18:47d3:8c00::5a",
+        "IQoJb3JpZ2luX2VjEOzABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGHIJ",
+    ];
+    let left = [
+        " ", "=", "\"", "'", "(", "[", "{", "<", ">", "/", ",", ";", "|", "\t", r"\n", r#"\""#, "%3D", "%22", "%2F",
+        "%20", r"\u0022", r"\x22", "&quot;", "&#34;", "$", "@", "#", "*", "~", "!", "?", "&", "+", "`", "=>", "->",
+        "«", "“", "한", "é", "%252F", "$252F", "%5C%22", r"\\u0022", r"\/", r"\\", r"\t",
+    ];
+    let right = [
+        " ", "\"", "'", ")", "]", "}", ",", ";", ".", ":", "|", r"\n", r#"\""#, "%22", "%2C", "%2F", "&quot;", "`",
+        "!", "?", ">", "*", "한", "。", r"\u0022", r"\x22", "%252F",
+    ];
+    let m = Masker::new(&MaskerConfig::default()).unwrap();
+    let mut missed = Vec::new();
+    for id in ids {
+        let cases = left
+            .iter()
+            .map(|l| format!("w {l}{id} w"))
+            .chain(right.iter().map(|r| format!("w {id}{r} w")));
+        for text in cases {
+            let masked = Numbering::default().finish(m.plan_text(&text));
+            let out = String::from_utf8(masked.body).unwrap();
+            if out.contains(id) {
+                missed.push(text.clone());
+            }
+            let mut st = maskgate_engine::UnmaskStats::default();
+            assert_eq!(
+                maskgate_engine::unmask_text(&out, &masked.map, &mut st),
+                text,
+                "via {out}"
+            );
+        }
+    }
+    assert!(missed.is_empty(), "left unmasked: {missed:#?}");
+}
+
 #[test]
 fn lesson_json_escapes_stay_valid() {
     let body =
