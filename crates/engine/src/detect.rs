@@ -280,6 +280,8 @@ enum Post {
     /// `https://s3….amazonaws.com/<bucket>` and `s3://<bucket>/…`: the bucket only.
     S3Bucket,
     Presigned,
+    /// An access key id and its secret before a URI's `@`: a secret key, without the `@`.
+    UserInfo,
     Ipv4,
     Ipv6,
     KmsAlias,
@@ -381,6 +383,14 @@ fn rules() -> Vec<Rule> {
         r(
             r"\bbedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%._-]*".to_string(),
             Post::Fixed(k("bedrock_api_key")),
+        ),
+        // An access key id and its secret as a URI's user info (`s3a://AKIA…:<secret>@bucket/…`, Hadoop's form
+        // and many connection strings'; the secret's `/` and `+` percent-encoded or not): one secret, up to the
+        // `@`. (Alone, a 40-character secret needs a keyword or an access key id near it, and here it is no token
+        // of its own.)
+        r(
+            r"\b(?:AKIA|ASIA)[A-Z0-9]{16}:(?:[A-Za-z0-9+/]|%2[FfBb]){40}@".to_string(),
+            Post::UserInfo,
         ),
         r(
             r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b".to_string(),
@@ -2242,6 +2252,7 @@ impl Detector {
                 }
                 Some((kind, ms, me))
             }
+            Post::UserInfo => Some((kid!("secret_key"), ms, me - 1)),
             Post::Credential(kind) => {
                 // The match takes the word bytes glued after it (`ABSK…AAAA_name`): its pattern stops at the
                 // first byte outside its alphabet, and a `_…` left behind would stay glued to the placeholder,

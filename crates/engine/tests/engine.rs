@@ -505,6 +505,19 @@ fn ids_are_masked_in_every_context() {
     assert!(missed.is_empty(), "left unmasked: {missed:#?}");
 }
 
+/// An access key id and its secret as a URI's user info (Hadoop's `s3a://KEY:SECRET@bucket`, connection
+/// strings): the secret is no token of its own there, so the pair is masked as one secret, its `/` encoded or not.
+#[test]
+fn access_key_and_secret_in_a_uri_are_masked() {
+    let text = "fs s3a://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCYEXAMPLEKEY@my-bucket/path \
+                and s3a://AKIAI44QH8DHBEXAMPLE:je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY@b/p";
+    assert_eq!(
+        mask_round_trip(text),
+        "fs s3a://AWS_SECRET_KEY_001@my-bucket/path \
+                and s3a://AWS_SECRET_KEY_002@b/p"
+    );
+}
+
 #[test]
 fn lesson_json_escapes_stay_valid() {
     let body =
