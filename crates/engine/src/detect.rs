@@ -280,7 +280,8 @@ enum Post {
     /// `https://s3….amazonaws.com/<bucket>` and `s3://<bucket>/…`: the bucket only.
     S3Bucket,
     Presigned,
-    /// An access key id and its secret before a URI's `@`: a secret key, without the `@`.
+    /// An access key id and its secret before a URI's `@`: a secret key, without the `@` (and the bucket after it,
+    /// which [`Detector::patterns_with`] adds in an `s3://` URI).
     UserInfo,
     Ipv4,
     Ipv6,
@@ -386,10 +387,11 @@ fn rules() -> Vec<Rule> {
         ),
         // An access key id and its secret as a URI's user info (`s3a://AKIA…:<secret>@bucket/…`, Hadoop's form
         // and many connection strings'; the secret's `/` and `+` percent-encoded or not): one secret, up to the
-        // `@`. (Alone, a 40-character secret needs a keyword or an access key id near it, and here it is no token
-        // of its own.)
+        // `@`, and in an `s3://` URI the bucket after it. (Alone, a 40-character secret needs a keyword or an
+        // access key id near it, and here it is no token of its own.)
         r(
-            r"\b(?:AKIA|ASIA)[A-Z0-9]{16}:(?:[A-Za-z0-9+/]|%2[FfBb]){40}@".to_string(),
+            r"\b(?:AKIA|ASIA)[A-Z0-9]{16}:(?:[A-Za-z0-9+/]|%2[FfBb]){40}@(?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\b)?"
+                .to_string(),
             Post::UserInfo,
         ),
         r(
@@ -2216,6 +2218,27 @@ impl Detector {
                         out,
                     );
                     at = me.max(ms + 1);
+                    if let Post::UserInfo = self.posts[pattern] {
+                        // The host after the `@`: a bucket in an `s3://` URI, else searched as any text is (an
+                        // address, an endpoint).
+                        let s3 = [&b"s3://"[..], b"s3a://", b"s3n://"]
+                            .iter()
+                            .any(|p| hay[..ms].ends_with(p));
+                        if s3 && me > pe + 1 {
+                            let kind = kid!("s3_bucket");
+                            self.push(
+                                text,
+                                Finding {
+                                    start: s + pe + 1,
+                                    end: s + me,
+                                    kind,
+                                },
+                                out,
+                            );
+                        } else {
+                            at = pe + 1;
+                        }
+                    }
                 }
                 None => at = ms + 1,
             }
@@ -2252,7 +2275,7 @@ impl Detector {
                 }
                 Some((kind, ms, me))
             }
-            Post::UserInfo => Some((kid!("secret_key"), ms, me - 1)),
+            Post::UserInfo => Some((kid!("secret_key"), ms, ms + memchr::memchr(b'@', m)?)),
             Post::Credential(kind) => {
                 // The match takes the word bytes glued after it (`ABSK…AAAA_name`): its pattern stops at the
                 // first byte outside its alphabet, and a `_…` left behind would stay glued to the placeholder,

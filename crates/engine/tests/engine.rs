@@ -506,15 +506,17 @@ fn ids_are_masked_in_every_context() {
 }
 
 /// An access key id and its secret as a URI's user info (Hadoop's `s3a://KEY:SECRET@bucket`, connection
-/// strings): the secret is no token of its own there, so the pair is masked as one secret, its `/` encoded or not.
+/// strings): the secret is no token of its own there, so the pair is masked as one secret, its `/` encoded or not;
+/// in an `s3://` URI the bucket after it too, and any other host is searched as text is (a private address).
 #[test]
 fn access_key_and_secret_in_a_uri_are_masked() {
     let text = "fs s3a://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCYEXAMPLEKEY@my-bucket/path \
-                and s3a://AKIAI44QH8DHBEXAMPLE:je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY@b/p";
+                and s3a://AKIAI44QH8DHBEXAMPLE:je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY@bkt-2/p \
+                https://ASIAI44QH8DHBEXAMPLE:je7MtGbClwBF%2B2Zp9Utk/h3yCo8nvbEXAMPLEKEY@10.0.0.5:9000/x";
     assert_eq!(
         mask_round_trip(text),
-        "fs s3a://AWS_SECRET_KEY_001@my-bucket/path \
-                and s3a://AWS_SECRET_KEY_002@b/p"
+        "fs s3a://AWS_SECRET_KEY_001@AWS_S3_BUCKET_001/path \
+                and s3a://AWS_SECRET_KEY_002@AWS_S3_BUCKET_002/p https://AWS_SECRET_KEY_003@AWS_PRIVATE_IP_001:9000/x"
     );
 }
 
