@@ -979,6 +979,22 @@ fn interesting(tok: &[u8]) -> bool {
 /// The fixed starts of mixed-case base64 credentials: session tokens, Bedrock keys.
 pub(super) const CREDENTIAL_PREFIXES: [&[u8]; 6] = [b"IQoJb3", b"AgoJb3", b"FwoGZX", b"FQoGZX", b"AQoDYX", b"ABSK"];
 
+/// The parameters of a query string or a form body in the token `[s, e)` whose key is a known one: the span of
+/// the value after each `key=` between `?` or `&`, with the key's kind and shape.
+fn query_params(text: &[u8], s: usize, e: usize) -> impl Iterator<Item = (usize, usize, KindId, ValueShape)> + '_ {
+    let ends = memchr::memchr2_iter(b'&', b'?', &text[s..e])
+        .map(move |p| s + p)
+        .chain([e]);
+    let mut from = s;
+    ends.filter_map(move |end| {
+        let param = (from, end);
+        from = end + 1;
+        let eq = param.0 + memchr::memchr(b'=', &text[param.0..param.1])?;
+        let (kind, shape) = fast::key_lookup(&text[param.0..eq])?;
+        Some((eq + 1, end, kind, shape))
+    })
+}
+
 /// From this length on, [`interesting`] reads a token's class masks ([`interesting_long`]) rather than its bytes.
 const LONG_TOKEN: usize = 128;
 
@@ -1945,6 +1961,10 @@ impl Detector {
             if next.is_some() || out.len() > before {
                 return next;
             }
+            if memchr::memchr(b'&', tok).is_some() && self.query_params(text, s, e, out) {
+                st.list = None;
+                return None;
+            }
         }
         self.context(text, s, e, bits, st, out);
         None
@@ -2143,6 +2163,21 @@ impl Detector {
             return Some(ve);
         }
         None
+    }
+
+    /// The parameters of a query string or a form body in one token (`…/api?accountId=123456789012&region=…`,
+    /// `aws_secret_access_key=…&x=1`): each `key=value` between `?` or `&` is taken as a key and its value, as
+    /// [`Detector::key_then_value`] takes one that ends the token. Whether one was found.
+    fn query_params(&self, text: &[u8], s: usize, e: usize, out: &mut Vec<Finding>) -> bool {
+        let before = out.len();
+        for (start, end, kind, shape) in query_params(text, s, e) {
+            let value = &text[start..end];
+            let fits = value_fits(value, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || !is_flag_like(value));
+            if fits && !interesting(value) {
+                self.push(text, Finding { start, end, kind }, out);
+            }
+        }
+        out.len() > before
     }
 
     /// Runs the multi-pattern regex over one token.
@@ -3379,6 +3414,7 @@ mod tests {
             "(Bucket|S3|RDS|Lambda|AccountId|OwnerId|KeyId|HostedZoneId|SecretAccessKey|RestApiId|BucketName|FunctionName|StackName|RoleName)[:=]?",
             "--(bucket|owner-ids|account-id|key-id|function-name|rest-api-id|hosted-zone-id|verbose)(=[a-z0-9-]{1,12})?",
             "[a-z_]{1,10}_(bucket|stackname|dbinstance)",
+            "(https://x\\.io/a)?[?&](accountId|owner|bucket|KeyId|aws_secret_access_key|r|x_id)=[a-z0-9/-]{0,12}&?",
             // ordinary text
             "[A-Za-z]{1,12}|[a-z]{1,6}[.:/=_-][a-z0-9]{1,8}|[0-9]{1,4}[.:/-][0-9]{1,4}([.:/-][0-9]{1,4})?",
             "2024-06-15T10:30:4[0-9]\\.[0-9]{3}Z|v?[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}(\\.[0-9])?",

@@ -1119,7 +1119,8 @@ impl Detector {
         }
     }
 
-    /// Whether `key_then_value` may know the key of the token `[s, e)` (`ops`: its `:` and `=`).
+    /// Whether `key_then_value` may know the key of the token `[s, e)` (`ops`: its `:` and `=`), or
+    /// `query_params` one of its parameters' keys.
     #[inline(always)]
     fn key_may_act<M: Bits, const CAP: usize>(
         &self,
@@ -1163,6 +1164,7 @@ impl Detector {
             }
         };
         key.is_some_and(|(a, b)| key_lookup(&text[a..b]).is_some())
+            || (memchr::memchr(b'&', &text[s..e]).is_some() && query_params(text, s, e).next().is_some())
     }
 }
 
