@@ -2252,7 +2252,9 @@ impl Detector {
                         },
                         out,
                     );
-                    at = me.max(ms + 1);
+                    // (Past the finding, which may go on after the match: a credential takes the word glued to
+                    // it, and another credential's prefix may lie in that word.)
+                    at = me.max(pe).max(ms + 1);
                     if let Post::UserInfo = self.posts[pattern] {
                         // The host after the `@`: a bucket in an `s3://` URI, else searched as any text is (an
                         // address, an endpoint).
@@ -3454,6 +3456,9 @@ mod tests {
             (format!("ABSK{}FA==", "Ab1+/".repeat(60)), "bedrock_api_key"),
             (format!("AROAABCDEFGHIJKLMNOP:{}", "a".repeat(70)), "iam_unique_id"),
             (format!("ABSK{}_na_meAAAA", "A".repeat(120)), "bedrock_api_key"),
+            // (The word glued after the first holds a second key: one finding, not two overlapping ones. Found
+            // by the `detect` fuzzer.)
+            (format!("ABSK{a}=ABSK{a}", a = "A".repeat(120)), "bedrock_api_key"),
             (format!("ABSK{}==_x1", "Ab1+/".repeat(30)), "bedrock_api_key"),
             (format!("IQoJb3JpZ2luX2Vj{}_tail", "A".repeat(40)), "session_token"),
         ] {
