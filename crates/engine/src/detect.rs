@@ -2173,7 +2173,9 @@ impl Detector {
         for (start, end, kind, shape) in query_params(text, s, e) {
             let value = &text[start..end];
             let fits = value_fits(value, shape) && (matches!(shape, ValueShape::Ambiguous(_)) || !is_flag_like(value));
-            if fits && !interesting(value) {
+            // (No pattern matched in the token, or it would not be here: a value that looks like an id is this
+            // key's.)
+            if fits {
                 self.push(text, Finding { start, end, kind }, out);
             }
         }

@@ -523,7 +523,7 @@ fn access_key_and_secret_in_a_uri_are_masked() {
 /// The parameters of a query string or a form body are keys and values inside one token, each ended by `&`.
 #[test]
 fn query_string_and_form_parameters_are_keys_and_values() {
-    let text = "GET https://app.example.com/api?accountId=123456789012&region=us-east-1&bucket=my-data-1 \
+    let text = "GET https://app.example.com/api?accountId=123456789012&region=us-east-1&bucket=my-data-1a2b3c4d \
                 curl -d \"aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY&x=1\" ?a=1&b=2";
     assert_eq!(
         mask_round_trip(text),
