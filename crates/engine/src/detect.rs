@@ -606,6 +606,16 @@ impl Anchors {
         }
     }
 
+    /// The leftmost-first match anchored at `x`, as `(pattern, start, end)`; `Err` when the DFA gave up.
+    fn at(&self, hay: &[u8], x: usize) -> Result<Option<(usize, usize, usize)>, ()> {
+        let mut cache = self.caches.get();
+        let input = Input::new(hay).range(x..).anchored(Anchored::Yes);
+        match self.dfa.try_search_fwd(&mut cache, &input) {
+            Ok(m) => Ok(m.map(|m| (m.pattern().as_usize(), x, m.offset()))),
+            Err(_) => Err(()),
+        }
+    }
+
     /// The leftmost-first match starting at or after `at`: the first start with an anchored match, and its
     /// leftmost-first match there, as `(pattern, start, end)`. `None` also when the DFA gave up (then `Err`).
     fn search(&self, hay: &[u8], at: usize) -> Result<Option<(usize, usize, usize)>, ()> {
@@ -2016,10 +2026,16 @@ impl Detector {
                 continue;
             }
             let sub = &hay[q..];
-            let Some(m) = self.meta().search(&Input::new(sub).anchored(Anchored::Yes)) else {
+            // (The anchored DFA the scan uses; the meta regex, built on first use, only when the DFA gives up.)
+            let found = self.anchored.at(sub, 0).unwrap_or_else(|()| {
+                self.meta()
+                    .search(&Input::new(sub).anchored(Anchored::Yes))
+                    .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            });
+            let Some((pattern, ms, me)) = found else {
                 continue;
             };
-            let Some((kind, ps, pe)) = self.post_after(sub, sep, m.pattern().as_usize(), m.start(), m.end()) else {
+            let Some((kind, ps, pe)) = self.post_after(sub, sep, pattern, ms, me) else {
                 continue;
             };
             if kind == kid!("placeholder_literal") {
